@@ -1,0 +1,86 @@
+"""
+Command-line flags (C{twistd -n sock --tcp ... }) turned into a
+L{ServiceConfig}. Flags build exactly one socket; no flags at all means the
+embedded default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted_sock.config.model import ServiceConfig, SocketConfig
+from twisted_sock.errors import ConfigError
+
+#: Flag name -> SocketConfig field, for the flags that map one to one.
+FLAG_FIELDS = {
+    "name": "name",
+    "tcp": "local_ports",
+    "http": "http_ports",
+    "interfaces": "interfaces",
+    "incoming": "incoming",
+    "target-ip": "target_ip",
+    "target-port": "target_port",
+    "handler": "handler",
+    "http-resource": "http",
+    "max-connections": "max_connections",
+    "max-connections-per-ip": "max_connections_per_ip",
+    "idle-timeout": "idle_timeout",
+    "backlog": "backlog",
+}
+
+
+def embedded_default() -> ServiceConfig:
+    """
+    The configuration of C{twistd -n sock} with no options: one TCP socket
+    C{sock0} on loopback, echo on 8001, the status page on 8080, accepting
+    anyone (safe: loopback only).
+    """
+    return ServiceConfig(
+        (
+            SocketConfig(
+                name="sock0",
+                protocol="tcp",
+                incoming="any-ip-any-port",
+                local_ports=[8001],
+                http_ports=[8080],
+                interfaces="lo",
+                handler="echo",
+                http="status",
+            ),
+        )
+    )
+
+
+def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
+    """
+    Build the configuration from parsed flags: a mapping of flag name
+    (without dashes) to its string value, holding only the flags given.
+    C{"config"} is the configuration file and may not be mixed with the
+    others.
+    """
+    from twisted_sock.config.loader import load_config
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    if "config" in given:
+        others = sorted(k for k in given if k != "config")
+        if others:
+            raise ConfigError(f"--config cannot be mixed with --{others[0]}", key="--config")
+        return load_config(given["config"])
+    if not given:
+        return embedded_default()
+    for flag in given:
+        if flag not in FLAG_FIELDS:
+            raise ConfigError("unknown flag", key=f"--{flag}")
+    if "tcp" not in given and "http" not in given:
+        raise ConfigError("give --tcp or --http (or no options for the embedded default)")
+    kwargs = {FLAG_FIELDS[flag]: value for flag, value in given.items()}
+    kwargs.setdefault("protocol", "tcp")
+    try:
+        return ServiceConfig((SocketConfig(**kwargs),))
+    except ConfigError as e:
+        if e.key is not None:
+            flag = next((f for f, k in FLAG_FIELDS.items() if k == e.key), None)
+            if flag is not None:
+                raise ConfigError(e.problem, socket=e.socket, key=f"--{flag}", value=e.value) from None
+        raise

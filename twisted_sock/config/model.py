@@ -1,0 +1,179 @@
+"""
+The configuration values: L{SocketConfig} (one socket) and L{ServiceConfig}
+(a whole process). Both are immutable and validate when built, so a bad value
+cannot exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted_sock.config import values
+from twisted_sock.config.refs import check_handler, check_http
+from twisted_sock.errors import ConfigError
+from twisted_sock.policy.addresses import IPAddress, IPNetwork
+from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_policy
+
+PROTOCOLS = ("tcp", "udp", "unix")
+#: Protocols this version can run; the others are refused with a clear line.
+SUPPORTED_PROTOCOLS = ("tcp",)
+
+DEFAULT_BACKLOG = 1024
+
+
+@dataclass(frozen=True)
+class SocketConfig:
+    """
+    One socket: a named, configured listener group (Tibbo's C{sock} object).
+
+    Every field accepts what a user may write (for example C{local_ports}
+    as C{"1001,5000-5009"} or a list of ints, C{incoming} as a string or an
+    L{IncomingMode}) and holds the normalised value afterwards. Invalid
+    values raise L{ConfigError} naming the socket and the key.
+    """
+
+    name: str = "sock0"
+    protocol: str = "tcp"
+    incoming: IncomingMode | str | None = None
+    target_ip: Any = ()
+    target_port: int | None = None
+    local_ports: Any = ()
+    http_ports: Any = ()
+    interfaces: Any = "*"
+    handler: str = "echo"
+    http: str = "status"
+    max_connections: int | None = None
+    max_connections_per_ip: int | None = None
+    idle_timeout: float = 0
+    backlog: int = DEFAULT_BACKLOG
+    accept: Callable[..., Any] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        name = self.name
+        if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+            raise ConfigError("a socket name must be a non-empty word", key="name", value=name)
+
+        def coerce(key: str, fn: Callable[[Any], Any]) -> None:
+            raw = getattr(self, key)
+            try:
+                set_(self, key, fn(raw))
+            except ConfigError as e:
+                raise e.located(socket=name, key=key) from None
+            except (ValueError, TypeError) as e:
+                raise ConfigError(str(e), socket=name, key=key, value=raw) from None
+
+        coerce("protocol", _protocol)
+        default_mode = IncomingMode.ANY_IP_ANY_PORT if self.protocol == "unix" else IncomingMode.NONE
+        coerce("incoming", lambda v: default_mode if v is None else IncomingMode.coerce(v))
+        coerce("target_ip", lambda v: () if v in (None, (), []) else values.target_list(v))
+        coerce("target_port", lambda v: None if v is None else values.port_number(v))
+        coerce("local_ports", values.port_list)
+        coerce("http_ports", values.port_list)
+        coerce("interfaces", values.interface_list)
+        coerce("handler", check_handler)
+        coerce("http", check_http)
+        coerce("max_connections", lambda v: None if v is None else values.positive_int(v, "max_connections"))
+        coerce(
+            "max_connections_per_ip",
+            lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
+        )
+        coerce("idle_timeout", lambda v: values.non_negative_number(v, "idle_timeout"))
+        coerce("backlog", lambda v: values.positive_int(v, "backlog"))
+        if self.accept is not None and not callable(self.accept):
+            raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """
+        The rules that involve more than one key.
+        """
+        name = self.name
+        mode: IncomingMode = self.incoming  # type: ignore[assignment]
+        if mode.needs_target_ip and not self.target_ip:
+            raise ConfigError(
+                f"incoming = {mode.value!r} needs target_ip", socket=name, key="target_ip"
+            )
+        if mode is IncomingMode.SPECIFIC_IP_PORT and self.target_port is None:
+            raise ConfigError(
+                "incoming = 'specific-ip-port' needs target_port", socket=name, key="target_port"
+            )
+        if self.protocol == "tcp" and not self.local_ports and not self.http_ports:
+            raise ConfigError(
+                "a tcp socket needs local_ports or http_ports", socket=name, key="local_ports"
+            )
+
+    # Derived views -----------------------------------------------------
+
+    @property
+    def data_ports(self) -> tuple[int, ...]:
+        """
+        The data ports: C{local_ports} less any port also in C{http_ports}
+        (a port in both lists is HTTP).
+        """
+        http = set(self.http_ports) - {0}
+        return tuple(p for p in self.local_ports if p == 0 or p not in http)
+
+    @property
+    def policy(self) -> IncomingPolicy:
+        """
+        The compiled incoming policy (cheap to build; the service keeps one).
+        """
+        return compile_policy(self.incoming, self.target_ip, self.target_port)  # type: ignore[arg-type]
+
+    @property
+    def targets(self) -> tuple[IPAddress | IPNetwork, ...]:
+        return self.target_ip  # type: ignore[no-any-return]
+
+    def replace(self, **changes: Any) -> SocketConfig:
+        """
+        A copy with C{changes} applied and validated again.
+        """
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError("unknown key", socket=self.name, key=key)
+        return dataclasses.replace(self, **changes)
+
+
+def _protocol(value: Any) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {value!r} (choose tcp, udp or unix)")
+    proto = value.strip().lower()
+    if proto not in SUPPORTED_PROTOCOLS:
+        raise ValueError(f"protocol {proto!r} is not supported by this version yet")
+    return proto
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """
+    A whole configuration: the global master switch and the sockets.
+    """
+
+    sockets: tuple[SocketConfig, ...]
+    incoming_enabled: bool = True
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        sockets = tuple(self.sockets)
+        object.__setattr__(self, "sockets", sockets)
+        if not isinstance(self.incoming_enabled, bool):
+            raise ConfigError("must be true or false", file=self.file, key="sock.incoming_enabled",
+                              value=self.incoming_enabled)
+        seen: set[str] = set()
+        for sock in sockets:
+            if not isinstance(sock, SocketConfig):
+                raise ConfigError("sockets must be SocketConfig values", value=sock)
+            if sock.name in seen:
+                raise ConfigError("socket name used twice", file=self.file, socket=sock.name,
+                                  key="name", value=sock.name)
+            seen.add(sock.name)
+
+    @property
+    def base_dir(self) -> str:
+        return os.path.dirname(os.path.abspath(self.file)) if self.file else os.getcwd()

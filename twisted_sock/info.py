@@ -1,0 +1,80 @@
+"""
+What every connection the service built knows about itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import address
+
+from twisted_sock.policy.addresses import parse_peer_host
+from twisted_sock.reasons import ShutdownReason
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """
+    A snapshot of one connection.
+
+    @ivar socket: the socket's name.
+    @ivar peer: the peer address (IPv4-mapped peers shown as IPv4).
+    @ivar local_port: the local port it arrived on (Tibbo C{sock.localport}).
+    @ivar mode: C{"data"} or C{"http"}.
+    @ivar tls: whether TLS is active.
+    @ivar alpn: the negotiated ALPN protocol, or C{None}.
+    @ivar peer_certificate: the client certificate, or C{None}.
+    @ivar shutdown_reason: why it ended, once it has (C{None} while open).
+    """
+
+    socket: str
+    peer: Any
+    local_port: int
+    mode: str
+    tls: bool = False
+    alpn: str | None = None
+    peer_certificate: Any = None
+    shutdown_reason: ShutdownReason | None = None
+
+
+def normalised_address(addr: Any) -> Any:
+    """
+    Turn Twisted's C{IPv6Address('TCP', '::ffff:a.b.c.d', port)} into
+    C{IPv4Address('TCP', 'a.b.c.d', port)}; anything else is returned as is.
+    """
+    if isinstance(addr, address.IPv6Address) and addr.host.startswith("::ffff:"):
+        peer = parse_peer_host(addr.host)
+        if peer is not None and peer.version == 4:
+            return address.IPv4Address(addr.type, str(peer), addr.port)  # type: ignore[arg-type]
+    return addr
+
+
+def _find_transport(protocol: Any) -> Any:
+    from twisted_sock.net.tcp import SockServer
+
+    transport = getattr(protocol, "transport", None)
+    for _ in range(8):
+        if isinstance(transport, SockServer):
+            return transport
+        transport = getattr(transport, "transport", None)
+    return None
+
+
+def connection_info(protocol: Any) -> ConnectionInfo:
+    """
+    The L{ConnectionInfo} of a protocol the service built (the handler's
+    protocol, or twisted.web's channel: C{connection_info(request.channel)}).
+
+    @raise ValueError: if C{protocol} is not connected through twisted-sock.
+    """
+    transport = _find_transport(protocol)
+    if transport is None:
+        raise ValueError(f"{protocol!r} was not built by a twisted-sock service")
+    return ConnectionInfo(
+        socket=transport.sock_state.name,
+        peer=normalised_address(transport.getPeer()),
+        local_port=transport.server.sock_port,
+        mode=transport.server.sock_mode,
+        shutdown_reason=transport.sock_reason if transport.disconnected else None,
+    )

@@ -1,0 +1,164 @@
+"""
+Interface names to addresses, and the listener plan: one listener per
+(interface address, port).
+
+L{plan_listeners} is pure over an interface table (a mapping of interface
+name to addresses), so it is tested without touching the machine;
+L{system_interfaces} reads the real table with C{ifaddr}.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from twisted_sock.config.model import SocketConfig
+from twisted_sock.errors import ConfigError
+
+InterfaceTable = Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSpec:
+    """
+    One listener to open: the socket it belongs to, the local address (as
+    Twisted's C{listenTCP} takes it: C{"127.0.0.1"}, C{"::1"},
+    C{"fe80::1%eth0"}, C{"::"} or C{"0.0.0.0"}), the port (0 = any free one)
+    and the mode, C{"data"} or C{"http"}.
+    """
+
+    socket: str
+    address: str
+    port: int
+    mode: str
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+
+def system_interfaces() -> dict[str, tuple[str, ...]]:
+    """
+    The machine's interfaces and their addresses, from C{ifaddr}; interfaces
+    without an address are listed with none. IPv6 link-local addresses carry
+    their scope (C{fe80::1%eth0}).
+    """
+    import ifaddr
+
+    table: dict[str, list[str]] = {name: [] for _, name in socket.if_nameindex()}
+    for adapter in ifaddr.get_adapters():
+        addresses = table.setdefault(adapter.name, [])
+        for ip in adapter.ips:
+            if isinstance(ip.ip, tuple):
+                text = ip.ip[0].partition("%")[0]
+                if ipaddress.IPv6Address(text).is_link_local:
+                    text = f"{text}%{adapter.name}"
+            else:
+                text = ip.ip
+            if text not in addresses:
+                addresses.append(text)
+    return {name: tuple(addrs) for name, addrs in table.items()}
+
+
+def ipv6_available() -> bool:
+    """
+    Whether this machine can open an IPv6 socket (so C{"*"} can be
+    dual-stack C{"::"}).
+    """
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
+def interface_addresses(
+    names: Iterable[str], table: InterfaceTable, dual_stack: bool, *, socket_name: str | None = None
+) -> tuple[str, ...]:
+    """
+    The listening addresses for a socket's C{interfaces}: every address of
+    each named interface, or the wildcard for C{"*"} (C{"::"} when dual
+    stack is available, C{"0.0.0.0"} otherwise). Never silently widened: an
+    unknown interface or one without addresses is a configuration error.
+    """
+    names = tuple(names)
+    if names == ("*",):
+        return ("::",) if dual_stack else ("0.0.0.0",)
+    addresses: list[str] = []
+    for name in names:
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise ConfigError(f"unknown interface (this machine has: {known})",
+                              socket=socket_name, key="interfaces", value=name)
+        if not table[name]:
+            raise ConfigError("interface has no IP address", socket=socket_name,
+                              key="interfaces", value=name)
+        for address in table[name]:
+            if address not in addresses:
+                addresses.append(address)
+    return tuple(addresses)
+
+
+def plan_listeners(
+    config: SocketConfig, table: InterfaceTable, dual_stack: bool = True
+) -> list[ListenerSpec]:
+    """
+    Every listener one socket opens: each address of its interfaces times
+    each data port and each http port (a port in both lists is http).
+    """
+    addresses = interface_addresses(config.interfaces, table, dual_stack, socket_name=config.name)
+    plan = []
+    for mode, ports in (("data", config.data_ports), ("http", config.http_ports)):
+        for port in ports:
+            for address in addresses:
+                plan.append(ListenerSpec(config.name, address, port, mode))
+    return plan
+
+
+def plan_service(
+    configs: Iterable[SocketConfig], table: InterfaceTable, dual_stack: bool = True
+) -> list[ListenerSpec]:
+    """
+    The listeners of every socket, checked for two sockets claiming the same
+    address and port (which could never both bind).
+    """
+    plan: list[ListenerSpec] = []
+    for config in configs:
+        plan.extend(plan_listeners(config, table, dual_stack))
+    _check_overlaps(plan, dual_stack)
+    return plan
+
+
+def _check_overlaps(plan: list[ListenerSpec], dual_stack: bool) -> None:
+    by_port: dict[int, list[ListenerSpec]] = {}
+    for spec in plan:
+        if spec.port:
+            by_port.setdefault(spec.port, []).append(spec)
+    for port, specs in by_port.items():
+        for i, a in enumerate(specs):
+            for b in specs[i + 1:]:
+                if a.socket != b.socket and _overlap(a.address, b.address, dual_stack):
+                    raise ConfigError(
+                        f"port {port} on {a.address} is also used by socket {a.socket!r}",
+                        socket=b.socket, key="local_ports",
+                    )
+
+
+def _overlap(a: str, b: str, dual_stack: bool) -> bool:
+    if a == b:
+        return True
+    fa, fb = _family(a), _family(b)
+    wild = {"0.0.0.0": 4, "::": 6}
+    for x, fx, fy in ((a, fa, fb), (b, fb, fa)):
+        if x in wild and (fx == fy or (x == "::" and dual_stack)):
+            return True
+    return False
+
+
+def _family(address: str) -> int:
+    return 6 if ":" in address else 4

@@ -1,0 +1,193 @@
+"""
+The run-time state of one socket: its compiled policy and limits, its open
+connections and its counters. The listening ports consult it in their accept
+loop; the transports report to it when they open and close.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from twisted_sock.config.model import SocketConfig
+from twisted_sock.policy.addresses import IPAddress, parse_peer_host
+from twisted_sock.policy.incoming import (
+    REFUSAL_REASONS,
+    Decision,
+    check_limits,
+    decide,
+)
+from twisted_sock.policy.ratelimit import RateLimitedLog
+from twisted_sock.reasons import ShutdownReason
+from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
+
+if TYPE_CHECKING:
+    from twisted_sock.net.tcp import FilteringPort, SockServer
+
+log = Logger(namespace="twisted_sock")
+
+
+class MasterSwitch:
+    """
+    The global C{incoming_enabled} switch, shared by every socket of a
+    service.
+    """
+
+    __slots__ = ("enabled",)
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+
+class SocketState:
+    """
+    Mutable run-time state of one socket.
+
+    @ivar connections: the transports open now.
+    """
+
+    def __init__(self, config: SocketConfig, master: MasterSwitch, clock: Any) -> None:
+        self.name = config.name
+        self.master = master
+        self.clock = clock
+        self.connections: set[SockServer] = set()
+        self.per_peer: Counter[IPAddress | None] = Counter()
+        self.ports: list[FilteringPort] = []
+        self.accepted = 0
+        self.refused = 0
+        self.tls_failures = 0
+        self.refused_by: Counter[str] = Counter()
+        self.closed_by: Counter[ShutdownReason] = Counter()
+        self.paused = False
+        self.empty_waiters: list[Any] = []
+        self.refusal_log = RateLimitedLog(self._emit_refusal, clock)
+        self.apply(config)
+
+    def apply(self, config: SocketConfig) -> None:
+        """
+        Take the decision-related settings of C{config} (for the next
+        connection).
+        """
+        self.config = config
+        self.policy = config.policy
+        self.max_total = config.max_connections
+        self.max_per_peer = config.max_connections_per_ip
+        self.hook: Callable[..., Any] | None = config.accept
+        self.idle_timeout = config.idle_timeout
+        self._limited = self.max_total is not None or self.max_per_peer is not None
+        self._needs_peer = self.policy.needs_peer_address or self.max_per_peer is not None
+        self._resume_if_possible()
+
+    # The accept loop -----------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        return self.max_total is not None and len(self.connections) >= self.max_total
+
+    def admit(self, addr: tuple[Any, ...]) -> Decision:
+        """
+        Decide one connection from its raw socket address tuple.
+        """
+        peer = parse_peer_host(addr[0]) if self._needs_peer else None
+        decision = decide(self.policy, self.master.enabled, peer, addr[1])
+        if decision.accepted and self._limited:
+            decision = check_limits(
+                len(self.connections), self.max_total, self.per_peer[peer], self.max_per_peer
+            )
+        return decision
+
+    def refused_connection(self, host: str, port: int, local_port: int, reason: str) -> None:
+        """
+        Count and (rate-limited) log one refusal.
+        """
+        self.refused += 1
+        self.refused_by[reason] += 1
+        self.refusal_log.event(
+            lambda: f"socket {self.name!r}: refused {_hostport(host, port)} on port "
+            f"{local_port} ({reason})"
+        )
+
+    def _emit_refusal(self, text: str | None, suppressed: int) -> None:
+        if text is not None:
+            log.info("{text}", text=text, socket=self.name)
+        else:
+            log.info(
+                "socket {socket!r}: {count} more refusals in the last second (not logged each)",
+                socket=self.name,
+                count=suppressed,
+            )
+
+    # Transport bookkeeping ----------------------------------------------
+
+    def opened(self, transport: SockServer, counted: bool) -> None:
+        self.connections.add(transport)
+        if counted:
+            self.accepted += 1
+        if self.max_per_peer is not None:
+            self.per_peer[transport.sock_peer] += 1
+        if self.max_total is not None and len(self.connections) >= self.max_total:
+            self._pause_http()
+
+    def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
+        self.connections.discard(transport)
+        if self.max_per_peer is not None:
+            peer = transport.sock_peer
+            left = self.per_peer[peer] - 1
+            if left > 0:
+                self.per_peer[peer] = left
+            else:
+                del self.per_peer[peer]
+        if reason is not None:
+            self.closed_by[reason] += 1
+        self._resume_if_possible()
+        if not self.connections and self.empty_waiters:
+            waiters, self.empty_waiters = self.empty_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def _pause_http(self) -> None:
+        if not self.paused:
+            self.paused = True
+            for port in self.ports:
+                if port.sock_mode == "http" and port.connected:
+                    port.stopReading()
+
+    def _resume_if_possible(self) -> None:
+        if self.paused and not self.full:
+            self.paused = False
+            for port in self.ports:
+                if port.sock_mode == "http" and port.connected:
+                    port.startReading()
+
+    # Snapshot ---------------------------------------------------------
+
+    def listeners(self) -> tuple[ListenerInfo, ...]:
+        out = []
+        for port in self.ports:
+            if port.connected:
+                host = port.getHost()
+                out.append(ListenerInfo(host.host, host.port, port.sock_mode))
+        return tuple(out)
+
+    def statistics(self) -> SocketStatistics:
+        return SocketStatistics(
+            name=self.name,
+            protocol=self.config.protocol,
+            incoming=self.policy.mode.value,
+            listeners=self.listeners(),
+            connections=len(self.connections),
+            accepted=self.accepted,
+            refused=self.refused,
+            tls_failures=self.tls_failures,
+            closed=closed_counts(self.closed_by),
+            refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in REFUSAL_REASONS}
+                                        | dict(self.refused_by)),
+        )
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,370 @@
+"""
+The filtering TCP listener.
+
+Refusal happens inside the listening port's accept loop: the peer address is
+checked right after C{accept()} and a refused socket is closed with
+C{SO_LINGER {1,0}} (the peer sees a reset) before any transport or protocol
+exists. Accepted connections get a L{SockServer} transport, which reports
+open/close to the socket's L{SocketState} and carries what
+L{twisted_sock.connection_info} returns; the application protocol is built
+by the user's factory and talks to that transport directly, with no wrapper
+on the data path.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from typing import Any
+
+from twisted.internet import error, tcp
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_sock.errors import BindError
+from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.state import SocketState
+from twisted_sock.policy.addresses import parse_peer_host
+from twisted_sock.policy.idle import IdleWatch
+from twisted_sock.reasons import ShutdownReason
+
+log = Logger(namespace="twisted_sock")
+
+_LINGER_RST = struct.pack("ii", 1, 0)
+#: Refused connections handled in one pass of the accept loop before the
+#: reactor gets control back (fairness under a flood).
+_REFUSALS_PER_PASS = 256
+
+
+class _FilteringListener:
+    """
+    Stands in for the listening socket of a L{FilteringPort}: C{accept()}
+    returns only admitted connections and resets refused ones on the spot.
+    Everything else is delegated to the real socket.
+    """
+
+    __slots__ = ("_socket", "_accept", "_port", "_state", "_http")
+
+    def __init__(self, sock: socket.socket, port: FilteringPort) -> None:
+        self._socket = sock
+        self._accept = sock.accept
+        self._port = port
+        self._state = port.sock_state
+        self._http = port.sock_mode == "http"
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        state = self._state
+        if self._http and state.full:
+            # Leave the connection in the kernel's queue: the peer waits.
+            raise BlockingIOError(errno.EAGAIN, "socket at max_connections")
+        for _ in range(_REFUSALS_PER_PASS):
+            skt, addr = self._accept()
+            decision = state.admit(addr)
+            if decision.accepted:
+                return skt, addr
+            try:
+                skt.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            finally:
+                skt.close()
+            state.refused_connection(addr[0], addr[1], self._port.sock_port, decision.reason)
+        raise BlockingIOError(errno.EAGAIN, "refusal batch done")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._socket, name)
+
+
+def shutdown_reason(transport: tcp.Server, reason: Failure) -> ShutdownReason:
+    """
+    Why a connection ended, from Twisted's failure and who started the close.
+    """
+    if reason.check(error.ConnectionDone):
+        return ShutdownReason.NORMAL if transport.disconnecting else ShutdownReason.BY_PEER
+    if reason.check(error.ConnectionAborted):
+        return ShutdownReason.NORMAL
+    return ShutdownReason.LOST
+
+
+class SockServer(tcp.Server):
+    """
+    The transport of an accepted connection: a plain C{tcp.Server} that also
+    reports to its socket's state and remembers why it ended.
+
+    @ivar sock_reason: the L{ShutdownReason}, once known (set before the
+        protocol's C{connectionLost} runs).
+    @ivar sock_counted: whether this connection reached the application
+        (refusals by the accept hook or by the factory are not counted in
+        C{closed}).
+    """
+
+    sock_reason: ShutdownReason | None = None
+    sock_counted = True
+
+    def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
+                 sessionno: int, reactor: Any) -> None:
+        tcp.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
+        self.sock_state: SocketState = server.sock_state
+        self.sock_peer = parse_peer_host(client[0])
+        counted = not isinstance(protocol, _Pending)
+        self.sock_counted = counted
+        self.sock_state.opened(self, counted)
+
+    def close_with(self, reason: ShutdownReason, abort: bool = False) -> None:
+        """
+        Close this connection and record C{reason} as why it ended.
+        """
+        if self.sock_reason is None:
+            self.sock_reason = reason
+        if abort:
+            self.abortConnection()
+        else:
+            self.loseConnection()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if not hasattr(self, "socket"):
+            return
+        if self.sock_reason is None:
+            self.sock_reason = shutdown_reason(self, reason)
+        tcp.Server.connectionLost(self, reason)
+        self.sock_state.closed(self, self.sock_reason if self.sock_counted else None)
+
+
+class IdleSockServer(SockServer):
+    """
+    A L{SockServer} that closes itself after C{idle_timeout} seconds without
+    traffic in either direction, with reason C{IDLE_TIMEOUT}.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        SockServer.__init__(self, *args)
+        self._idle = IdleWatch(self.reactor, self.sock_state.idle_timeout, self._idleTimedOut)
+
+    def _idleTimedOut(self) -> None:
+        self.close_with(ShutdownReason.IDLE_TIMEOUT)
+
+    def _dataReceived(self, data: bytes) -> Any:
+        self._idle.touch()
+        return SockServer._dataReceived(self, data)
+
+    def write(self, data: bytes) -> None:
+        self._idle.touch()
+        SockServer.write(self, data)
+
+    def writeSequence(self, iovec: Any) -> None:
+        self._idle.touch()
+        SockServer.writeSequence(self, iovec)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if hasattr(self, "_idle"):
+            self._idle.cancel()
+        SockServer.connectionLost(self, reason)
+
+
+class FilteringPort(tcp.Port):
+    """
+    A C{tcp.Port} that runs the incoming decision in its accept loop and
+    gives accepted connections a L{SockServer} transport.
+    """
+
+    transport = SockServer
+
+    def __init__(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState,
+                 reactor: Any, backlog: int) -> None:
+        tcp.Port.__init__(self, spec.port, factory, backlog, spec.address, reactor)
+        self.sock_spec = spec
+        self.sock_state = state
+        self.sock_mode = spec.mode
+        if state.idle_timeout:
+            self.transport = IdleSockServer
+
+    def startListening(self) -> None:
+        tcp.Port.startListening(self)
+        self.sock_port: int = self._realPortNumber
+        self.socket = _FilteringListener(self.socket, self)  # type: ignore[assignment]
+        if self.sock_mode == "http" and self.sock_state.paused:
+            self.stopReading()
+
+    def _getLogPrefix(self, factory: Any) -> str:
+        return f"{self.sock_state.name} {self.sock_mode}"
+
+
+class _Pending(Protocol):
+    """
+    Marker base for the protocols that stand in before (or instead of) the
+    application protocol.
+    """
+
+
+class _Refuser(_Pending):
+    """
+    Resets the connection as soon as it is made (the factory refused it).
+    """
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+        transport.sock_counted = False
+        transport.sock_reason = ShutdownReason.REJECTED
+        transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+class _HookGate(_Pending):
+    """
+    Holds a connection while the user's C{accept} hook decides (it may return
+    a Deferred); then builds the application protocol and hands it the
+    transport, or resets the connection.
+    """
+
+    def __init__(self, factory: SockFactory, addr: Any) -> None:
+        self._factory = factory
+        self._addr = addr
+        self._buffer: list[bytes] = []
+        self._lost = False
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+        self.connected = 1
+        transport.pauseProducing()
+        from twisted_sock.info import normalised_address
+
+        hook = self._factory.state.hook
+        try:
+            if hook is None:
+                result: Any = True
+            else:
+                result = hook(normalised_address(transport.getPeer()), transport.getHost())
+        except Exception:
+            log.failure("socket {socket!r}: accept hook raised; refusing",
+                        socket=self._factory.state.name)
+            result = False
+        if hasattr(result, "addCallbacks"):
+            result.addCallbacks(self._decided, self._hookFailed)
+        else:
+            self._decided(result)
+
+    def _hookFailed(self, failure: Failure) -> None:
+        log.failure("socket {socket!r}: accept hook failed; refusing", failure,
+                    socket=self._factory.state.name)
+        self._decided(False)
+
+    def _decided(self, ok: object) -> None:
+        if self._lost:
+            return
+        transport = self.transport
+        state = self._factory.state
+        if not ok:
+            state.refused_connection(transport.client[0], transport.client[1],
+                                     transport.server.sock_port, "accept-hook")
+            _Refuser().makeConnection(transport)
+            return
+        protocol = self._factory.build_application(self._addr)
+        if isinstance(protocol, _Refuser):
+            protocol.makeConnection(transport)
+            return
+        state.accepted += 1
+        transport.sock_counted = True
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        for chunk in self._buffer:
+            protocol.dataReceived(chunk)
+        self._buffer = []
+        transport.resumeProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer.append(data)
+
+    def connectionLost(self, reason: Failure = error.ConnectionDone()) -> None:  # type: ignore[assignment]
+        self._lost = True
+
+
+@implementer(IProtocolFactory)
+class SockFactory:
+    """
+    The factory a L{FilteringPort} calls: builds the application protocol
+    from the wrapped factory (or a L{_HookGate} when the socket has an
+    C{accept} hook) and never lets a refusal become a clean close.
+    """
+
+    def __init__(self, state: SocketState, wrapped: IProtocolFactory, mode: str) -> None:
+        self.state = state
+        self.wrapped = wrapped
+        self.mode = mode
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.state.hook is not None:
+            return _HookGate(self, addr)
+        return self.build_application(addr)
+
+    def build_application(self, addr: Any) -> Any:
+        try:
+            protocol = self.wrapped.buildProtocol(addr)
+        except Exception:
+            log.failure("socket {socket!r}: the handler factory raised; resetting",
+                        socket=self.state.name)
+            protocol = None
+        if protocol is None:
+            return _Refuser()
+        return protocol
+
+    def doStart(self) -> None:
+        self.wrapped.doStart()
+
+    def doStop(self) -> None:
+        self.wrapped.doStop()
+
+    def logPrefix(self) -> str:
+        return f"{self.state.name} {self.mode}"
+
+
+def open_listeners(
+    specs: list[ListenerSpec],
+    factories: dict[tuple[str, str], IProtocolFactory],
+    states: dict[str, SocketState],
+    reactor: Any,
+) -> list[FilteringPort]:
+    """
+    Open every listener in C{specs} or none: on the first failure the ones
+    already open are closed and L{BindError} names the address.
+
+    @param factories: the L{SockFactory} for each (socket name, mode).
+    @return: the open ports, in C{specs} order.
+    """
+    opened: list[FilteringPort] = []
+    try:
+        for spec in specs:
+            state = states[spec.socket]
+            port = FilteringPort(spec, factories[(spec.socket, spec.mode)], state, reactor,
+                                 state.config.backlog)
+            try:
+                port.startListening()
+            except error.CannotListenError as e:
+                raise BindError(spec.address, spec.port, _os_reason(e.socketError),
+                                socket=spec.socket) from None
+            opened.append(port)
+    except BaseException:
+        close_now(opened)
+        raise
+    return opened
+
+
+def close_now(ports: list[FilteringPort]) -> None:
+    """
+    Close listening ports at once (C{stopListening} would wait for the next
+    reactor iteration): nothing is left listening when this returns.
+    """
+    for port in ports:
+        if port.connected:
+            port.stopReading()
+            port.connectionLost(Failure(error.ConnectionDone()))
+
+
+def _os_reason(err: Any) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        name = errno.errorcode.get(err.errno or 0, "")
+        return f"{err.strerror} ({name})" if name else err.strerror
+    return str(err)

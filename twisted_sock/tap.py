@@ -1,0 +1,104 @@
+"""
+C{twistd -n sock}: the options and C{makeService}, nothing else.
+
+Bad input never reaches twistd's usage handler (which exits 0 on some
+Twisted versions): it ends the process with one line on standard error and
+exit status 2 (bad options or configuration) or 1 (start-up failed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NoReturn
+
+from twisted.application.service import IService
+from twisted.logger import Logger
+from twisted.python import usage
+
+from twisted_sock.config.flags import config_from_flags
+from twisted_sock.errors import SockError
+from twisted_sock.service import SockService
+
+log = Logger(namespace="twisted_sock")
+
+_FLAGS = [
+    ["config", "c", None, "The configuration file (TOML). Not to be mixed with other flags."],
+    ["name", None, None, "The socket's name [default: sock0]."],
+    ["tcp", None, None, 'Data ports, e.g. "8001,8002" or "5000-5009".'],
+    ["http", None, None, "HTTP ports (served by twisted.web)."],
+    ["interfaces", None, None, 'Interface names ("lo,eth0") or "*" for all addresses [default: *].'],
+    ["incoming", None, None,
+     "none | specific-ip-port | specific-ip-any-port | any-ip-any-port [default: none]."],
+    ["target-ip", None, None, "Allowed peer address(es)/network(s), comma-separated."],
+    ["target-port", None, None, "Allowed peer port (specific-ip-port)."],
+    ["handler", None, None, "echo | discard | chat | package.module:attr [default: echo]."],
+    ["http-resource", None, None, "status | static:DIR | package.module:attr [default: status]."],
+    ["max-connections", None, None, "Concurrent connections of the socket."],
+    ["max-connections-per-ip", None, None, "Concurrent connections from one peer address."],
+    ["idle-timeout", None, None, "Seconds without traffic before a connection is closed."],
+    ["backlog", None, None, "Listen backlog [default: 1024]."],
+]
+
+
+def _exit(message: str, status: int) -> NoReturn:
+    sys.__stderr__.write(f"twistd sock: {message}\n")  # type: ignore[union-attr]
+    sys.__stderr__.flush()  # type: ignore[union-attr]
+    raise SystemExit(status)
+
+
+class Options(usage.Options):
+    """
+    With no options: the embedded default (echo on 127.0.0.1:8001, status
+    page on 127.0.0.1:8080). Otherwise either --config FILE, or flags that
+    build one socket.
+    """
+
+    synopsis = "[--config FILE | --tcp PORTS --http PORTS --incoming MODE ...]"
+    optParameters = _FLAGS
+
+    def parseOptions(self, options: Any = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            _exit(f"{e} (see twistd sock --help)", 2)
+
+    def given(self) -> dict[str, Any]:
+        """
+        The flags actually given, by name.
+        """
+        return {name: self[name] for name, *_ in _FLAGS if self[name] is not None}
+
+
+class TwistdSockService(SockService):
+    """
+    Under twistd, a failure to open the listeners ends the process with one
+    line on standard error (and removes the pid file twistd wrote) instead
+    of a traceback.
+    """
+
+    pidfile: str | None = None
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except SockError as e:
+            log.critical("{error}", error=str(e))
+            if self.pidfile:
+                try:
+                    os.unlink(self.pidfile)
+                except OSError:
+                    pass
+            _exit(str(e), 1)
+
+
+def makeService(options: Options) -> IService:
+    try:
+        config = config_from_flags(options.given())
+        service = TwistdSockService.from_config(config)
+    except SockError as e:
+        _exit(str(e), 2)
+    parent = getattr(options, "parent", None)
+    if parent is not None:
+        service.pidfile = parent.get("pidfile")
+    return service

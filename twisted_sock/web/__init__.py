@@ -1,0 +1,3 @@
+"""
+HTTP: the status resource (page, JSON, Prometheus metrics).
+"""
