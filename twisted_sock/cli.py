@@ -13,10 +13,11 @@ from twisted_sock.errors import SockError
 
 
 def _check(path: str) -> int:
+    from twisted.web.resource import Resource
+
     from twisted_sock.config.loader import load_config
     from twisted_sock.handlers import handler_factory, http_resource
     from twisted_sock.net.interfaces import ipv6_available, plan_service, system_interfaces
-    from twisted.web.resource import Resource
 
     config = load_config(path)
     for sock in config.sockets:

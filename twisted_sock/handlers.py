@@ -7,22 +7,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.web.resource import IResource
+from zope.interface import implementer
 
 from twisted_sock.config.refs import resolve_reference
 from twisted_sock.errors import ConfigError
 
 
+@implementer(IHalfCloseableProtocol)
 class Echo(Protocol):
     """
-    Sends back everything it receives.
+    Sends back everything it receives. When the client half-closes (for
+    example C{printf hi | socat - TCP:host:8001}), what is still buffered is
+    sent before the connection closes.
     """
 
     def dataReceived(self, data: bytes) -> None:
         self.transport.write(data)  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
 
 class Discard(Protocol):
@@ -62,7 +72,7 @@ class ChatFactory(Factory):
     One chat room: the clients of one socket.
     """
 
-    protocol = Chat
+    protocol = Chat  # type: ignore[assignment]
 
     def __init__(self) -> None:
         self.clients: set[Chat] = set()

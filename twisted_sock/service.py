@@ -20,7 +20,14 @@ from twisted_sock.errors import ConfigError
 from twisted_sock.handlers import handler_factory, http_resource
 from twisted_sock.net.interfaces import ListenerSpec, ipv6_available, plan_service, system_interfaces
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import FilteringPort, IdleSockServer, SockFactory, SockServer, close_now, open_listeners
+from twisted_sock.net.tcp import (
+    FilteringPort,
+    IdleSockServer,
+    SockFactory,
+    SockServer,
+    close_now,
+    open_listeners,
+)
 from twisted_sock.policy.incoming import IncomingMode
 from twisted_sock.stats import ServiceStatistics, SocketStatistics
 from twisted_sock.web.status import StatusResource
@@ -82,7 +89,7 @@ class LiveSocket:
                 raise ConfigError("unknown key", socket=self.name, key=key)
         new = self.config.replace(**changes)
         self._state.apply(new)
-        transport = IdleSockServer if new.idle_timeout else SockServer
+        transport: type[SockServer] = IdleSockServer if new.idle_timeout else SockServer
         for port in self._state.ports:
             port.transport = transport
         if new.incoming is IncomingMode.NONE:

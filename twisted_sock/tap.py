@@ -67,7 +67,8 @@ class Options(usage.Options):
         """
         The flags actually given, by name.
         """
-        return {name: self[name] for name, *_ in _FLAGS if self[name] is not None}
+        names = [str(flag[0]) for flag in _FLAGS]
+        return {name: self[name] for name in names if self[name] is not None}
 
 
 class TwistdSockService(SockService):
@@ -95,7 +96,7 @@ class TwistdSockService(SockService):
 def makeService(options: Options) -> IService:
     try:
         config = config_from_flags(options.given())
-        service = TwistdSockService.from_config(config)
+        service: TwistdSockService = TwistdSockService.from_config(config)  # type: ignore[assignment]
     except SockError as e:
         _exit(str(e), 2)
     parent = getattr(options, "parent", None)

@@ -80,7 +80,8 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
         return ServiceConfig((SocketConfig(**kwargs),))
     except ConfigError as e:
         if e.key is not None:
-            flag = next((f for f, k in FLAG_FIELDS.items() if k == e.key), None)
-            if flag is not None:
-                raise ConfigError(e.problem, socket=e.socket, key=f"--{flag}", value=e.value) from None
+            flag_name = next((f for f, k in FLAG_FIELDS.items() if k == e.key), None)
+            if flag_name is not None:
+                raise ConfigError(e.problem, socket=e.socket, key=f"--{flag_name}",
+                                  value=e.value) from None
         raise

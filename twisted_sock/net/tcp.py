@@ -123,6 +123,13 @@ class SockServer(tcp.Server):
         else:
             self.loseConnection()
 
+    def readConnectionLost(self, reason: Failure) -> None:
+        # The peer sent FIN: whatever a half-close-aware protocol does next,
+        # the peer ended the connection.
+        if self.sock_reason is None:
+            self.sock_reason = ShutdownReason.BY_PEER
+        tcp.Server.readConnectionLost(self, reason)
+
     def connectionLost(self, reason: Failure) -> None:
         if not hasattr(self, "socket"):
             return
@@ -140,12 +147,13 @@ class IdleSockServer(SockServer):
 
     def __init__(self, *args: Any) -> None:
         SockServer.__init__(self, *args)
-        self._idle = IdleWatch(self.reactor, self.sock_state.idle_timeout, self._idleTimedOut)
+        self._idle = IdleWatch(self.reactor, self.sock_state.idle_timeout,  # type: ignore[arg-type]
+                               self._idleTimedOut)
 
     def _idleTimedOut(self) -> None:
         self.close_with(ShutdownReason.IDLE_TIMEOUT)
 
-    def _dataReceived(self, data: bytes) -> Any:
+    def _dataReceived(self, data: bytes | None) -> Any:
         self._idle.touch()
         return SockServer._dataReceived(self, data)
 
@@ -169,7 +177,7 @@ class FilteringPort(tcp.Port):
     gives accepted connections a L{SockServer} transport.
     """
 
-    transport = SockServer
+    transport: type[SockServer] = SockServer
 
     def __init__(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState,
                  reactor: Any, backlog: int) -> None:
@@ -182,7 +190,7 @@ class FilteringPort(tcp.Port):
 
     def startListening(self) -> None:
         tcp.Port.startListening(self)
-        self.sock_port: int = self._realPortNumber
+        self.sock_port: int = self._realPortNumber or self.port  # type: ignore[assignment]
         self.socket = _FilteringListener(self.socket, self)  # type: ignore[assignment]
         if self.sock_mode == "http" and self.sock_state.paused:
             self.stopReading()
@@ -255,7 +263,7 @@ class _HookGate(_Pending):
     def _decided(self, ok: object) -> None:
         if self._lost:
             return
-        transport = self.transport
+        transport: Any = self.transport
         state = self._factory.state
         if not ok:
             state.refused_connection(transport.client[0], transport.client[1],
@@ -278,7 +286,7 @@ class _HookGate(_Pending):
     def dataReceived(self, data: bytes) -> None:
         self._buffer.append(data)
 
-    def connectionLost(self, reason: Failure = error.ConnectionDone()) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self._lost = True
 
 

@@ -1,0 +1,538 @@
+/*
+ * loadgen: the TCP load generator of the twisted-sock benchmarks.
+ *
+ * One thread, non-blocking sockets and epoll, so that one core of client
+ * outruns one core of Python server. Compiled by the runner (bench/build.py)
+ * with gcc -O2; loopback (127.0.0.0/8) destinations only.
+ *
+ *   loadgen connect -p PORT [-P NPORTS] [-c INFLIGHT] [-d SECS] [-w WARMUP]
+ *       Open connections, never send a byte, wait for the server to end
+ *       each one and classify how: "eof" (FIN: accepted and closed),
+ *       "reset" (RST: refused), "refused" (ECONNREFUSED: nothing
+ *       listening), "timeout" (no outcome in 5 s) or "other". Keeps INFLIGHT
+ *       connections in flight; spreads them over ports PORT..PORT+NPORTS-1.
+ *   loadgen echo -p PORT [-c CONNS] [-m BYTES] [-d SECS] [-w WARMUP]
+ *       CONNS connections, each sending a BYTES message and waiting for all
+ *       of it to come back before sending the next (request/response).
+ *   loadgen idle -p PORT -n CONNS [-c INFLIGHT] [-t HOLD]
+ *       Open CONNS connections and hold them, silent; print a "ready" line
+ *       when all are connected, then hold until stdin reaches EOF, SIGTERM,
+ *       or HOLD seconds (default 60). Closes with RST (no TIME_WAIT).
+ *
+ *   Common: -h ADDR (default 127.0.0.1), -s SRC[,SRC...] source addresses
+ *   (bound with IP_BIND_ADDRESS_NO_PORT, used in turn).
+ *
+ * Prints one JSON object on stdout at the end (and, for idle, one "ready"
+ * object before). Counts only what completes after the warm-up.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define MAX_SOURCES 64
+#define CONNECT_TIMEOUT 5.0
+
+static struct in_addr dest_addr;
+static int base_port = 0, nports = 1;
+static int inflight = 64;
+static double duration = 5.0, warmup = 0.5, hold = 60.0;
+static int msg_size = 4096;
+static int nconns = 50;
+static struct in_addr sources[MAX_SOURCES];
+static int nsources = 0;
+static unsigned long next_source = 0, next_port = 0;
+static volatile sig_atomic_t stop_flag = 0;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "loadgen: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static void on_term(int sig) { (void)sig; stop_flag = 1; }
+
+static void raise_nofile(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = 65536;
+        if (rl.rlim_max < want) {
+            struct rlimit r2 = {want, want};
+            if (setrlimit(RLIMIT_NOFILE, &r2) == 0) return;
+        }
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void cpu_times(double *user, double *sys) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    *user = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+    *sys = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static int is_loopback(struct in_addr a) { return (ntohl(a.s_addr) >> 24) == 127; }
+
+/* Start a non-blocking connect; returns the fd (connect in progress or done). */
+static int start_connect(int *port_out) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (nsources) {
+        struct sockaddr_in src = {0};
+        int one = 1;
+        src.sin_family = AF_INET;
+        src.sin_addr = sources[next_source++ % nsources];
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in dst = {0};
+    dst.sin_family = AF_INET;
+    dst.sin_addr = dest_addr;
+    int port = base_port + (int)(next_port++ % (unsigned long)nports);
+    dst.sin_port = htons((uint16_t)port);
+    if (port_out) *port_out = port;
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* ------------------------------------------------------------------ */
+/* connect mode                                                        */
+
+struct cslot {
+    int fd;
+    double started;
+};
+
+static int run_connect(void) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) die("epoll_create1");
+    struct cslot *slots = calloc((size_t)inflight, sizeof *slots);
+    struct epoll_event *events = calloc((size_t)inflight, sizeof *events);
+    unsigned long eof = 0, reset = 0, refused = 0, timeout = 0, other = 0, data = 0;
+    unsigned long connect_fail = 0, slow = 0, started = 0, abandoned = 0;
+    int last_errno = 0;
+    double max_latency = 0, sum_latency = 0;
+    char buf[4096];
+
+    double t0 = now();
+    double t_measure = t0 + warmup, t_end = t_measure + duration;
+    double u0 = 0, s0 = 0, next_sweep = t0 + 0.1;
+    int measuring = 0;
+
+    for (int i = 0; i < inflight; i++) slots[i].fd = -1;
+
+    for (;;) {
+        double t = now();
+        if (!measuring && t >= t_measure) {
+            measuring = 1;
+            cpu_times(&u0, &s0);
+            eof = reset = refused = timeout = other = data = connect_fail = slow = 0;
+            max_latency = sum_latency = 0;
+            started = 0;
+        }
+        if (t >= t_end || stop_flag) break;
+        /* fill free slots */
+        for (int i = 0; i < inflight; i++) {
+            if (slots[i].fd >= 0) continue;
+            int fd = start_connect(NULL);
+            if (fd < 0) {
+                connect_fail++;
+                last_errno = errno;
+                continue;
+            }
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
+            slots[i].fd = fd;
+            slots[i].started = now();
+            started++;
+        }
+        int n = epoll_wait(ep, events, inflight, 100);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        t = now();
+        for (int k = 0; k < n; k++) {
+            int i = (int)events[k].data.u32;
+            int fd = slots[i].fd;
+            if (fd < 0) continue;
+            ssize_t r = recv(fd, buf, sizeof buf, 0);
+            int outcome; /* 0 eof, 1 reset, 2 refused, 3 other, -1 keep */
+            if (r == 0) outcome = 0;
+            else if (r > 0) { data += (unsigned long)r; outcome = -1; }
+            else if (errno == EAGAIN || errno == EINTR) outcome = -1;
+            else if (errno == ECONNRESET) outcome = 1;
+            else if (errno == ECONNREFUSED) outcome = 2;
+            else { outcome = 3; last_errno = errno; }
+            if (outcome < 0) continue;
+            double lat = t - slots[i].started;
+            if (outcome == 0) eof++;
+            else if (outcome == 1) reset++;
+            else if (outcome == 2) refused++;
+            else other++;
+            if (lat > max_latency) max_latency = lat;
+            sum_latency += lat;
+            if (lat > 1.0) slow++;
+            close(fd); /* epoll forgets a closed fd */
+            slots[i].fd = -1;
+        }
+        if (t >= next_sweep) {
+            next_sweep = t + 0.1;
+            for (int i = 0; i < inflight; i++) {
+                if (slots[i].fd >= 0 && t - slots[i].started > CONNECT_TIMEOUT) {
+                    timeout++;
+                    close(slots[i].fd);
+                    slots[i].fd = -1;
+                }
+            }
+        }
+    }
+    double t_stop = now();
+    double u1, s1;
+    cpu_times(&u1, &s1);
+    for (int i = 0; i < inflight; i++) {
+        if (slots[i].fd >= 0) {
+            struct linger lg = {1, 0};
+            setsockopt(slots[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            close(slots[i].fd);
+            abandoned++;
+        }
+    }
+    double elapsed = measuring ? t_stop - t_measure : 0;
+    unsigned long done = eof + reset + refused + other;
+    printf("{\"mode\": \"connect\", \"elapsed\": %.6f, \"completed\": %lu, \"eof\": %lu, "
+           "\"reset\": %lu, \"refused\": %lu, \"timeout\": %lu, \"other\": %lu, "
+           "\"connect_fail\": %lu, \"last_errno\": %d, \"data_bytes\": %lu, \"slow\": %lu, "
+           "\"started\": %lu, \"abandoned\": %lu, \"max_latency\": %.6f, \"mean_latency\": %.6f, "
+           "\"rate\": %.3f, \"cpu_user\": %.4f, \"cpu_sys\": %.4f, \"inflight\": %d, \"ports\": %d}\n",
+           elapsed, done, eof, reset, refused, timeout, other, connect_fail, last_errno, data, slow,
+           started, abandoned, max_latency, done ? sum_latency / done : 0.0,
+           elapsed > 0 ? done / elapsed : 0.0, u1 - u0, s1 - s0, inflight, nports);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* echo mode                                                           */
+
+struct econn {
+    int fd;
+    int sent;     /* bytes of the current message written */
+    int received; /* bytes of the current message read back */
+};
+
+static int run_echo(void) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) die("epoll_create1");
+    struct econn *conns = calloc((size_t)nconns, sizeof *conns);
+    struct epoll_event *events = calloc((size_t)nconns, sizeof *events);
+    char *msg = malloc((size_t)msg_size), *buf = malloc(65536);
+    for (int i = 0; i < msg_size; i++) msg[i] = (char)('a' + i % 26);
+    unsigned long messages = 0, bytes = 0, errors = 0, mismatches = 0;
+    int last_errno = 0;
+
+    for (int i = 0; i < nconns; i++) {
+        int fd = start_connect(NULL);
+        if (fd < 0) die("connect");
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conns[i].fd = fd;
+        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
+    }
+    double t0 = now();
+    double t_measure = t0 + warmup, t_end = t_measure + duration;
+    double u0 = 0, s0 = 0;
+    int measuring = 0, alive = nconns;
+
+    while (alive > 0) {
+        double t = now();
+        if (!measuring && t >= t_measure) {
+            measuring = 1;
+            cpu_times(&u0, &s0);
+            messages = bytes = 0;
+        }
+        if (t >= t_end || stop_flag) break;
+        int n = epoll_wait(ep, events, nconns, 100);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int k = 0; k < n; k++) {
+            int i = (int)events[k].data.u32;
+            struct econn *c = &conns[i];
+            if (c->fd < 0) continue;
+            if (c->sent < msg_size) {
+                ssize_t w = send(c->fd, msg + c->sent, (size_t)(msg_size - c->sent), MSG_NOSIGNAL);
+                if (w < 0) {
+                    if (errno == EAGAIN || errno == EINTR) continue;
+                    last_errno = errno;
+                    goto fail;
+                }
+                c->sent += (int)w;
+                if (c->sent == msg_size) {
+                    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                }
+                continue;
+            }
+            for (;;) {
+                ssize_t r = recv(c->fd, buf, 65536, 0);
+                if (r < 0) {
+                    if (errno == EAGAIN || errno == EINTR) break;
+                    last_errno = errno;
+                    goto fail;
+                }
+                if (r == 0) {
+                    last_errno = 0;
+                    goto fail;
+                }
+                if (buf[0] != msg[c->received % msg_size]) mismatches++;
+                c->received += (int)r;
+                if (c->received >= msg_size) {
+                    if (c->received > msg_size) mismatches++;
+                    messages++;
+                    bytes += (unsigned long)msg_size;
+                    c->received = 0;
+                    c->sent = 0;
+                    ssize_t w = send(c->fd, msg, (size_t)msg_size, MSG_NOSIGNAL);
+                    if (w < 0) {
+                        if (errno != EAGAIN) { last_errno = errno; goto fail; }
+                        w = 0;
+                    }
+                    c->sent = (int)w;
+                    if (c->sent < msg_size) {
+                        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+                        epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                    }
+                    break;
+                }
+            }
+            continue;
+        fail:
+            errors++;
+            close(c->fd);
+            c->fd = -1;
+            alive--;
+        }
+    }
+    double t_stop = now();
+    double u1, s1;
+    cpu_times(&u1, &s1);
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].fd >= 0) close(conns[i].fd);
+    double elapsed = measuring ? t_stop - t_measure : 0;
+    printf("{\"mode\": \"echo\", \"elapsed\": %.6f, \"messages\": %lu, \"bytes\": %lu, "
+           "\"errors\": %lu, \"mismatches\": %lu, \"last_errno\": %d, \"rate\": %.3f, "
+           "\"mb_per_s\": %.3f, \"cpu_user\": %.4f, \"cpu_sys\": %.4f, \"connections\": %d, "
+           "\"message_size\": %d}\n",
+           elapsed, messages, bytes, errors, mismatches, last_errno,
+           elapsed > 0 ? messages / elapsed : 0.0, elapsed > 0 ? bytes / elapsed / 1e6 : 0.0,
+           u1 - u0, s1 - s0, nconns, msg_size);
+    return errors ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* idle mode                                                           */
+
+static int run_idle(void) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) die("epoll_create1");
+    int *fds = malloc(sizeof(int) * (size_t)nconns);
+    char *state = calloc((size_t)nconns, 1); /* 0 connecting, 1 connected, 2 lost */
+    double *started = calloc((size_t)nconns, sizeof(double));
+    struct epoll_event events[256];
+    int opened = 0, connected = 0, pending = 0, lost = 0, failed = 0, last_errno = 0;
+    double t0 = now(), deadline = t0 + 60.0;
+
+    while (connected + failed < nconns) {
+        while (opened < nconns && pending < inflight) {
+            int fd = start_connect(NULL);
+            if (fd < 0) {
+                last_errno = errno;
+                fds[opened] = -1;
+                state[opened] = 2;
+                failed++;
+                opened++;
+                continue;
+            }
+            fds[opened] = fd;
+            started[opened] = now();
+            struct epoll_event ev = {.events = EPOLLOUT | EPOLLRDHUP, .data.u32 = (uint32_t)opened};
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
+            opened++;
+            pending++;
+        }
+        if (now() > deadline || stop_flag) break;
+        int n = epoll_wait(ep, events, 256, 100);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int k = 0; k < n; k++) {
+            int i = (int)events[k].data.u32;
+            if (state[i] != 0) continue;
+            int err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len);
+            pending--;
+            if (err || (events[k].events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
+                last_errno = err;
+                failed++;
+                state[i] = 2;
+                continue;
+            }
+            state[i] = 1;
+            connected++;
+            /* keep watching only for the server ending it */
+            struct epoll_event ev = {.events = EPOLLRDHUP, .data.u32 = (uint32_t)i};
+            epoll_ctl(ep, EPOLL_CTL_MOD, fds[i], &ev);
+        }
+    }
+    double t_ready = now();
+    printf("{\"mode\": \"idle\", \"event\": \"ready\", \"connected\": %d, \"failed\": %d, "
+           "\"last_errno\": %d, \"connect_seconds\": %.4f}\n",
+           connected, failed, last_errno, t_ready - t0);
+    fflush(stdout);
+
+    /* hold: until stdin EOF, SIGTERM or HOLD seconds */
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    int stdin_watched = epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) == 0;
+    double hold_end = now() + hold;
+    int done = 0;
+    while (!done && !stop_flag && now() < hold_end) {
+        int n = epoll_wait(ep, events, 256, 200);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int k = 0; k < n; k++) {
+            uint32_t i = events[k].data.u32;
+            if (i == UINT32_MAX) {
+                char b[256];
+                ssize_t r = read(0, b, sizeof b);
+                if (r <= 0) done = 1;
+                continue;
+            }
+            if (state[i] == 1) {
+                state[i] = 2;
+                lost++;
+                epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+            }
+        }
+    }
+    (void)stdin_watched;
+    struct linger lg = {1, 0};
+    for (int i = 0; i < opened; i++) {
+        if (fds[i] >= 0) {
+            setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            close(fds[i]);
+        }
+    }
+    printf("{\"mode\": \"idle\", \"event\": \"done\", \"connected\": %d, \"failed\": %d, "
+           "\"lost\": %d, \"last_errno\": %d, \"held_seconds\": %.3f}\n",
+           connected, failed, lost, last_errno, now() - t_ready);
+    return 0;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: loadgen connect|echo|idle [-h ADDR] -p PORT [-P NPORTS] [-c N] [-d SECS]\n"
+            "       [-w WARMUP] [-m BYTES] [-n CONNS] [-t HOLD] [-s SRC[,SRC...]]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) usage();
+    const char *mode = argv[1];
+    const char *host = "127.0.0.1";
+    int cval = 0;
+    int opt;
+    optind = 2;
+    while ((opt = getopt(argc, argv, "h:p:P:c:d:w:m:n:t:s:")) != -1) {
+        switch (opt) {
+        case 'h': host = optarg; break;
+        case 'p': base_port = atoi(optarg); break;
+        case 'P': nports = atoi(optarg); break;
+        case 'c': cval = atoi(optarg); break;
+        case 'd': duration = atof(optarg); break;
+        case 'w': warmup = atof(optarg); break;
+        case 'm': msg_size = atoi(optarg); break;
+        case 'n': nconns = atoi(optarg); break;
+        case 't': hold = atof(optarg); break;
+        case 's': {
+            char *list = strdup(optarg), *save = NULL;
+            for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (nsources >= MAX_SOURCES || inet_pton(AF_INET, tok, &sources[nsources]) != 1 ||
+                    !is_loopback(sources[nsources])) {
+                    fprintf(stderr, "loadgen: bad source address %s (127.0.0.0/8 only)\n", tok);
+                    return 2;
+                }
+                nsources++;
+            }
+            break;
+        }
+        default: usage();
+        }
+    }
+    if (inet_pton(AF_INET, host, &dest_addr) != 1 || !is_loopback(dest_addr)) {
+        fprintf(stderr, "loadgen: destination must be an IPv4 loopback address (127.0.0.0/8)\n");
+        return 2;
+    }
+    if (base_port <= 0 || base_port > 65535 || nports < 1 || base_port + nports - 1 > 65535 ||
+        duration <= 0 || duration > 3600 || warmup < 0 || warmup > 60 || msg_size < 1 ||
+        msg_size > (1 << 24) || nconns < 1 || nconns > 1000000 || cval < 0 || cval > 100000 ||
+        hold <= 0 || hold > 3600)
+        usage();
+    raise_nofile();
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* an overall alarm: whatever happens, this process ends */
+    alarm((unsigned)(duration + warmup + hold + 120));
+    if (!strcmp(mode, "connect")) {
+        inflight = cval > 0 ? cval : 64;
+        return run_connect();
+    }
+    if (!strcmp(mode, "echo")) {
+        nconns = cval > 0 ? cval : 50;
+        return run_echo();
+    }
+    if (!strcmp(mode, "idle")) {
+        inflight = cval > 0 ? cval : 256;
+        return run_idle();
+    }
+    usage();
+    return 2;
+}

@@ -1,0 +1,198 @@
+"""
+The benchmark servers, one per process:
+
+    python -m bench.servers IMPL KIND [--ports N] [--max-seconds S]
+
+IMPL is C{twisted-sock} (a L{twisted_sock.SockService}) or C{bare} (plain
+C{reactor.listenTCP}, no twisted-sock import at all). KIND is C{accept},
+C{refuse}, C{echo}, C{idle} (data ports) or C{http}. Both run the same
+application code from L{bench.handlers}.
+
+The process opens its listeners, prints one JSON line on stdout (pid, the
+IPv4 loopback port(s), how many listeners, how long opening them took) and
+serves until SIGTERM, until its standard input (a pipe from the runner)
+closes, or for C{--max-seconds} (default 900) at most. Everything it logs
+goes to standard error, as under C{twistd}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import stat
+import sys
+import time
+from typing import Any
+
+IMPLS = ("twisted-sock", "bare")
+KINDS = ("accept", "refuse", "echo", "idle", "http")
+#: twisted-sock's default backlog; the bare servers pass the same value.
+BACKLOG = 1024
+#: Where a block of fixed ports (--ports N > 1) is looked for: below the
+#: ephemeral range (32768-60999 here), so client ports never collide.
+PORT_BLOCK_RANGE = (10000, 32000)
+
+
+def raise_nofile() -> int:
+    """
+    Raise the open-file limit as far as allowed (root may raise the hard
+    limit too). Returns the soft limit in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(hard, 65536)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def port_blocks(count: int, rng: random.Random) -> list[int]:
+    """
+    Candidate first ports for a block of C{count} consecutive ports.
+    """
+    low, high = PORT_BLOCK_RANGE
+    bases = list(range(low, high - count, max(count, 500)))
+    rng.shuffle(bases)
+    return bases
+
+
+def _watch_parent(reactor: Any) -> None:
+    """
+    Stop when standard input (a pipe from the runner) reaches EOF: a server
+    never outlives its runner.
+    """
+    if not stat.S_ISFIFO(os.fstat(0).st_mode):
+        return
+    from twisted.internet.interfaces import IReadDescriptor
+    from zope.interface import implementer
+
+    @implementer(IReadDescriptor)
+    class ParentWatch:
+        def fileno(self) -> int:
+            return 0
+
+        def doRead(self) -> None:
+            try:
+                data = os.read(0, 4096)
+            except BlockingIOError:
+                return
+            if not data:
+                reactor.removeReader(self)
+                if reactor.running:
+                    reactor.stop()
+
+        def connectionLost(self, reason: Any) -> None:
+            pass
+
+        def logPrefix(self) -> str:
+            return "parent-watch"
+
+    os.set_blocking(0, False)
+    reactor.addReader(ParentWatch())
+
+
+def start_twisted_sock(kind: str, nports: int, reactor: Any) -> dict[str, Any]:
+    from twisted_sock import SockService, SocketConfig
+
+    from bench.handlers import Tiny, data_factory
+
+    def build(ports: list[int]) -> Any:
+        common: dict[str, Any] = {"name": "b", "interfaces": "lo", "backlog": BACKLOG}
+        if kind == "refuse":
+            # Only 127.0.0.9 may connect; the client connects from 127.0.0.1.
+            common.update(incoming="specific-ip-any-port", target_ip="127.0.0.9")
+        else:
+            common.update(incoming="any-ip-any-port")
+        if kind == "http":
+            config = SocketConfig(http_ports=ports, **common)
+            return SockService([config], http_resource=Tiny(), reactor=reactor)
+        config = SocketConfig(local_ports=ports, handler="echo", **common)
+        return SockService([config], factory=data_factory(kind), reactor=reactor)
+
+    from twisted_sock import BindError
+
+    candidates = [[0]] if nports == 1 else [
+        list(range(base, base + nports)) for base in port_blocks(nports, random.Random())
+    ]
+    for ports in candidates:
+        service = build(ports)
+        t0 = time.perf_counter()
+        try:
+            service.startService()
+        except BindError:
+            continue
+        took = time.perf_counter() - t0
+        listeners = service.statistics().sockets[0].listeners
+        v4 = sorted(li.port for li in listeners if li.address == "127.0.0.1")
+        return {"ports": v4, "listeners": len(listeners), "start_seconds": took}
+    raise SystemExit("no free block of ports")
+
+
+def start_bare(kind: str, nports: int, reactor: Any) -> dict[str, Any]:
+    from twisted.internet import error
+    from twisted.web.server import Site
+
+    from bench.handlers import Tiny, data_factory
+
+    if kind == "refuse":
+        raise SystemExit("bare Twisted has no refuse server: the refuse workload compares "
+                         "against bare Twisted's accept rate")
+    factory = Site(Tiny()) if kind == "http" else data_factory(kind)
+    if nports == 1:
+        t0 = time.perf_counter()
+        port = reactor.listenTCP(0, factory, backlog=BACKLOG, interface="127.0.0.1")
+        took = time.perf_counter() - t0
+        return {"ports": [port.getHost().port], "listeners": 1, "start_seconds": took}
+    # Mirror twisted-sock's interfaces="lo": every port on 127.0.0.1 and ::1.
+    for base in port_blocks(nports, random.Random()):
+        opened = []
+        t0 = time.perf_counter()
+        try:
+            for p in range(base, base + nports):
+                for address in ("127.0.0.1", "::1"):
+                    opened.append(reactor.listenTCP(p, factory, backlog=BACKLOG, interface=address))
+        except error.CannotListenError:
+            for port in opened:
+                port.stopListening()
+            continue
+        took = time.perf_counter() - t0
+        return {"ports": list(range(base, base + nports)), "listeners": len(opened),
+                "start_seconds": took}
+    raise SystemExit("no free block of ports")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.servers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("impl", choices=IMPLS)
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--ports", type=int, default=1, help="data ports to open (default 1, port 0)")
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    args = parser.parse_args(argv)
+    t_main = time.perf_counter()
+    nofile = raise_nofile()
+
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    start = start_twisted_sock if args.impl == "twisted-sock" else start_bare
+    info = start(args.kind, args.ports, reactor)
+    ports = info.pop("ports")
+    info.update(
+        impl=args.impl, kind=args.kind, pid=os.getpid(), port=ports[0],
+        port_count=len(ports), contiguous=ports == list(range(ports[0], ports[0] + len(ports))),
+        main_seconds=time.perf_counter() - t_main, nofile=nofile,
+    )
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+    _watch_parent(reactor)
+    reactor.callLater(args.max_seconds, reactor.stop)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()

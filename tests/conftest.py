@@ -1,0 +1,36 @@
+"""
+Shared test helpers: required external tools, the in-process service
+fixture, and blocking clients run in threads so the reactor keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_tool(name: str) -> str:
+    """
+    The path of an external tool the test needs. Missing: the test is
+    skipped on a developer machine, but fails under CI (CI must install it).
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install it: see .ci/run)")
+        pytest.skip(message)
+    return path
+
+
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,112 @@
+"""
+Blocking clients (Python's C{socket} module, curl, socat) for the loopback
+tests; each is run in a thread with C{deferToThread} so the reactor under
+test keeps running.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import subprocess
+from dataclasses import dataclass
+
+TIMEOUT = 10.0
+
+
+@dataclass
+class Outcome:
+    """
+    What a client saw: C{"data"} with the bytes, C{"reset"}, C{"eof"}
+    (a clean close) or C{"refused"} (nothing listening).
+    """
+
+    kind: str
+    data: bytes = b""
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def connect(host: str, port: int, source: tuple[str, int] | None = None) -> socket.socket:
+    s = socket.socket(_family(host), socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    if source is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(source)
+    s.connect((host, port))
+    return s
+
+
+def exchange(host: str, port: int, payload: bytes = b"ping\n",
+             source: tuple[str, int] | None = None, expect: int | None = None) -> Outcome:
+    """
+    Connect, send C{payload}, read until C{expect} bytes (default: as many
+    as sent) arrive or the connection ends, and say what happened.
+    """
+    expect = len(payload) if expect is None else expect
+    try:
+        s = connect(host, port, source)
+    except ConnectionRefusedError:
+        return Outcome("refused")
+    except ConnectionResetError:
+        return Outcome("reset")
+    with s:
+        try:
+            if payload:
+                s.sendall(payload)
+            got = b""
+            while len(got) < expect or expect == 0:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return Outcome("eof", got)
+                got += chunk
+            return Outcome("data", got)
+        except ConnectionResetError:
+            return Outcome("reset")
+        except BrokenPipeError:
+            return Outcome("reset")
+        except OSError as e:
+            if e.errno in (errno.ECONNRESET, errno.EPIPE):
+                return Outcome("reset")
+            raise
+
+
+def wait_for_close(s: socket.socket) -> Outcome:
+    """
+    Read from an open client socket until the server ends the connection.
+    """
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return Outcome("eof", got)
+            got += chunk
+    except ConnectionResetError:
+        return Outcome("reset", got)
+
+
+def curl(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    from tests.conftest import require_tool
+
+    return subprocess.run(
+        [require_tool("curl"), "-sS", "--max-time", str(TIMEOUT), *extra, url],
+        capture_output=True, text=True, timeout=TIMEOUT + 5,
+    )
+
+
+def socat_exchange(host: str, port: int, payload: bytes) -> bytes:
+    """
+    Send C{payload} with socat and return what came back before the server
+    closed or socat's half-close timeout.
+    """
+    from tests.conftest import require_tool
+
+    target = f"TCP6:[{host}]:{port}" if ":" in host else f"TCP4:{host}:{port}"
+    done = subprocess.run(
+        [require_tool("socat"), "-t", "2", "-", target],
+        input=payload, capture_output=True, timeout=TIMEOUT,
+    )
+    return done.stdout

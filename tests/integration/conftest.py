@@ -1,0 +1,54 @@
+"""
+Fixtures for the loopback tests: services started in-process on port 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from twisted_sock import SocketConfig, SockService
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., SockService]]:
+    """
+    Start a L{SockService} for the given configs (port 0 = any free port);
+    every service started is stopped after the test.
+    """
+    services: list[SockService] = []
+
+    def start(*configs: SocketConfig, **kwargs: Any) -> SockService:
+        service = SockService(list(configs), **kwargs)
+        service.startService()
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        if service.running:
+            pytest_twisted.blockon(service.stopService())
+
+
+def port_of(service: SockService, socket: str = "sock0", mode: str = "data",
+            address: str = "127.0.0.1") -> int:
+    """
+    The bound port of a socket's listener (read back after port 0).
+    """
+    for listener in service.sockets[socket].statistics().listeners:
+        if listener.mode == mode and listener.address == address:
+            return listener.port
+    raise LookupError(f"no {mode} listener on {address} for {socket}")
+
+
+def tcp(**kwargs: Any) -> SocketConfig:
+    """
+    A loopback TCP socket config with one data port 0 unless told otherwise.
+    """
+    kwargs.setdefault("local_ports", [0])
+    kwargs.setdefault("interfaces", "lo")
+    kwargs.setdefault("incoming", "any-ip-any-port")
+    return SocketConfig(**kwargs)

@@ -1,0 +1,52 @@
+"""
+Handlers and resources named as C{package.module:attr} in the tests.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.web.resource import Resource
+
+from twisted_sock import connection_info
+
+#: connection_info snapshots recorded by L{Recorder}, in order.
+RECORDED: list = []
+
+
+class Recorder(Protocol):
+    """
+    Answers with its socket name, mode and local port; records
+    connection_info at connect and at close.
+    """
+
+    def connectionMade(self):
+        info = connection_info(self)
+        RECORDED.append(("made", info))
+        self.transport.write(f"{info.socket} {info.mode} {info.local_port}\n".encode())
+
+    def connectionLost(self, reason=None):
+        RECORDED.append(("lost", connection_info(self)))
+
+
+recorder_factory = Factory.forProtocol(Recorder)
+
+
+class Upper(Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data.upper())
+
+
+def make_upper_factory():
+    """A zero-argument callable returning a factory."""
+    return Factory.forProtocol(Upper)
+
+
+class Hello(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        info = connection_info(request.channel)
+        return f"hello from {info.socket} ({info.mode} port {info.local_port})\n".encode()
+
+
+hello = Hello()
