@@ -223,7 +223,7 @@ async def test_idle_timeout_closes_quiet_connection(serve):
     idle_timeout closes a connection without traffic (clean close, reason
     IDLE_TIMEOUT); traffic keeps it open meanwhile.
     """
-    service = serve(tcp(idle_timeout=0.4))
+    service = serve(tcp(idle_timeout=1.0))
     port = port_of(service)
     s = await threads.deferToThread(connect, "127.0.0.1", port)
     with s:
