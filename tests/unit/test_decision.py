@@ -257,7 +257,9 @@ def test_incoming_mode_coerce(value, expected):
     assert IncomingMode.coerce(value) is expected
 
 
-@pytest.mark.parametrize("value", [4, -1, True, False, None, 1.0, "", "any", "any ip any port", "3", ["none"]])
+@pytest.mark.parametrize(
+    "value", [4, -1, True, False, None, 1.0, "", "any", "any ip any port", "3", ["none"]]
+)
 def test_incoming_mode_coerce_refuses(value):
     """
     Other numbers, booleans, floats, digit strings and unknown words are

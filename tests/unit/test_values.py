@@ -247,11 +247,6 @@ def test_target_list_refuses(value, problem):
     assert str(info.value) == problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: target_list refuses a single ipaddress object although address_or_network "
-    "accepts one and SocketConfig(target_ip=...) documents 'one address'",
-)
 def test_target_list_single_address_object():
     """
     A single L{ipaddress.IPv4Address} given from Python is "one address",

@@ -106,13 +106,16 @@ def config_from_mapping(data: dict[str, Any], file: str | None = None) -> Servic
     sockets = []
     for index, table in enumerate(tables):
         default_name = f"sock{index}"
+        if not isinstance(table, dict):
+            raise ConfigError("each [[socket]] entry must be a table", file=file, key="socket",
+                              value=table)
         name = table.get("name", default_name)
         shown = name if isinstance(name, str) else default_name
         _refuse_unknown(table, SOCKET_KEYS, PLANNED_SOCKET_KEYS, file=file, socket=shown)
         kwargs = dict(table)
         kwargs.setdefault("name", default_name)
         http = kwargs.get("http")
-        if isinstance(http, str) and http.startswith("static:"):
+        if isinstance(http, str) and http.startswith("static:") and http != "static:":
             kwargs["http"] = "static:" + os.path.join(base_dir, http[len("static:"):])
         try:
             sockets.append(SocketConfig(**kwargs))

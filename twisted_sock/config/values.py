@@ -30,7 +30,7 @@ def port_number(value: Any, *, allow_zero: bool = False) -> int:
         raise ValueError("a port must be a number, not a boolean")
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise ValueError(f"{value!r} is not a port number")
         value = int(text)
     if not isinstance(value, int):
@@ -130,6 +130,9 @@ def target_list(value: Any) -> tuple[IPAddress | IPNetwork, ...]:
     """
     if isinstance(value, str):
         items: list[Any] = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address,
+                            ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        items = [value]
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
@@ -162,8 +165,8 @@ def address_or_network(value: Any) -> IPAddress | IPNetwork:
         return normalise_address(ipaddress.ip_address(text))
     except ValueError as e:
         if "has host bits set" in str(e):
-            raise ValueError(f"{text!r} has host bits set (did you mean "
-                             f"{ipaddress.ip_network(text, strict=False)}?)") from None
+            wider = _normalise_network(ipaddress.ip_network(text, strict=False))
+            raise ValueError(f"{text!r} has host bits set (did you mean {wider}?)") from None
         raise ValueError(f"{text!r} is not an IP address or network") from None
 
 
@@ -200,7 +203,7 @@ def positive_int(value: Any, what: str) -> int:
     """
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a whole number")
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int):
         raise ValueError(f"{what} must be a whole number")

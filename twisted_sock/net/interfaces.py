@@ -145,7 +145,7 @@ def _check_overlaps(plan: list[ListenerSpec], dual_stack: bool) -> None:
                 if a.socket != b.socket and _overlap(a.address, b.address, dual_stack):
                     raise ConfigError(
                         f"port {port} on {a.address} is also used by socket {a.socket!r}",
-                        socket=b.socket, key="local_ports",
+                        socket=b.socket, key="http_ports" if b.mode == "http" else "local_ports",
                     )
 
 
