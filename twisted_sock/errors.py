@@ -105,3 +105,26 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return repr(value)
+
+
+class ConnectionFailed(SockError):
+    """
+    A connection could not be made or upgraded.
+
+    @ivar reason: the L{twisted_sock.ShutdownReason}.
+    """
+
+    def __init__(self, message: str, reason: Any) -> None:
+        self.reason = reason
+        super().__init__(f"{reason.name}: {message}")
+
+
+class TLSHandshakeError(ConnectionFailed):
+    """
+    A TLS handshake failed (reason C{TLS_HANDSHAKE_FAILED}).
+    """
+
+    def __init__(self, message: str) -> None:
+        from twisted_sock.reasons import ShutdownReason
+
+        super().__init__(message, ShutdownReason.TLS_HANDSHAKE_FAILED)

@@ -24,7 +24,8 @@ class ConnectionInfo:
     @ivar mode: C{"data"} or C{"http"}.
     @ivar tls: whether TLS is active.
     @ivar alpn: the negotiated ALPN protocol, or C{None}.
-    @ivar peer_certificate: the client certificate, or C{None}.
+    @ivar peer_certificate: the client certificate (a C{cryptography}
+        C{x509.Certificate}), or C{None}.
     @ivar shutdown_reason: why it ended, once it has (C{None} while open).
     """
 
@@ -76,5 +77,9 @@ def connection_info(protocol: Any) -> ConnectionInfo:
         peer=normalised_address(transport.getPeer()),
         local_port=transport.server.sock_port,
         mode=transport.server.sock_mode,
-        shutdown_reason=transport.sock_reason if transport.disconnected else None,
+        tls=transport.sock_tls,
+        alpn=transport.sock_alpn,
+        peer_certificate=transport.sock_peer_certificate,
+        shutdown_reason=(transport.sock_reason or getattr(transport, "sock_default_reason", None))
+        if transport.disconnected else None,
     )

@@ -16,6 +16,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from twisted_sock.config.model import ServiceConfig, SocketConfig
+from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.handlers import handler_factory, http_resource
 from twisted_sock.net.interfaces import ListenerSpec, ipv6_available, plan_service, system_interfaces
@@ -28,6 +29,7 @@ from twisted_sock.net.tcp import (
     close_now,
     open_listeners,
 )
+from twisted_sock.net.tls import AppBuilder, StartTLSFactory, implicit_tls_factory
 from twisted_sock.policy.incoming import IncomingMode
 from twisted_sock.stats import ServiceStatistics, SocketStatistics
 from twisted_sock.web.status import StatusResource
@@ -133,18 +135,23 @@ class SockService(MultiService):
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
         self._master = MasterSwitch(incoming_enabled)
         self._states: dict[str, SocketState] = {}
-        self._factories: dict[tuple[str, str], SockFactory] = {}
+        self._factories: dict[tuple[str, str, str], SockFactory] = {}
         self.sockets: dict[str, LiveSocket] = {}
         status = StatusResource(self.statistics)
+        self._plan = plan_service(self.config.sockets, system_interfaces(), ipv6_available())
+        kinds = {(spec.socket, spec.mode, spec.kind) for spec in self._plan}
         for config in self.config.sockets:
             state = SocketState(config, self._master, reactor)
             self._states[config.name] = state
             self.sockets[config.name] = LiveSocket(self, state)
             data = factory if factory is not None else handler_factory(config.handler, socket=config.name)
-            self._factories[(config.name, "data")] = SockFactory(state, data, "data")
             resource = http_resource if http_resource is not None else _resource(config, status)
-            self._factories[(config.name, "http")] = SockFactory(state, Site(resource), "http")
-        self._plan = plan_service(self.config.sockets, system_interfaces(), ipv6_available())
+            apps = {"data": data, "http": Site(resource)}
+            for mode, app in apps.items():
+                for kind in ("plain", "tls", "starttls"):
+                    if (config.name, mode, kind) in kinds:
+                        wrapped = _wrap(kind, mode, app, config, state, reactor)
+                        self._factories[(config.name, mode, kind)] = SockFactory(state, wrapped, mode)
         self._ports: list[FilteringPort] = []
 
     @classmethod
@@ -186,10 +193,18 @@ class SockService(MultiService):
         ports = open_listeners(self._plan, dict(self._factories), self._states, self._reactor)
         self._ports = ports
         for port in ports:
-            self._states[port.sock_state.name].ports.append(port)
+            state = self._states[port.sock_state.name]
+            state.ports.append(port)
+            if port.sock_spec.kind != "plain":
+                port.sock_fingerprint = state.config.tls.material.fingerprint  # type: ignore[union-attr]
         for name, state in self._states.items():
-            where = ", ".join(f"{_hostport(p)} ({p.sock_mode})" for p in state.ports)
+            where = ", ".join(f"{_hostport(p)} ({p.sock_spec.label})" for p in state.ports)
             log.info("socket {socket!r} listening on {where}", socket=name, where=where)
+            tls = state.config.tls
+            if tls is not None:
+                log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint}",
+                         socket=name, subject=tls.material.subject,  # type: ignore[union-attr]
+                         fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
             if state.config.incoming is IncomingMode.NONE:
                 _warn_refuses_all(state.config)
 
@@ -234,6 +249,21 @@ class SockService(MultiService):
             incoming_enabled=self._master.enabled,
             sockets=tuple(state.statistics() for state in self._states.values()),
         )
+
+
+def _wrap(kind: str, mode: str, app: Any, config: SocketConfig, state: SocketState,
+          reactor: Any) -> Any:
+    """
+    The factory a listener of this kind calls: the application itself
+    (plain), TLS around it (implicit TLS), or the STARTTLS detector.
+    """
+    if kind == "plain":
+        return app
+    tls: TLSConfig = config.tls  # type: ignore[assignment]
+    builder = AppBuilder(app, state)
+    if kind == "tls":
+        return implicit_tls_factory(tls, mode, builder, state, reactor)
+    return StartTLSFactory(tls, builder, state)
 
 
 def _resource(config: SocketConfig, status: IResource) -> IResource:

@@ -24,6 +24,7 @@ class ListenerInfo:
     mode: str
     tls: bool = False
     fingerprint: str | None = None
+    starttls: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -34,6 +35,8 @@ class ListenerInfo:
         }
         if self.fingerprint is not None:
             out["fingerprint"] = self.fingerprint
+        if self.starttls is not None:
+            out["starttls"] = self.starttls
         return out
 
 

@@ -38,6 +38,12 @@ _FLAGS = [
     ["max-connections-per-ip", None, None, "Concurrent connections from one peer address."],
     ["idle-timeout", None, None, "Seconds without traffic before a connection is closed."],
     ["backlog", None, None, "Listen backlog [default: 1024]."],
+    ["tls-cert", None, None, "TLS certificate (PEM, chain allowed)."],
+    ["tls-key", None, None, "TLS private key (PEM)."],
+    ["tls-ports", None, None, "Ports where TLS starts immediately (data ports or http ports)."],
+    ["alpn", None, None, 'ALPN protocols in preference order, e.g. "h2,http/1.1".'],
+    ["starttls", None, None, "STARTTLS on the plain data ports: off | command | auto [default: off]."],
+    ["client-ca", None, None, "CA certificates (PEM) that client certificates must chain to."],
 ]
 
 
@@ -56,6 +62,7 @@ class Options(usage.Options):
 
     synopsis = "[--config FILE | --tcp PORTS --http PORTS --incoming MODE ...]"
     optParameters = _FLAGS
+    optFlags = [["require-client-cert", None, "Refuse TLS clients without a certificate from --client-ca."]]
 
     def parseOptions(self, options: Any = None) -> None:
         try:
@@ -68,7 +75,10 @@ class Options(usage.Options):
         The flags actually given, by name.
         """
         names = [str(flag[0]) for flag in _FLAGS]
-        return {name: self[name] for name in names if self[name] is not None}
+        given = {name: self[name] for name in names if self[name] is not None}
+        if self["require-client-cert"]:
+            given["require-client-cert"] = True
+        return given
 
 
 class TwistdSockService(SockService):

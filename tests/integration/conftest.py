@@ -44,6 +44,22 @@ def port_of(service: SockService, socket: str = "sock0", mode: str = "data",
     raise LookupError(f"no {mode} listener on {address} for {socket}")
 
 
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """
+    Let the reactor run until C{condition()} holds: for server-side state
+    (counters, closes) that follows a client action with no Deferred to
+    wait on. Fails after C{timeout} seconds.
+    """
+    from twisted.internet import reactor, task
+
+    waited = 0.0
+    while not condition():
+        if waited >= timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await task.deferLater(reactor, 0.01, lambda: None)
+        waited += 0.01
+
+
 def tcp(**kwargs: Any) -> SocketConfig:
     """
     A loopback TCP socket config with one data port 0 unless told otherwise.

@@ -50,3 +50,22 @@ class Hello(Resource):
 
 
 hello = Hello()
+
+
+class DataRecorder(Protocol):
+    """
+    Echoes, and records every byte it receives plus its connection_info at
+    connect time, in RECEIVED / INFOS (for TLS tests).
+    """
+
+    def connectionMade(self):
+        INFOS.append(connection_info(self))
+
+    def dataReceived(self, data):
+        RECEIVED.append(data)
+        self.transport.write(data)
+
+
+RECEIVED: list = []
+INFOS: list = []
+data_recorder_factory = Factory.forProtocol(DataRecorder)

@@ -17,7 +17,7 @@ from twisted.internet.protocol import Factory, Protocol
 from tests.conftest import ipv6_loopback
 from tests.integration import handlers_for_tests
 from tests.integration.clients import connect, curl, exchange, wait_for_close
-from tests.integration.conftest import port_of, tcp
+from tests.integration.conftest import port_of, tcp, until
 from twisted_sock import BindError, ShutdownReason, SocketConfig, SockService
 
 
@@ -116,8 +116,7 @@ async def test_handler_reference_and_connection_info(serve):
     out = await threads.deferToThread(exchange, "127.0.0.1", port, b"", None,
                                       len(f"rec data {port}\n"))
     assert out.data == f"rec data {port}\n".encode()
-    while len(handlers_for_tests.RECORDED) < 2:
-        await _turn()
+    await until(lambda: len(handlers_for_tests.RECORDED) >= 2)
     (made, before), (lost, after) = handlers_for_tests.RECORDED
     assert (made, lost) == ("made", "lost")
     assert before.shutdown_reason is None and before.peer.host == "127.0.0.1"
@@ -156,8 +155,7 @@ async def test_chat_relays_lines_to_other_clients(serve):
     a = await threads.deferToThread(connect, "127.0.0.1", port)
     b = await threads.deferToThread(connect, "127.0.0.1", port)
     try:
-        while service.sockets["sock0"].statistics().connections < 2:
-            await _turn()
+        await until(lambda: service.sockets["sock0"].statistics().connections >= 2)
         # The handler must have seen both connections before A speaks.
         a.sendall(b"hello from a\n")
         assert await threads.deferToThread(b.recv, 100) == b"hello from a\n"
@@ -180,8 +178,7 @@ async def test_max_connections_resets_data_and_pauses_http(serve):
     data, http = port_of(service), port_of(service, mode="http")
     held = await threads.deferToThread(connect, "127.0.0.1", data)
     try:
-        while sock.statistics().connections < 1:
-            await _turn()
+        await until(lambda: sock.statistics().connections >= 1)
         out = await threads.deferToThread(exchange, "127.0.0.1", data)
         assert out.kind == "reset"
         assert sock.statistics().refused_by["max-connections"] == 1
@@ -208,8 +205,7 @@ async def test_max_connections_per_ip(serve):
     port = port_of(service)
     held = await threads.deferToThread(connect, "127.0.0.1", port)
     try:
-        while service.sockets["sock0"].statistics().connections < 1:
-            await _turn()
+        await until(lambda: service.sockets["sock0"].statistics().connections >= 1)
         same = await threads.deferToThread(exchange, "127.0.0.1", port)
         other = await threads.deferToThread(exchange, "127.0.0.1", port, b"ping\n", ("127.0.0.2", 0))
         assert (same.kind, other.kind) == ("reset", "data")
@@ -233,8 +229,7 @@ async def test_idle_timeout_closes_quiet_connection(serve):
             assert await threads.deferToThread(s.recv, 10) == b"k"
         out = await threads.deferToThread(wait_for_close, s)
     assert out.kind == "eof"
-    while service.sockets["sock0"].statistics().closed["IDLE_TIMEOUT"] != 1:
-        await _turn()
+    await until(lambda: service.sockets["sock0"].statistics().closed["IDLE_TIMEOUT"] == 1)
 
 
 @pytest_twisted.ensureDeferred
@@ -262,8 +257,7 @@ async def test_accept_hook_sync_and_deferred(serve):
     assert service.sockets["sock0"].statistics().refused_by["accept-hook"] == 1
 
     result = threads.deferToThread(exchange, "127.0.0.1", port, b"early data\n")
-    while not pending:
-        await _turn()
+    await until(lambda: bool(pending))
     await _delay(0.1)
     assert not result.called
     pending[0].callback(True)
@@ -311,8 +305,7 @@ async def test_stop_drains_open_connections(serve):
     port = port_of(service)
     s = await threads.deferToThread(connect, "127.0.0.1", port)
     with s:
-        while service.sockets["sock0"].statistics().connections < 1:
-            await _turn()
+        await until(lambda: service.sockets["sock0"].statistics().connections >= 1)
         await service.stopService()
         out = await threads.deferToThread(wait_for_close, s)
     assert out.kind == "eof"
@@ -320,14 +313,6 @@ async def test_stop_drains_open_connections(serve):
     assert stats.closed["NORMAL"] == 1 and stats.listeners == ()
     again = await threads.deferToThread(exchange, "127.0.0.1", port)
     assert again.kind == "refused"
-
-
-def _turn() -> defer.Deferred:
-    """
-    Let the reactor run one iteration (for state changes that follow a
-    client action without a Deferred to wait on).
-    """
-    return _delay(0.01)
 
 
 def _delay(seconds: float) -> defer.Deferred:

@@ -53,6 +53,7 @@ def test_defaults():
         "max_connections_per_ip": None,
         "idle_timeout": 0.0,
         "backlog": DEFAULT_BACKLOG,
+        "tls": None,
         "accept": None,
     }
     assert DEFAULT_BACKLOG == 1024
@@ -518,7 +519,7 @@ LOADER_ERRORS = [
     ('[sock]\ncolour = "red"\n[[socket]]\nlocal_ports = 1\n', "sock.colour: unknown key"),
     (
         '[[socket]]\nname = "a"\nlocal_ports = 1\n[socket.tls]\ncertificate = "c.pem"\n',
-        "socket 'a': tls: is not supported by this version yet",
+        "socket 'a': tls.private_key: is required",
     ),
     (
         '[[socket]]\nname = "a"\nlocal_ports = 1\nreconnect = "any"\n',

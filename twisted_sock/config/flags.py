@@ -30,6 +30,18 @@ FLAG_FIELDS = {
 }
 
 
+#: TLS flag name -> TLSConfig field.
+TLS_FLAGS = {
+    "tls-cert": "certificate",
+    "tls-key": "private_key",
+    "tls-ports": "ports",
+    "alpn": "alpn",
+    "starttls": "starttls",
+    "client-ca": "client_ca",
+    "require-client-cert": "require_client_certificate",
+}
+
+
 def embedded_default() -> ServiceConfig:
     """
     The configuration of C{twistd -n sock} with no options: one TCP socket
@@ -70,15 +82,26 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
     if not given:
         return embedded_default()
     for flag in given:
-        if flag not in FLAG_FIELDS:
+        if flag not in FLAG_FIELDS and flag not in TLS_FLAGS:
             raise ConfigError("unknown flag", key=f"--{flag}")
     if "tcp" not in given and "http" not in given:
         raise ConfigError("give --tcp or --http (or no options for the embedded default)")
-    kwargs = {FLAG_FIELDS[flag]: value for flag, value in given.items()}
+    kwargs: dict[str, Any] = {FLAG_FIELDS[f]: v for f, v in given.items() if f in FLAG_FIELDS}
     kwargs.setdefault("protocol", "tcp")
+    tls = {TLS_FLAGS[f]: v for f, v in given.items() if f in TLS_FLAGS}
+    if tls:
+        for flag, field in (("tls-cert", "certificate"), ("tls-key", "private_key")):
+            if field not in tls:
+                raise ConfigError(f"TLS flags need --{flag}", key=f"--{flag}")
+        kwargs["tls"] = tls
     try:
         return ServiceConfig((SocketConfig(**kwargs),))
     except ConfigError as e:
+        if e.key is not None and e.key.startswith("tls."):
+            flag_name = next((f for f, k in TLS_FLAGS.items() if "tls." + k == e.key), None)
+            if flag_name is not None:
+                raise ConfigError(e.problem, socket=e.socket, key=f"--{flag_name}",
+                                  value=e.value) from None
         if e.key is not None:
             flag_name = next((f for f, k in FLAG_FIELDS.items() if k == e.key), None)
             if flag_name is not None:

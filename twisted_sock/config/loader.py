@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from twisted_sock.config.model import ServiceConfig, SocketConfig
+from twisted_sock.config.tls import tls_from_mapping
 from twisted_sock.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -34,6 +35,7 @@ SOCKET_KEYS = frozenset(
         "max_connections_per_ip",
         "idle_timeout",
         "backlog",
+        "tls",
     }
 )
 #: Keys of C{[sock]}.
@@ -43,7 +45,6 @@ GLOBAL_KEYS = frozenset({"incoming_enabled"})
 #: clearer line than "unknown key".
 PLANNED_SOCKET_KEYS = frozenset(
     {
-        "tls",
         "reconnect",
         "proxy_protocol",
         "trusted_proxies",
@@ -114,6 +115,11 @@ def config_from_mapping(data: dict[str, Any], file: str | None = None) -> Servic
         _refuse_unknown(table, SOCKET_KEYS, PLANNED_SOCKET_KEYS, file=file, socket=shown)
         kwargs = dict(table)
         kwargs.setdefault("name", default_name)
+        if "tls" in kwargs:
+            try:
+                kwargs["tls"] = tls_from_mapping(kwargs["tls"], base_dir)
+            except ConfigError as e:
+                raise e.located(file=file, socket=shown) from None
         http = kwargs.get("http")
         if isinstance(http, str) and http.startswith("static:") and http != "static:":
             kwargs["http"] = "static:" + os.path.join(base_dir, http[len("static:"):])

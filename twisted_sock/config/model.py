@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted_sock.config import values
 from twisted_sock.config.refs import check_handler, check_http
+from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.policy.addresses import IPAddress, IPNetwork
 from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_policy
@@ -50,6 +51,7 @@ class SocketConfig:
     max_connections_per_ip: int | None = None
     idle_timeout: float = 0
     backlog: int = DEFAULT_BACKLOG
+    tls: TLSConfig | dict[str, Any] | None = None
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +86,7 @@ class SocketConfig:
         )
         coerce("idle_timeout", lambda v: values.non_negative_number(v, "idle_timeout"))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
+        coerce("tls", _tls)
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -106,6 +109,19 @@ class SocketConfig:
             raise ConfigError(
                 "a tcp socket needs local_ports or http_ports", socket=name, key="local_ports"
             )
+        tls = self.tls
+        if isinstance(tls, TLSConfig):
+            ports = set(self.local_ports) | set(self.http_ports)
+            for port in tls.ports:
+                if port not in ports:
+                    raise ConfigError("is not one of the socket's local_ports or http_ports",
+                                      socket=name, key="tls.ports", value=port)
+            if tls.starttls != "off" and not self.plain_data_ports:
+                raise ConfigError(f"starttls = {tls.starttls!r} needs a data port without TLS",
+                                  socket=name, key="tls.starttls")
+            if not tls.ports and tls.starttls == "off":
+                raise ConfigError("TLS applies to no port: set tls.ports or tls.starttls",
+                                  socket=name, key="tls.ports")
 
     # Derived views -----------------------------------------------------
 
@@ -117,6 +133,20 @@ class SocketConfig:
         """
         http = set(self.http_ports) - {0}
         return tuple(p for p in self.local_ports if p == 0 or p not in http)
+
+    def is_tls_port(self, port: int) -> bool:
+        """
+        Whether TLS starts immediately on C{port} (0 in C{tls.ports} makes
+        every port-0 listener TLS, for tests).
+        """
+        return isinstance(self.tls, TLSConfig) and port in self.tls.ports
+
+    @property
+    def plain_data_ports(self) -> tuple[int, ...]:
+        """
+        The data ports without immediate TLS (where STARTTLS may apply).
+        """
+        return tuple(p for p in self.data_ports if not self.is_tls_port(p))
 
     @property
     def policy(self) -> IncomingPolicy:
@@ -138,6 +168,14 @@ class SocketConfig:
             key = sorted(unknown)[0]
             raise ConfigError("unknown key", socket=self.name, key=key)
         return dataclasses.replace(self, **changes)
+
+
+def _tls(value: Any) -> TLSConfig | None:
+    if value is None or isinstance(value, TLSConfig):
+        return value
+    if isinstance(value, dict):
+        return TLSConfig(**value)
+    raise ValueError("tls must be a TLSConfig or a table of TLS settings")
 
 
 def _protocol(value: Any) -> str:

@@ -33,10 +33,23 @@ class ListenerSpec:
     address: str
     port: int
     mode: str
+    kind: str = "plain"
 
     def __str__(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{host}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        """
+        The mode with TLS noted: C{data}, C{http}, C{data+tls},
+        C{https}, C{data+starttls}.
+        """
+        if self.kind == "tls":
+            return "https" if self.mode == "http" else "data+tls"
+        if self.kind == "starttls":
+            return "data+starttls"
+        return self.mode
 
 
 def system_interfaces() -> dict[str, tuple[str, ...]]:
@@ -113,10 +126,17 @@ def plan_listeners(
     """
     addresses = interface_addresses(config.interfaces, table, dual_stack, socket_name=config.name)
     plan = []
+    starttls = config.tls.starttls if config.tls is not None else "off"  # type: ignore[union-attr]
     for mode, ports in (("data", config.data_ports), ("http", config.http_ports)):
         for port in ports:
+            if config.is_tls_port(port):
+                kind = "tls"
+            elif mode == "data" and starttls != "off":
+                kind = "starttls"
+            else:
+                kind = "plain"
             for address in addresses:
-                plan.append(ListenerSpec(config.name, address, port, mode))
+                plan.append(ListenerSpec(config.name, address, port, mode, kind))
     return plan
 
 

@@ -65,6 +65,7 @@ class SocketState:
         self.paused = False
         self.empty_waiters: list[Any] = []
         self.refusal_log = RateLimitedLog(self._emit_refusal, clock)
+        self.tls_log = RateLimitedLog(self._emit_tls_failure, clock)
         self.apply(config)
 
     def apply(self, config: SocketConfig) -> None:
@@ -121,6 +122,17 @@ class SocketState:
                 count=suppressed,
             )
 
+    def _emit_tls_failure(self, text: str | None, suppressed: int) -> None:
+        if text is not None:
+            log.info("{text}", text=text, socket=self.name)
+        else:
+            log.info(
+                "socket {socket!r}: {count} more TLS handshake failures in the last second "
+                "(not logged each)",
+                socket=self.name,
+                count=suppressed,
+            )
+
     # Transport bookkeeping ----------------------------------------------
 
     def opened(self, transport: SockServer, counted: bool) -> None:
@@ -170,7 +182,10 @@ class SocketState:
         for port in self.ports:
             if port.connected:
                 host = port.getHost()
-                out.append(ListenerInfo(host.host, host.port, port.sock_mode))
+                spec = port.sock_spec
+                out.append(ListenerInfo(host.host, host.port, port.sock_mode, spec.kind == "tls",
+                                        port.sock_fingerprint,
+                                        "starttls" if spec.kind == "starttls" else None))
         return tuple(out)
 
     def statistics(self) -> SocketStatistics:

@@ -102,6 +102,9 @@ class SockServer(tcp.Server):
 
     sock_reason: ShutdownReason | None = None
     sock_counted = True
+    sock_tls = False
+    sock_alpn: str | None = None
+    sock_peer_certificate: Any = None
 
     def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
                  sessionno: int, reactor: Any) -> None:
@@ -133,9 +136,13 @@ class SockServer(tcp.Server):
     def connectionLost(self, reason: Failure) -> None:
         if not hasattr(self, "socket"):
             return
-        if self.sock_reason is None:
-            self.sock_reason = shutdown_reason(self, reason)
+        # The default reason is known now, for the protocol's connectionLost
+        # to read; a layer below the application (TLS) may still set a more
+        # specific one while the loss propagates.
+        self.sock_default_reason = shutdown_reason(self, reason)
         tcp.Server.connectionLost(self, reason)
+        if self.sock_reason is None:
+            self.sock_reason = self.sock_default_reason
         self.sock_state.closed(self, self.sock_reason if self.sock_counted else None)
 
 
@@ -183,6 +190,7 @@ class FilteringPort(tcp.Port):
                  reactor: Any, backlog: int) -> None:
         tcp.Port.__init__(self, spec.port, factory, backlog, spec.address, reactor)
         self.sock_spec = spec
+        self.sock_fingerprint: str | None = None
         self.sock_state = state
         self.sock_mode = spec.mode
         if state.idle_timeout:
@@ -319,6 +327,7 @@ class SockFactory:
             return _Refuser()
         return protocol
 
+
     def doStart(self) -> None:
         self.wrapped.doStart()
 
@@ -331,7 +340,7 @@ class SockFactory:
 
 def open_listeners(
     specs: list[ListenerSpec],
-    factories: dict[tuple[str, str], IProtocolFactory],
+    factories: dict[tuple[str, str, str], IProtocolFactory],
     states: dict[str, SocketState],
     reactor: Any,
 ) -> list[FilteringPort]:
@@ -339,15 +348,16 @@ def open_listeners(
     Open every listener in C{specs} or none: on the first failure the ones
     already open are closed and L{BindError} names the address.
 
-    @param factories: the L{SockFactory} for each (socket name, mode).
+    @param factories: the L{SockFactory} for each (socket name, mode, kind)
+        where kind is C{"plain"}, C{"tls"} or C{"starttls"}.
     @return: the open ports, in C{specs} order.
     """
     opened: list[FilteringPort] = []
     try:
         for spec in specs:
             state = states[spec.socket]
-            port = FilteringPort(spec, factories[(spec.socket, spec.mode)], state, reactor,
-                                 state.config.backlog)
+            port = FilteringPort(spec, factories[(spec.socket, spec.mode, spec.kind)], state,
+                                 reactor, state.config.backlog)
             try:
                 port.startListening()
             except error.CannotListenError as e:

@@ -1,0 +1,337 @@
+"""
+TLS against independent clients on loopback: Python's C{ssl} with
+verification, C{openssl s_client}, C{curl} (HTTPS, HTTP/2); STARTTLS command
+and auto-detect; mutual TLS; handshake failures that touch no other
+connection; the STARTTLS injection case. Certificates come from a test CA
+made per test session.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+
+import pytest
+import pytest_twisted
+from twisted.internet import threads
+
+from tests.conftest import require_tool
+from tests.integration import handlers_for_tests as rec
+from tests.integration.clients import TIMEOUT, connect, curl, exchange, wait_for_close
+from tests.integration.conftest import port_of, tcp, until
+from twisted_sock import TLSConfig
+from twisted_sock.testing import TestPKI, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> TestPKI:
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+def tls_config(pki: TestPKI, **kwargs) -> TLSConfig:
+    kwargs.setdefault("ports", [0])
+    return TLSConfig(certificate=pki.server_certificate, private_key=pki.server_key, **kwargs)
+
+
+def client_context(pki: TestPKI, alpn=None, cert=False) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=pki.ca_certificate)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if cert:
+        ctx.load_cert_chain(pki.client_certificate, pki.client_key)
+    return ctx
+
+
+def tls_exchange(pki, port, payload=b"ping", alpn=None, cert=False, hostname="localhost",
+                 host="127.0.0.1"):
+    """
+    Verified TLS connection: returns (negotiated ALPN, echoed bytes).
+    """
+    ctx = client_context(pki, alpn, cert)
+    with socket.create_connection((host, port), TIMEOUT) as raw:
+        with ctx.wrap_socket(raw, server_hostname=hostname) as s:
+            s.sendall(payload)
+            got = b""
+            while len(got) < len(payload):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            return s.selected_alpn_protocol(), got
+
+
+def status(service, mode="http"):
+    done = curl(f"http://127.0.0.1:{port_of(service, mode=mode)}/status.json")
+    return json.loads(done.stdout)["sockets"][0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_implicit_tls_data_port_with_verification(serve, pki):
+    """
+    A data port in tls.ports runs the handler over TLS; Python's ssl
+    verifies the server against the test CA; the handler sees tls=True and
+    the negotiated ALPN; status shows the listener's fingerprint.
+    """
+    rec.INFOS.clear()
+    service = serve(tcp(local_ports=[0], http_ports=[], tls=tls_config(pki, alpn=["echo", "h2"]),
+                        handler="tests.integration.handlers_for_tests:data_recorder_factory"))
+    port = port_of(service)
+    alpn, got = await threads.deferToThread(tls_exchange, pki, port, b"secret", ["foo", "echo"])
+    assert (alpn, got) == ("echo", b"secret")
+    info = rec.INFOS[-1]
+    assert info.tls is True and info.alpn == "echo" and info.mode == "data"
+    (listener,) = [li for li in service.sockets["sock0"].statistics().listeners
+                   if li.address == "127.0.0.1"]
+    assert listener.tls is True
+    assert listener.fingerprint == service.sockets["sock0"].config.tls.material.fingerprint
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_hostname_fails_verification(serve, pki):
+    """
+    The client's hostname check is real: a name not in the certificate is
+    refused by the client.
+    """
+    service = serve(tcp(tls=tls_config(pki)))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await threads.deferToThread(tls_exchange, pki, port_of(service), b"x", None, False,
+                                    "not-this-host.example")
+
+
+@pytest_twisted.ensureDeferred
+async def test_openssl_s_client_shows_alpn(serve, pki):
+    """
+    openssl s_client -alpn shows the protocol the server chose, in the
+    server's preference order.
+    """
+    openssl = require_tool("openssl")
+    service = serve(tcp(tls=tls_config(pki, alpn=["echo", "h2"])))
+    port = port_of(service)
+
+    def run():
+        return subprocess.run(
+            [openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-alpn", "h2,echo",
+             "-CAfile", pki.ca_certificate, "-servername", "localhost"],
+            input=b"", capture_output=True, timeout=TIMEOUT)
+
+    done = await threads.deferToThread(run)
+    out = done.stdout.decode()
+    assert "ALPN protocol: echo" in out
+    assert "Verify return code: 0 (ok)" in out
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_with_curl_http1_and_http2(serve, pki):
+    """
+    An http port in tls.ports is HTTPS: curl --cacert verifies it, and
+    curl --http2 negotiates h2 through ALPN (twisted.web's HTTP/2).
+    """
+    service = serve(tcp(local_ports=[], http_ports=[0], tls=tls_config(pki)))
+    port = port_of(service, mode="http")
+    url = f"https://localhost:{port}/status.json"
+    h1 = await threads.deferToThread(curl, url, "--cacert", pki.ca_certificate, "--http1.1",
+                                     "-w", "\n%{http_version}")
+    body, version = h1.stdout.rsplit("\n", 1)
+    assert version == "1.1" and json.loads(body)["sockets"][0]["name"] == "sock0"
+    h2 = await threads.deferToThread(curl, url, "--cacert", pki.ca_certificate, "--http2",
+                                     "-o", "/dev/null", "-w", "%{http_version}")
+    assert h2.returncode == 0, h2.stderr
+    assert h2.stdout == "2"
+
+
+@pytest_twisted.ensureDeferred
+async def test_starttls_command_with_python_ssl(serve, pki):
+    """
+    starttls = command: the first line STARTTLS is answered READY, then a
+    verified handshake; a plain first line is plain data for the handler.
+    """
+    rec.INFOS.clear()
+    service = serve(tcp(tls=tls_config(pki, ports=[], starttls="command"),
+                        handler="tests.integration.handlers_for_tests:data_recorder_factory"))
+    port = port_of(service)
+
+    def upgrade():
+        raw = connect("127.0.0.1", port)
+        raw.sendall(b"STARTTLS\r\n")
+        assert raw.recv(7) == b"READY\r\n"
+        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"over tls")
+            return s.recv(100)
+
+    assert await threads.deferToThread(upgrade) == b"over tls"
+    assert rec.INFOS[-1].tls is True
+    plain = await threads.deferToThread(exchange, "127.0.0.1", port, b"HELLO plain\r\n")
+    assert plain.data == b"HELLO plain\r\n"
+    assert rec.INFOS[-1].tls is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_starttls_injection_is_discarded(serve, pki):
+    """
+    Plaintext sent after STARTTLS in the same packet (STARTTLS\\r\\nEXTRA)
+    never reaches the handler; only what comes over TLS does.
+    """
+    rec.RECEIVED.clear()
+    service = serve(tcp(tls=tls_config(pki, ports=[], starttls="command"),
+                        handler="tests.integration.handlers_for_tests:data_recorder_factory"))
+    port = port_of(service)
+
+    def inject():
+        raw = connect("127.0.0.1", port)
+        raw.sendall(b"STARTTLS\r\nEXTRA")
+        assert raw.recv(7) == b"READY\r\n"
+        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"real")
+            return s.recv(100)
+
+    assert await threads.deferToThread(inject) == b"real"
+    assert b"".join(rec.RECEIVED) == b"real"
+
+
+@pytest_twisted.ensureDeferred
+async def test_starttls_auto_unifies_tls_and_plain(serve, pki):
+    """
+    starttls = auto: a TLS client and a plain client use the same port;
+    the ClientHello is detected and TLS begins transparently.
+    """
+    service = serve(tcp(tls=tls_config(pki, ports=[], starttls="auto")))
+    port = port_of(service)
+    alpn, got = await threads.deferToThread(tls_exchange, pki, port, b"tls data")
+    assert got == b"tls data"
+    plain = await threads.deferToThread(exchange, "127.0.0.1", port, b"GET / HTTP/1.0\r\n\r\n")
+    assert plain.data == b"GET / HTTP/1.0\r\n\r\n"
+    listener = service.sockets["sock0"].statistics().listeners[0]
+    assert listener.starttls == "starttls" and listener.tls is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_auto_sniffer_times_out_to_plain(serve, pki):
+    """
+    A client that sends nothing is treated as plain after sniff_timeout:
+    a server-speaks-first handler then runs in plaintext.
+    """
+    service = serve(tcp(tls=tls_config(pki, ports=[], starttls="auto", sniff_timeout=0.3),
+                        handler="tests.integration.handlers_for_tests:recorder_factory"))
+    port = port_of(service)
+
+    def silent():
+        with connect("127.0.0.1", port) as s:
+            return s.recv(100)
+
+    assert await threads.deferToThread(silent) == f"sock0 data {port}\n".encode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_mutual_tls(serve, pki):
+    """
+    client_ca + require_client_certificate: a client without a certificate
+    is refused; one signed by client_ca is accepted and the handler sees
+    its certificate.
+    """
+    rec.INFOS.clear()
+    service = serve(tcp(tls=tls_config(pki, client_ca=pki.ca_certificate,
+                                       require_client_certificate=True),
+                        handler="tests.integration.handlers_for_tests:data_recorder_factory"))
+    port = port_of(service)
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        # TLS 1.3: the client learns of the refusal on its first read.
+        await threads.deferToThread(tls_exchange, pki, port, b"no cert")
+    alpn, got = await threads.deferToThread(tls_exchange, pki, port, b"with cert", None, True)
+    assert got == b"with cert"
+    cert = rec.INFOS[-1].peer_certificate
+    assert cert.subject.rfc4514_string() == "CN=test client"
+    sock = service.sockets["sock0"]
+    await until(lambda: sock.statistics().closed["TLS_HANDSHAKE_FAILED"] == 1)
+    assert sock.statistics().tls_failures == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_garbage_client_does_not_disturb_others(serve, pki):
+    """
+    A client sending garbage instead of a ClientHello fails alone (counted
+    in tls_failures); a healthy TLS connection open at the same time keeps
+    working.
+    """
+    service = serve(tcp(tls=tls_config(pki)))
+    port = port_of(service)
+
+    def scenario():
+        raw = socket.create_connection(("127.0.0.1", port), TIMEOUT)
+        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as healthy:
+            healthy.sendall(b"one")
+            assert healthy.recv(10) == b"one"
+            bad = exchange("127.0.0.1", port, b"\x16\x03\x01garbage garbage garbage\r\n" * 20)
+            healthy.sendall(b"two")
+            return bad.kind, healthy.recv(10)
+
+    bad_kind, second = await threads.deferToThread(scenario)
+    assert bad_kind in ("eof", "reset")
+    assert second == b"two"
+    await until(lambda: service.sockets["sock0"].statistics().tls_failures == 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_handshake_timeout(serve, pki):
+    """
+    A client that connects to a TLS port and never speaks is closed after
+    handshake_timeout, as a TLS_HANDSHAKE_FAILED.
+    """
+    service = serve(tcp(tls=tls_config(pki, handshake_timeout=0.3)))
+    port = port_of(service)
+
+    def silent():
+        with connect("127.0.0.1", port) as s:
+            return wait_for_close(s).kind
+
+    assert await threads.deferToThread(silent) in ("eof", "reset")
+    sock = service.sockets["sock0"]
+    await until(lambda: sock.statistics().closed["TLS_HANDSHAKE_FAILED"] == 1)
+    assert sock.statistics().tls_failures == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_alpn_required(serve, pki):
+    """
+    alpn_required: a client that negotiates nothing is closed with
+    ALPN_SELECTION_FAILED; one that negotiates a listed protocol is served.
+    """
+    service = serve(tcp(tls=tls_config(pki, alpn=["echo"], alpn_required=True)))
+    port = port_of(service)
+    alpn, got = await threads.deferToThread(tls_exchange, pki, port, b"ok", ["echo"])
+    assert (alpn, got) == ("echo", b"ok")
+    alpn, got = await threads.deferToThread(tls_exchange, pki, port, b"no", None)
+    assert got == b""
+    await until(lambda: service.sockets["sock0"].statistics().closed["ALPN_SELECTION_FAILED"] == 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_accept_alpn_hook_vetoes(serve, pki):
+    """
+    The accept_alpn hook sees the negotiated protocol and may veto it.
+    """
+    seen = []
+
+    def veto(protocol, peer):
+        seen.append((protocol, peer.host))
+        return protocol != "h2"
+
+    service = serve(tcp(tls=tls_config(pki, alpn=["h2", "echo"], accept_alpn=veto)))
+    port = port_of(service)
+    assert (await threads.deferToThread(tls_exchange, pki, port, b"a", ["echo"]))[1] == b"a"
+    assert (await threads.deferToThread(tls_exchange, pki, port, b"b", ["h2"]))[1] == b""
+    assert seen == [("echo", "127.0.0.1"), ("h2", "127.0.0.1")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_refusal_happens_before_any_handshake(serve, pki):
+    """
+    The incoming decision runs before TLS: a refused client gets a reset,
+    costs no handshake and is no TLS failure.
+    """
+    service = serve(tcp(incoming="specific-ip-any-port", target_ip="127.0.0.9", tls=tls_config(pki)))
+    out = await threads.deferToThread(exchange, "127.0.0.1", port_of(service), b"\x16\x03\x01")
+    assert out.kind == "reset"
+    stats = service.sockets["sock0"].statistics()
+    assert stats.refused == 1 and stats.tls_failures == 0

@@ -1,0 +1,110 @@
+"""
+Helpers for tests (ours and users'): a throw-away PKI with a CA, a server
+certificate for loopback names and a client certificate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass(frozen=True)
+class TestPKI:
+    """
+    Paths of the PEM files written by L{make_pki}.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    directory: str
+    ca_certificate: str
+    ca_key: str
+    server_certificate: str
+    server_key: str
+    client_certificate: str
+    client_key: str
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write(path: str, data: bytes) -> str:
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+           issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool = False,
+           names: tuple[str, ...] = (), usage: tuple[x509.ObjectIdentifier, ...] = ()) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+    if names:
+        alt: list[x509.GeneralName] = []
+        for name in names:
+            try:
+                alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                alt.append(x509.DNSName(name))
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    if usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def make_pki(directory: str, names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")) -> TestPKI:
+    """
+    Write a test CA, a server certificate valid for C{names} and a client
+    certificate (ECDSA P-256, valid for a week) into C{directory}.
+    """
+    os.makedirs(directory, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _issue("twisted-sock test CA", ca_key, _name("twisted-sock test CA"), ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = _issue("localhost", server_key, ca.subject, ca_key, names=names,
+                    usage=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = _issue("test client", client_key, ca.subject, ca_key,
+                    usage=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    j = os.path.join
+    return TestPKI(
+        directory=directory,
+        ca_certificate=_write(j(directory, "ca.pem"), _cert_pem(ca)),
+        ca_key=_write(j(directory, "ca.key"), _key_pem(ca_key)),
+        server_certificate=_write(j(directory, "server.pem"), _cert_pem(server)),
+        server_key=_write(j(directory, "server.key"), _key_pem(server_key)),
+        client_certificate=_write(j(directory, "client.pem"), _cert_pem(client)),
+        client_key=_write(j(directory, "client.key"), _key_pem(client_key)),
+    )
