@@ -30,9 +30,12 @@ def _check(path: str) -> int:
         mode = sock.incoming.value  # type: ignore[union-attr]
         print(f"socket {sock.name} ({sock.protocol}, incoming {mode}, handler {sock.handler}, "
               f"http {sock.http})")
+        if sock.tls is not None:
+            material = sock.tls.material  # type: ignore[union-attr]
+            print(f"  TLS certificate {material.subject}, SHA-256 {material.fingerprint}")
         for spec in plan:
             if spec.socket == sock.name:
-                print(f"  {spec.mode:<5} {spec}")
+                print(f"  {spec.label:<5} {spec}")
         if mode == "none":
             print("  warning: incoming = 'none' refuses every connection")
     return 0

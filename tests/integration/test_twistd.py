@@ -255,3 +255,67 @@ def test_check_bad_file_one_line(tmp_path):
     done = run(TWISTED_SOCK, "check", str(unknown))
     assert done.returncode == 2
     assert done.stderr.strip() == f"twisted-sock: {unknown}: socket 'sock0': colour: unknown key"
+
+
+def test_twistd_tls_flags_serve_https_and_tls_echo(tmp_path):
+    """
+    twistd -n sock with --tls-cert/--tls-key/--tls-ports/--alpn: the data
+    port speaks TLS (verified by Python's ssl), the http port is HTTPS
+    (curl --cacert, HTTP/2 via ALPN), and the start-up log shows the
+    certificate fingerprint.
+    """
+    import ssl
+
+    from twisted_sock.testing import make_pki
+
+    pki = make_pki(str(tmp_path / "pki"))
+    server = Twistd("--tcp", "0", "--http", "0", "--interfaces", "lo", "--incoming", "any-ip-any-port",
+                    "--tls-cert", pki.server_certificate, "--tls-key", pki.server_key,
+                    "--tls-ports", "0", "--alpn", "h2,http/1.1", cwd=str(tmp_path))
+    try:
+        data, http = server.port("data+tls"), server.port("https")
+        ctx = ssl.create_default_context(cafile=pki.ca_certificate)
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", data), 10),
+                             server_hostname="localhost") as s:
+            s.sendall(b"tls echo")
+            assert s.recv(100) == b"tls echo"
+        done = curl(f"https://localhost:{http}/status.json", "--cacert", pki.ca_certificate,
+                    "--http2", "-w", "\n%{http_version}")
+        body, version = done.stdout.rsplit("\n", 1)
+        assert version == "2"
+        listener = json.loads(body)["sockets"][0]["listeners"][0]
+        assert listener["tls"] is True and len(listener["fingerprint"].split(":")) == 32
+    finally:
+        log = server.stop()
+    assert f"SHA-256 {listener['fingerprint']}" in log
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--tls-cert", "missing.pem", "--tls-key", "missing.key", "--tls-ports", "1"],
+         "--tls-cert = "),
+        (["--tls-cert", "CERT", "--tls-ports", "1"], "TLS flags need --tls-key"),
+        (["--tls-cert", "CERT", "--tls-key", "OTHERKEY", "--tls-ports", "1"],
+         "does not match the certificate"),
+        (["--tls-cert", "CERT", "--tls-key", "KEY", "--tls-ports", "2"],
+         "is not one of the socket's local_ports or http_ports"),
+        (["--tls-cert", "CERT", "--tls-key", "KEY", "--starttls", "maybe"], "unknown starttls"),
+    ],
+)
+def test_bad_tls_input_is_one_line(args, needle, tmp_path):
+    """
+    Missing, mismatched or misplaced TLS settings: exit status 2 and one
+    line naming the flag, no traceback.
+    """
+    from twisted_sock.testing import make_pki
+
+    pki = make_pki(str(tmp_path / "pki"))
+    swap = {"CERT": pki.server_certificate, "KEY": pki.server_key, "OTHERKEY": pki.client_key}
+    args = [swap.get(a, a) for a in args]
+    done = run(TWISTD, "-n", "--pidfile=", "sock", "--tcp", "1", "--interfaces", "lo", *args,
+               cwd=str(tmp_path))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
