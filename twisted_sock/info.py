@@ -38,6 +38,27 @@ class ConnectionInfo:
     peer_certificate: Any = None
     shutdown_reason: ShutdownReason | None = None
 
+    @property
+    def peer_subject(self) -> str | None:
+        """
+        The client certificate's subject (RFC 4514, e.g. C{CN=client}), or
+        C{None}.
+        """
+        cert = self.peer_certificate
+        return None if cert is None else cert.subject.rfc4514_string()  # type: ignore[no-any-return]
+
+    @property
+    def peer_fingerprint(self) -> str | None:
+        """
+        The client certificate's SHA-256 fingerprint (colon-separated hex),
+        or C{None}.
+        """
+        if self.peer_certificate is None:
+            return None
+        from twisted_sock.config.tls import fingerprint
+
+        return fingerprint(self.peer_certificate)
+
 
 def normalised_address(addr: Any) -> Any:
     """

@@ -240,8 +240,14 @@ async def test_mutual_tls(serve, pki):
         await threads.deferToThread(tls_exchange, pki, port, b"no cert")
     alpn, got = await threads.deferToThread(tls_exchange, pki, port, b"with cert", None, True)
     assert got == b"with cert"
-    cert = rec.INFOS[-1].peer_certificate
-    assert cert.subject.rfc4514_string() == "CN=test client"
+    info = rec.INFOS[-1]
+    assert info.peer_subject == "CN=test client"
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    with open(pki.client_certificate, "rb") as f:
+        expected = x509.load_pem_x509_certificate(f.read()).fingerprint(hashes.SHA256())
+    assert info.peer_fingerprint == ":".join(f"{b:02X}" for b in expected)
     sock = service.sockets["sock0"]
     await until(lambda: sock.statistics().closed["TLS_HANDSHAKE_FAILED"] == 1)
     assert sock.statistics().tls_failures == 1

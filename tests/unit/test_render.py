@@ -288,8 +288,8 @@ def test_html_content():
     assert "<h2>Socket sock0 <small>(tcp, incoming any-ip-any-port)</small></h2>" in page
     assert ("<tr><td class=num>2</td><td class=num>5</td><td class=num>3</td>"
             "<td class=num>0</td></tr>") in page
-    assert "<tr><td>127.0.0.1</td><td class=num>8001</td><td>data</td><td>no</td></tr>" in page
-    assert "<tr><td>::1</td><td class=num>8080</td><td>http</td><td>no</td></tr>" in page
+    assert "<tr><td>127.0.0.1</td><td class=num>8001</td><td>data</td><td>no</td><td><code></code></td></tr>" in page
+    assert "<tr><td>::1</td><td class=num>8080</td><td>http</td><td>no</td><td><code></code></td></tr>" in page
     assert "Closed by reason: NORMAL 4, BY_PEER 1." in page
     assert "Refused by reason: address-not-allowed 2, mode-none 1." in page
 
@@ -302,7 +302,7 @@ def test_html_master_off_and_empty():
     sock = _socket(listeners=(), closed=closed_counts({}), refused_by=MappingProxyType({}))
     page = render_html(_stats(sock, incoming_enabled=False)).decode("utf-8")
     assert 'Incoming connections: <span class="off">disabled (master switch off)</span>.' in page
-    assert "<tr><td colspan=4>none</td></tr>" in page
+    assert "<tr><td colspan=5>none</td></tr>" in page
     assert "Closed by reason: none.<br>Refused by reason: none." in page
 
 

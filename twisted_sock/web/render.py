@@ -87,9 +87,10 @@ def render_html(stats: ServiceStatistics, refresh: int = 5) -> bytes:
         e = html.escape
         listeners = "".join(
             f"<tr><td>{e(li.address)}</td><td class=num>{li.port}</td><td>{e(li.mode)}</td>"
-            f"<td>{'yes' if li.tls else 'no'}</td></tr>"
+            f"<td>{'yes' if li.tls else ('STARTTLS' if li.starttls else 'no')}</td>"
+            f"<td><code>{e(li.fingerprint or '')}</code></td></tr>"
             for li in sock.listeners
-        ) or "<tr><td colspan=4>none</td></tr>"
+        ) or "<tr><td colspan=5>none</td></tr>"
         closed = ", ".join(f"{e(k)} {v}" for k, v in sock.closed.items() if v) or "none"
         refused = ", ".join(f"{e(k)} {v}" for k, v in sock.refused_by.items() if v) or "none"
         parts.append(
@@ -99,7 +100,8 @@ def render_html(stats: ServiceStatistics, refresh: int = 5) -> bytes:
             "<th>TLS failures</th></tr>"
             f"<tr><td class=num>{sock.connections}</td><td class=num>{sock.accepted}</td>"
             f"<td class=num>{sock.refused}</td><td class=num>{sock.tls_failures}</td></tr></table>\n"
-            "<table><tr><th>address</th><th>port</th><th>mode</th><th>TLS</th></tr>"
+            "<table><tr><th>address</th><th>port</th><th>mode</th><th>TLS</th>"
+            "<th>certificate SHA-256</th></tr>"
             f"{listeners}</table>\n"
             f"<p>Closed by reason: {closed}.<br>Refused by reason: {refused}.</p>"
         )
