@@ -16,14 +16,29 @@ def _check(path: str) -> int:
     from twisted.web.resource import Resource
 
     from twisted_sock.config.loader import load_config
-    from twisted_sock.handlers import handler_factory, http_resource
-    from twisted_sock.net.interfaces import ipv6_available, plan_service, system_interfaces
+    from twisted_sock.errors import ConfigError
+    from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
+    from twisted_sock.net.interfaces import (
+        ipv6_available,
+        plan_service,
+        system_broadcasts,
+        system_interfaces,
+    )
 
     config = load_config(path)
     for sock in config.sockets:
-        handler_factory(sock.handler, socket=sock.name)
-        http_resource(sock.http, Resource(), socket=sock.name)
-    plan = plan_service(config.sockets, system_interfaces(), ipv6_available())
+        try:
+            if sock.protocol == "udp":
+                datagram_protocols(sock.handler, 1, socket=sock.name)
+            else:
+                handler_factory(sock.handler, socket=sock.name)
+                http_resource(sock.http, Resource(), socket=sock.name)
+        except ConfigError as e:
+            raise e.located(file=path) from None
+    try:
+        plan = plan_service(config.sockets, system_interfaces(), ipv6_available(), system_broadcasts())
+    except SockError as e:
+        raise e.located(file=path) if isinstance(e, ConfigError) else e from None
     master = "enabled" if config.incoming_enabled else "DISABLED (master switch off)"
     print(f"{path}: ok; incoming {master}; {len(config.sockets)} socket(s), {len(plan)} listener(s)")
     for sock in config.sockets:
@@ -38,6 +53,8 @@ def _check(path: str) -> int:
                 print(f"  {spec.label:<5} {spec}")
         if mode == "none":
             print("  warning: incoming = 'none' refuses every connection")
+        for warning in sock.warnings:
+            print(f"  warning: {warning}")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolFactory
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.web.resource import IResource
 from zope.interface import implementer
@@ -76,6 +76,66 @@ class ChatFactory(Factory):
 
     def __init__(self) -> None:
         self.clients: set[Chat] = set()
+
+
+class EchoDatagram(DatagramProtocol):
+    """
+    Sends every datagram back to its sender.
+    """
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.transport.write(data, addr)  # type: ignore[union-attr]
+
+
+class DiscardDatagram(DatagramProtocol):
+    """
+    Drops every datagram.
+    """
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        pass
+
+
+def datagram_protocols(handler: Any, count: int, *, socket: str | None = None) -> list[DatagramProtocol]:
+    """
+    C{count} fresh datagram protocols (one per UDP listener) for a socket's
+    C{handler}: C{echo}, C{discard}, or C{package.module:attr} naming a
+    C{DatagramProtocol} subclass or a zero-argument callable returning a
+    new instance each time (a single instance is accepted when the socket
+    has one listener). C{handler} may also be such an object directly.
+    """
+    if handler == "echo":
+        return [EchoDatagram() for _ in range(count)]
+    if handler == "discard":
+        return [DiscardDatagram() for _ in range(count)]
+    shown = handler if isinstance(handler, str) else repr(handler)
+    obj = handler
+    if isinstance(handler, str):
+        try:
+            obj = resolve_reference(handler)
+        except ValueError as e:
+            raise ConfigError(str(e), socket=socket, key="handler", value=shown) from None
+    if isinstance(obj, DatagramProtocol):
+        if count > 1:
+            raise ConfigError(
+                f"one DatagramProtocol instance cannot serve {count} listeners "
+                "(name its class or a factory function)", socket=socket, key="handler", value=shown)
+        return [obj]
+    if callable(obj):
+        made = []
+        for _ in range(count):
+            try:
+                protocol = obj()
+            except Exception as e:  # noqa: BLE001 - user code
+                raise ConfigError(f"calling it failed: {type(e).__name__}: {e}",
+                                  socket=socket, key="handler", value=shown) from None
+            if not isinstance(protocol, DatagramProtocol):
+                raise ConfigError("is not a DatagramProtocol (nor a callable returning one)",
+                                  socket=socket, key="handler", value=shown)
+            made.append(protocol)
+        return made
+    raise ConfigError("is not a DatagramProtocol (nor a callable returning one)",
+                      socket=socket, key="handler", value=shown)
 
 
 def handler_factory(handler: str, *, socket: str | None = None) -> IProtocolFactory:

@@ -18,18 +18,19 @@ from twisted.web.server import Site
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
-from twisted_sock.handlers import handler_factory, http_resource
-from twisted_sock.net.interfaces import ListenerSpec, ipv6_available, plan_service, system_interfaces
-from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import (
-    FilteringPort,
-    IdleSockServer,
-    SockFactory,
-    SockServer,
-    close_now,
-    open_listeners,
+from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
+from twisted_sock.net.interfaces import (
+    ListenerSpec,
+    ipv6_available,
+    plan_service,
+    system_broadcasts,
+    system_interfaces,
 )
+from twisted_sock.net.listeners import close_now, open_all
+from twisted_sock.net.state import MasterSwitch, SocketState
+from twisted_sock.net.tcp import FilteringPort, IdleSockServer, SockFactory, SockServer, open_tcp_listener
 from twisted_sock.net.tls import AppBuilder, StartTLSFactory, implicit_tls_factory
+from twisted_sock.net.udp import open_datagram_listener
 from twisted_sock.policy.incoming import IncomingMode
 from twisted_sock.stats import ServiceStatistics, SocketStatistics
 from twisted_sock.web.status import StatusResource
@@ -138,12 +139,23 @@ class SockService(MultiService):
         self._factories: dict[tuple[str, str, str], SockFactory] = {}
         self.sockets: dict[str, LiveSocket] = {}
         status = StatusResource(self.statistics)
-        self._plan = plan_service(self.config.sockets, system_interfaces(), ipv6_available())
+        self._plan = plan_service(self.config.sockets, system_interfaces(), ipv6_available(),
+                                  system_broadcasts())
         kinds = {(spec.socket, spec.mode, spec.kind) for spec in self._plan}
+        # One datagram protocol per UDP listener, in plan order (two port-0
+        # listeners have equal specs, so they are matched by position).
+        self._datagram: dict[str, list[Any]] = {}
         for config in self.config.sockets:
             state = SocketState(config, self._master, reactor)
             self._states[config.name] = state
             self.sockets[config.name] = LiveSocket(self, state)
+            if config.protocol == "udp":
+                specs = [s for s in self._plan if s.socket == config.name]
+                use_factory = factory is not None and not IProtocolFactory.providedBy(factory)
+                source = factory if use_factory else config.handler
+                self._datagram[config.name] = datagram_protocols(source, len(specs),
+                                                                 socket=config.name)
+                continue
             data = factory if factory is not None else handler_factory(config.handler, socket=config.name)
             resource = http_resource if http_resource is not None else _resource(config, status)
             apps = {"data": data, "http": Site(resource)}
@@ -152,7 +164,7 @@ class SockService(MultiService):
                     if (config.name, mode, kind) in kinds:
                         wrapped = _wrap(kind, mode, app, config, state, reactor)
                         self._factories[(config.name, mode, kind)] = SockFactory(state, wrapped, mode)
-        self._ports: list[FilteringPort] = []
+        self._ports: list[Any] = []
 
     @classmethod
     def from_config(cls, config: ServiceConfig, **kwargs: Any) -> SockService:
@@ -160,7 +172,10 @@ class SockService(MultiService):
         Build a service from a loaded L{ServiceConfig}.
         """
         kwargs.setdefault("incoming_enabled", config.incoming_enabled)
-        return cls(config.sockets, **kwargs)
+        try:
+            return cls(config.sockets, **kwargs)
+        except ConfigError as e:
+            raise e.located(file=config.file) from None
 
     # The master switch --------------------------------------------------
 
@@ -176,6 +191,8 @@ class SockService(MultiService):
     @incoming_enabled.setter
     def incoming_enabled(self, value: bool) -> None:
         self._master.enabled = bool(value)
+        for state in self._states.values():
+            state.refresh_ports()
         log.info("incoming connections {state}", state="enabled" if value else "disabled")
 
     # Listeners ----------------------------------------------------------
@@ -190,12 +207,13 @@ class SockService(MultiService):
     def _open(self) -> None:
         if self._ports:
             return
-        ports = open_listeners(self._plan, dict(self._factories), self._states, self._reactor)
+        self._unused = {name: list(protocols) for name, protocols in self._datagram.items()}
+        ports = open_all(self._plan, self._open_one)
         self._ports = ports
         for port in ports:
             state = self._states[port.sock_state.name]
             state.ports.append(port)
-            if port.sock_spec.kind != "plain":
+            if port.sock_spec.kind in ("tls", "starttls"):
                 port.sock_fingerprint = state.config.tls.material.fingerprint  # type: ignore[union-attr]
         for name, state in self._states.items():
             where = ", ".join(f"{_hostport(p)} ({p.sock_spec.label})" for p in state.ports)
@@ -207,6 +225,16 @@ class SockService(MultiService):
                          fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
             if state.config.incoming is IncomingMode.NONE:
                 _warn_refuses_all(state.config)
+            for warning in state.config.warnings:
+                log.warn("{warning}", warning=warning)
+
+    def _open_one(self, spec: ListenerSpec) -> Any:
+        state = self._states[spec.socket]
+        if spec.protocol == "udp":
+            protocol = self._unused[spec.socket].pop(0)
+            return open_datagram_listener(spec, protocol, state, self._reactor)
+        factory = self._factories[(spec.socket, spec.mode, spec.kind)]
+        return open_tcp_listener(spec, factory, state, self._reactor)
 
     def privilegedStartService(self) -> None:
         """

@@ -25,6 +25,13 @@ class ListenerInfo:
     tls: bool = False
     fingerprint: str | None = None
     starttls: str | None = None
+    #: UDP only: the listener kind (plain, multicast, broadcast), whether the
+    #: kernel prefilter is attached, the kernel's drop counter (prefilter
+    #: drops and receive-buffer overflows) and datagrams delivered.
+    kind: str | None = None
+    prefilter: bool | None = None
+    kernel_drops: int | None = None
+    datagrams: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -37,6 +44,10 @@ class ListenerInfo:
             out["fingerprint"] = self.fingerprint
         if self.starttls is not None:
             out["starttls"] = self.starttls
+        for key in ("kind", "prefilter", "kernel_drops", "datagrams"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
         return out
 
 

@@ -16,8 +16,8 @@ from twisted.application.service import IService
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twisted_sock.config.flags import config_from_flags
-from twisted_sock.errors import SockError
+from twisted_sock.config.flags import as_flag_error, config_from_flags
+from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.service import SockService
 
 log = Logger(namespace="twisted_sock")
@@ -27,6 +27,7 @@ _FLAGS = [
     ["name", None, None, "The socket's name [default: sock0]."],
     ["tcp", None, None, 'Data ports, e.g. "8001,8002" or "5000-5009".'],
     ["http", None, None, "HTTP ports (served by twisted.web)."],
+    ["udp", None, None, "UDP ports (a UDP socket instead of TCP; not with --tcp/--http)."],
     ["interfaces", None, None, 'Interface names ("lo,eth0") or "*" for all addresses [default: *].'],
     ["incoming", None, None,
      "none | specific-ip-port | specific-ip-any-port | any-ip-any-port [default: none]."],
@@ -60,7 +61,7 @@ class Options(usage.Options):
     build one socket.
     """
 
-    synopsis = "[--config FILE | --tcp PORTS --http PORTS --incoming MODE ...]"
+    synopsis = "[--config FILE | --tcp PORTS --http PORTS | --udp PORTS] [--incoming MODE ...]"
     optParameters = _FLAGS
     optFlags = [["require-client-cert", None, "Refuse TLS clients without a certificate from --client-ca."]]
 
@@ -88,28 +89,45 @@ class TwistdSockService(SockService):
     of a traceback.
     """
 
-    pidfile: str | None = None
+    twistd_config: Any = None
 
     def privilegedStartService(self) -> None:
         try:
             super().privilegedStartService()
         except SockError as e:
             log.critical("{error}", error=str(e))
-            if self.pidfile:
+            config = self.twistd_config or {}
+            if config.get("pidfile"):
                 try:
-                    os.unlink(self.pidfile)
+                    os.unlink(config["pidfile"])
+                except OSError:
+                    pass
+            status_pipe = config.get("statusPipe")
+            if status_pipe is not None:
+                # Daemonized: the launching twistd waits on this pipe and
+                # prints what it reads (it expects "1 " before the message).
+                try:
+                    os.write(status_pipe, b"1 " + str(e).encode("utf-8", "replace")[:98])
+                    os.close(status_pipe)
                 except OSError:
                     pass
             _exit(str(e), 1)
 
 
 def makeService(options: Options) -> IService:
+    given = options.given()
     try:
-        config = config_from_flags(options.given())
+        config = config_from_flags(given)
         service: TwistdSockService = TwistdSockService.from_config(config)  # type: ignore[assignment]
+    except ConfigError as e:
+        if config_is_from_flags(given):
+            e = as_flag_error(e, udp="udp" in given)
+        _exit(str(e), 2)
     except SockError as e:
         _exit(str(e), 2)
-    parent = getattr(options, "parent", None)
-    if parent is not None:
-        service.pidfile = parent.get("pidfile")
+    service.twistd_config = getattr(options, "parent", None)
     return service
+
+
+def config_is_from_flags(given: dict[str, Any]) -> bool:
+    return bool(given) and "config" not in given

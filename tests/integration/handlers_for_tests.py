@@ -69,3 +69,47 @@ class DataRecorder(Protocol):
 RECEIVED: list = []
 INFOS: list = []
 data_recorder_factory = Factory.forProtocol(DataRecorder)
+
+
+class Boom(Exception):
+    pass
+
+
+from twisted.internet.protocol import DatagramProtocol  # noqa: E402
+
+
+class FragileEcho(DatagramProtocol):
+    """
+    Echoes datagrams, raises on b"boom", and on b"icmp" also sends to a
+    closed port (provoking an ICMP port unreachable) before echoing.
+    """
+
+    def datagramReceived(self, data, addr):
+        if data == b"boom":
+            raise Boom("handler failure")
+        if data.startswith(b"icmp:"):
+            self.transport.write(b"x", ("127.0.0.1", int(data[5:])))
+        self.transport.write(data, addr)
+
+
+from twisted.internet.interfaces import IProtocolFactory  # noqa: E402
+from zope.interface import implementer  # noqa: E402
+
+
+@implementer(IProtocolFactory)
+class Refusing:
+    """
+    A factory that refuses every connection (returns None).
+    """
+
+    def buildProtocol(self, addr):
+        return None
+
+    def doStart(self):
+        pass
+
+    def doStop(self):
+        pass
+
+
+refusing_factory = Refusing()

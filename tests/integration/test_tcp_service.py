@@ -319,3 +319,39 @@ def _delay(seconds: float) -> defer.Deferred:
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_factory_refusal_is_a_counted_reset(serve):
+    """
+    A handler factory that returns None: the client sees a reset (not a
+    clean close) and the refusal is counted under reason "handler".
+    """
+    service = serve(tcp(handler="tests.integration.handlers_for_tests:refusing_factory"))
+    out = await threads.deferToThread(exchange, "127.0.0.1", port_of(service), b"x")
+    assert out.kind == "reset"
+    stats = service.sockets["sock0"].statistics()
+    assert stats.refused == 1 and stats.refused_by["handler"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_per_ip_limit_set_at_run_time_counts_open_connections(serve):
+    """
+    Setting max_connections_per_ip at run time counts the connections
+    already open (and a limit removed and set again starts from the truth,
+    not from stale counts).
+    """
+    service = serve(tcp())
+    sock = service.sockets["sock0"]
+    port = port_of(service)
+    await sock.reconfigure(max_connections_per_ip=1)
+    await sock.reconfigure(max_connections_per_ip=None)
+    held = await threads.deferToThread(connect, "127.0.0.1", port)
+    await until(lambda: sock.statistics().connections == 1)
+    await sock.reconfigure(max_connections_per_ip=1)
+    out = await threads.deferToThread(exchange, "127.0.0.1", port)
+    assert out.kind == "reset"
+    held.close()
+    await until(lambda: sock.statistics().connections == 0)
+    out = await threads.deferToThread(exchange, "127.0.0.1", port)
+    assert out.kind == "data"

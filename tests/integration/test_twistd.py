@@ -171,7 +171,8 @@ def test_config_file_with_modes(tmp_path):
         (["--tcp", "10,,x"], "--tcp = '10,,x': empty entry in port list"),
         (["--tcp", "70000"], "port 70000 is outside"),
         (["--tcp", "10-5"], "runs backwards"),
-        (["--tcp", "1", "--interfaces", "nosuch0"], "unknown interface"),
+        (["--tcp", "1", "--interfaces", "nosuch0"], "--interfaces = 'nosuch0': unknown interface"),
+        (["--udp", "1", "--tcp", "2"], "--udp cannot be mixed with --tcp"),
         (["--tcp", "1", "--incoming", "sometimes"], "unknown incoming mode"),
         (["--tcp", "1", "--incoming", "specific-ip-any-port"], "needs target_ip"),
         (["--tcp", "1", "--incoming", "specific-ip-any-port", "--target-ip", "300.1.1.1"],
@@ -179,7 +180,7 @@ def test_config_file_with_modes(tmp_path):
         (["--tcp", "1", "--handler", "nope"], "unknown handler 'nope'"),
         (["--config", "x.toml", "--tcp", "1"], "--config cannot be mixed with --tcp"),
         (["--config", "missing.toml"], "missing.toml: no such file"),
-        (["--incoming", "any-ip-any-port"], "give --tcp or --http"),
+        (["--incoming", "any-ip-any-port"], "give --tcp, --http or --udp"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
@@ -319,3 +320,19 @@ def test_bad_tls_input_is_one_line(args, needle, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_daemon_bind_failure_reports_and_exits(tmp_path):
+    """
+    Without -n (daemonized), a bind failure still ends the launching twistd
+    with status 1 and the BIND_FAILED reason, instead of hanging.
+    """
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = run(TWISTD, "--pidfile=twistd.pid", "--logfile=twistd.log", "sock", "--tcp", str(port),
+                   "--interfaces", "lo", cwd=str(tmp_path))
+    assert done.returncode == 1
+    assert f"BIND_FAILED 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert not (tmp_path / "twistd.pid").exists()

@@ -246,23 +246,25 @@ def test_check_limits_defaults():
         (1, IP_PORT),
         (2, IP_ANY),
         (3, ANY),
+        ("0", NONE),
+        ("3", ANY),
     ],
 )
 def test_incoming_mode_coerce(value, expected):
     """
     A mode may be given as the enum, its value, its name in any case, or
-    Tibbo's number 0-3 (0 none, 1 specific-ip-port, 2 specific-ip-any-port,
-    3 any-ip-any-port).
+    Tibbo's number 0-3, also as a string from the command line (0 none,
+    1 specific-ip-port, 2 specific-ip-any-port, 3 any-ip-any-port).
     """
     assert IncomingMode.coerce(value) is expected
 
 
 @pytest.mark.parametrize(
-    "value", [4, -1, True, False, None, 1.0, "", "any", "any ip any port", "3", ["none"]]
+    "value", [4, -1, True, False, None, 1.0, "", "any", "any ip any port", "4", ["none"]]
 )
 def test_incoming_mode_coerce_refuses(value):
     """
-    Other numbers, booleans, floats, digit strings and unknown words are
+    Other numbers (also as digit strings), booleans, floats and unknown words are
     refused with a message listing the choices.
     """
     with pytest.raises(ValueError) as info:

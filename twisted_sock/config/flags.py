@@ -82,12 +82,20 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
     if not given:
         return embedded_default()
     for flag in given:
-        if flag not in FLAG_FIELDS and flag not in TLS_FLAGS:
+        if flag not in FLAG_FIELDS and flag not in TLS_FLAGS and flag != "udp":
             raise ConfigError("unknown flag", key=f"--{flag}")
-    if "tcp" not in given and "http" not in given:
-        raise ConfigError("give --tcp or --http (or no options for the embedded default)")
+    if "udp" in given:
+        for other in ("tcp", "http"):
+            if other in given:
+                raise ConfigError(f"--udp cannot be mixed with --{other} (flags build one socket)",
+                                  key="--udp")
+    elif "tcp" not in given and "http" not in given:
+        raise ConfigError("give --tcp, --http or --udp (or no options for the embedded default)")
     kwargs: dict[str, Any] = {FLAG_FIELDS[f]: v for f, v in given.items() if f in FLAG_FIELDS}
-    kwargs.setdefault("protocol", "tcp")
+    kwargs["protocol"] = "tcp"
+    if "udp" in given:
+        kwargs["protocol"] = "udp"
+        kwargs["local_ports"] = given["udp"]
     tls = {TLS_FLAGS[f]: v for f, v in given.items() if f in TLS_FLAGS}
     if tls:
         for flag, field in (("tls-cert", "certificate"), ("tls-key", "private_key")):
@@ -97,14 +105,22 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
     try:
         return ServiceConfig((SocketConfig(**kwargs),))
     except ConfigError as e:
-        if e.key is not None and e.key.startswith("tls."):
-            flag_name = next((f for f, k in TLS_FLAGS.items() if "tls." + k == e.key), None)
-            if flag_name is not None:
-                raise ConfigError(e.problem, socket=e.socket, key=f"--{flag_name}",
-                                  value=e.value) from None
-        if e.key is not None:
-            flag_name = next((f for f, k in FLAG_FIELDS.items() if k == e.key), None)
-            if flag_name is not None:
-                raise ConfigError(e.problem, socket=e.socket, key=f"--{flag_name}",
-                                  value=e.value) from None
-        raise
+        raise as_flag_error(e, udp="udp" in given) from None
+
+
+def as_flag_error(error: ConfigError, udp: bool = False) -> ConfigError:
+    """
+    The same error with the configuration key replaced by the command-line
+    flag that set it (C{interfaces} -> C{--interfaces}).
+    """
+    key = error.key
+    flag_name: str | None = None
+    if key is not None and key.startswith("tls."):
+        flag_name = next((f for f, k in TLS_FLAGS.items() if "tls." + k == key), None)
+    elif key == "local_ports" and udp:
+        flag_name = "udp"
+    elif key is not None:
+        flag_name = next((f for f, k in FLAG_FIELDS.items() if k == key), None)
+    if flag_name is None:
+        return error
+    return ConfigError(error.problem, socket=error.socket, key=f"--{flag_name}", value=error.value)

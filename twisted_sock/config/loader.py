@@ -36,6 +36,9 @@ SOCKET_KEYS = frozenset(
         "idle_timeout",
         "backlog",
         "tls",
+        "multicast_groups",
+        "broadcast",
+        "prefilter",
     }
 )
 #: Keys of C{[sock]}.
@@ -54,8 +57,6 @@ PLANNED_SOCKET_KEYS = frozenset(
         "allowed_gids",
         "datagram",
         "serve",
-        "multicast_groups",
-        "broadcast",
     }
 )
 PLANNED_GLOBAL_KEYS = frozenset({"admin_socket", "drain_timeout"})

@@ -21,7 +21,21 @@ from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_p
 
 PROTOCOLS = ("tcp", "udp", "unix")
 #: Protocols this version can run; the others are refused with a clear line.
-SUPPORTED_PROTOCOLS = ("tcp",)
+SUPPORTED_PROTOCOLS = ("tcp", "udp")
+
+#: Keys that only fit some protocols, with the protocols they fit (a value
+#: other than the default elsewhere is a configuration error).
+PROTOCOL_KEYS = {
+    "http_ports": ("tcp",),
+    "http": ("tcp",),
+    "max_connections": ("tcp",),
+    "max_connections_per_ip": ("tcp",),
+    "idle_timeout": ("tcp",),
+    "tls": ("tcp",),
+    "multicast_groups": ("udp",),
+    "broadcast": ("udp",),
+    "prefilter": ("udp",),
+}
 
 DEFAULT_BACKLOG = 1024
 
@@ -52,6 +66,9 @@ class SocketConfig:
     idle_timeout: float = 0
     backlog: int = DEFAULT_BACKLOG
     tls: TLSConfig | dict[str, Any] | None = None
+    multicast_groups: Any = ()
+    broadcast: bool = False
+    prefilter: bool = True
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +104,9 @@ class SocketConfig:
         coerce("idle_timeout", lambda v: values.non_negative_number(v, "idle_timeout"))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
+        coerce("multicast_groups", values.multicast_list)
+        coerce("broadcast", lambda v: values.boolean(v, "broadcast"))
+        coerce("prefilter", lambda v: values.boolean(v, "prefilter"))
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -105,10 +125,22 @@ class SocketConfig:
             raise ConfigError(
                 "incoming = 'specific-ip-port' needs target_port", socket=name, key="target_port"
             )
+        defaults = {f.name: f.default for f in dataclasses.fields(SocketConfig)}
+        for key, protocols in PROTOCOL_KEYS.items():
+            if self.protocol in protocols or key == "http_ports":
+                continue
+            if getattr(self, key) != _normalised_default(key, defaults[key]):
+                raise ConfigError(f"does not apply to protocol {self.protocol!r}",
+                                  socket=name, key=key)
         if self.protocol == "tcp" and not self.local_ports and not self.http_ports:
             raise ConfigError(
                 "a tcp socket needs local_ports or http_ports", socket=name, key="local_ports"
             )
+        if self.protocol == "udp" and not self.local_ports:
+            raise ConfigError("a udp socket needs local_ports", socket=name, key="local_ports")
+        if self.protocol == "udp" and self.handler == "chat":
+            raise ConfigError("chat is a stream handler (udp: echo, discard or package.module:attr)",
+                              socket=name, key="handler", value="chat")
         tls = self.tls
         if isinstance(tls, TLSConfig):
             ports = set(self.local_ports) | set(self.http_ports)
@@ -126,11 +158,24 @@ class SocketConfig:
     # Derived views -----------------------------------------------------
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """
+        Settings that are allowed but have no effect, one line each (logged
+        at start and printed by C{twisted-sock check}).
+        """
+        out = []
+        if self.protocol == "udp" and self.http_ports:
+            out.append(f"socket {self.name!r}: http_ports are ignored for udp (UDP has no http ports)")
+        return tuple(out)
+
+    @property
     def data_ports(self) -> tuple[int, ...]:
         """
         The data ports: C{local_ports} less any port also in C{http_ports}
         (a port in both lists is HTTP).
         """
+        if self.protocol != "tcp":
+            return self.local_ports  # type: ignore[no-any-return]
         http = set(self.http_ports) - {0}
         return tuple(p for p in self.local_ports if p == 0 or p not in http)
 
@@ -168,6 +213,14 @@ class SocketConfig:
             key = sorted(unknown)[0]
             raise ConfigError("unknown key", socket=self.name, key=key)
         return dataclasses.replace(self, **changes)
+
+
+def _normalised_default(key: str, default: Any) -> Any:
+    if key in ("http_ports", "multicast_groups"):
+        return ()
+    if key == "idle_timeout":
+        return 0.0
+    return default
 
 
 def _tls(value: Any) -> TLSConfig | None:

@@ -222,3 +222,49 @@ def boolean(value: Any, what: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
         return value.strip().lower() in ("true", "yes", "1")
     raise ValueError(f"{what} must be true or false")
+
+
+def multicast_list(value: Any) -> tuple[tuple[IPAddress, IPAddress | None], ...]:
+    """
+    Multicast groups to join: a list of C{"239.1.2.3"}, C{"ff15::1"},
+    source-specific C{"232.1.2.3@10.0.0.1"}, or tables
+    C{{group = "232.1.2.3", source = "10.0.0.1"}}. Unicast groups, a
+    source of another family and duplicates are refused.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("multicast_groups must be a list of groups")
+    groups: list[tuple[IPAddress, IPAddress | None]] = []
+    for item in value:
+        if isinstance(item, dict):
+            unknown = set(item) - {"group", "source"}
+            if unknown or "group" not in item:
+                raise ValueError("a multicast table has keys group and (optionally) source")
+            group_text, source_text = item["group"], item.get("source")
+        elif isinstance(item, str):
+            group_text, _, source_text = item.partition("@")
+            source_text = source_text or None
+        else:
+            raise ValueError(f"{item!r} is not a multicast group")
+        group = _address(group_text, "multicast group")
+        if not group.is_multicast:
+            raise ValueError(f"{group} is not a multicast address")
+        source = None if source_text is None else _address(source_text, "multicast source")
+        if source is not None and (source.version != group.version or source.is_multicast):
+            raise ValueError(f"source {source} does not fit group {group}")
+        if (group, source) in groups:
+            raise ValueError(f"group {group} is listed twice")
+        groups.append((group, source))
+    return tuple(groups)
+
+
+def _address(value: Any, what: str) -> IPAddress:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a {what}")
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a {what} address") from None

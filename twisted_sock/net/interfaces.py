@@ -34,6 +34,7 @@ class ListenerSpec:
     port: int
     mode: str
     kind: str = "plain"
+    protocol: str = "tcp"
 
     def __str__(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
@@ -49,6 +50,8 @@ class ListenerSpec:
             return "https" if self.mode == "http" else "data+tls"
         if self.kind == "starttls":
             return "data+starttls"
+        if self.protocol == "udp":
+            return "udp" if self.kind == "plain" else f"udp+{self.kind}"
         return self.mode
 
 
@@ -72,6 +75,24 @@ def system_interfaces() -> dict[str, tuple[str, ...]]:
                 text = ip.ip
             if text not in addresses:
                 addresses.append(text)
+    return {name: tuple(addrs) for name, addrs in table.items()}
+
+
+def system_broadcasts() -> dict[str, tuple[str, ...]]:
+    """
+    The IPv4 directed broadcast address of every interface address (for
+    C{broadcast = true} on named interfaces), from C{ifaddr}.
+    """
+    import ifaddr
+
+    table: dict[str, list[str]] = {}
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and ip.network_prefix < 31:
+                net = ipaddress.IPv4Interface(f"{ip.ip}/{ip.network_prefix}").network
+                found = table.setdefault(adapter.name, [])
+                if str(net.broadcast_address) not in found:
+                    found.append(str(net.broadcast_address))
     return {name: tuple(addrs) for name, addrs in table.items()}
 
 
@@ -118,13 +139,18 @@ def interface_addresses(
 
 
 def plan_listeners(
-    config: SocketConfig, table: InterfaceTable, dual_stack: bool = True
+    config: SocketConfig, table: InterfaceTable, dual_stack: bool = True,
+    broadcasts: InterfaceTable | None = None,
 ) -> list[ListenerSpec]:
     """
     Every listener one socket opens: each address of its interfaces times
-    each data port and each http port (a port in both lists is http).
+    each data port and each http port (a port in both lists is http). A UDP
+    socket also listens on each of its multicast groups and, with
+    C{broadcast} on named interfaces, on their IPv4 broadcast addresses.
     """
     addresses = interface_addresses(config.interfaces, table, dual_stack, socket_name=config.name)
+    if config.protocol == "udp":
+        return _plan_udp(config, addresses, broadcasts or {})
     plan = []
     starttls = config.tls.starttls if config.tls is not None else "off"  # type: ignore[union-attr]
     for mode, ports in (("data", config.data_ports), ("http", config.http_ports)):
@@ -140,8 +166,29 @@ def plan_listeners(
     return plan
 
 
+def _plan_udp(config: SocketConfig, addresses: tuple[str, ...],
+              broadcasts: InterfaceTable) -> list[ListenerSpec]:
+    extra: list[tuple[str, str]] = []
+    for group, _ in config.multicast_groups:  # type: ignore[attr-defined]
+        if (str(group), "multicast") not in extra:
+            extra.append((str(group), "multicast"))
+    if config.broadcast and config.interfaces != ("*",):
+        for name in config.interfaces:
+            for address in broadcasts.get(name, ()):
+                if (address, "broadcast") not in extra:
+                    extra.append((address, "broadcast"))
+    plan = []
+    for port in config.local_ports:
+        for address in addresses:
+            plan.append(ListenerSpec(config.name, address, port, "data", "plain", "udp"))
+        for address, kind in extra:
+            plan.append(ListenerSpec(config.name, address, port, "data", kind, "udp"))
+    return plan
+
+
 def plan_service(
-    configs: Iterable[SocketConfig], table: InterfaceTable, dual_stack: bool = True
+    configs: Iterable[SocketConfig], table: InterfaceTable, dual_stack: bool = True,
+    broadcasts: InterfaceTable | None = None,
 ) -> list[ListenerSpec]:
     """
     The listeners of every socket, checked for two sockets claiming the same
@@ -149,17 +196,17 @@ def plan_service(
     """
     plan: list[ListenerSpec] = []
     for config in configs:
-        plan.extend(plan_listeners(config, table, dual_stack))
+        plan.extend(plan_listeners(config, table, dual_stack, broadcasts))
     _check_overlaps(plan, dual_stack)
     return plan
 
 
 def _check_overlaps(plan: list[ListenerSpec], dual_stack: bool) -> None:
-    by_port: dict[int, list[ListenerSpec]] = {}
+    by_port: dict[tuple[str, int], list[ListenerSpec]] = {}
     for spec in plan:
-        if spec.port:
-            by_port.setdefault(spec.port, []).append(spec)
-    for port, specs in by_port.items():
+        if spec.port and spec.kind not in ("multicast", "broadcast"):
+            by_port.setdefault((spec.protocol, spec.port), []).append(spec)
+    for (_, port), specs in by_port.items():
         for i, a in enumerate(specs):
             for b in specs[i + 1:]:
                 if a.socket != b.socket and _overlap(a.address, b.address, dual_stack):

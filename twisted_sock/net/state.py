@@ -6,6 +6,7 @@ loop; the transports report to it when they open and close.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from types import MappingProxyType
@@ -26,7 +27,7 @@ from twisted_sock.reasons import ShutdownReason
 from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
 
 if TYPE_CHECKING:
-    from twisted_sock.net.tcp import FilteringPort, SockServer
+    from twisted_sock.net.tcp import SockServer
 
 log = Logger(namespace="twisted_sock")
 
@@ -56,7 +57,7 @@ class SocketState:
         self.clock = clock
         self.connections: set[SockServer] = set()
         self.per_peer: Counter[IPAddress | None] = Counter()
-        self.ports: list[FilteringPort] = []
+        self.ports: list[Any] = []
         self.accepted = 0
         self.refused = 0
         self.tls_failures = 0
@@ -76,12 +77,24 @@ class SocketState:
         self.config = config
         self.policy = config.policy
         self.max_total = config.max_connections
+        if config.max_connections_per_ip is not None and getattr(self, "max_per_peer", None) is None:
+            # The counts were not kept while there was no limit: rebuild them.
+            self.per_peer = Counter(t.sock_peer for t in getattr(self, "connections", ()))
         self.max_per_peer = config.max_connections_per_ip
         self.hook: Callable[..., Any] | None = config.accept
         self.idle_timeout = config.idle_timeout
         self._limited = self.max_total is not None or self.max_per_peer is not None
         self._needs_peer = self.policy.needs_peer_address or self.max_per_peer is not None
         self._resume_if_possible()
+        self.refresh_ports()
+
+    def refresh_ports(self) -> None:
+        """
+        Tell every port the policy or the master switch changed (UDP ports
+        re-attach their kernel prefilter).
+        """
+        for port in getattr(self, "ports", ()):
+            port.sock_refresh()
 
     # The accept loop -----------------------------------------------------
 
@@ -183,9 +196,16 @@ class SocketState:
             if port.connected:
                 host = port.getHost()
                 spec = port.sock_spec
-                out.append(ListenerInfo(host.host, host.port, port.sock_mode, spec.kind == "tls",
-                                        port.sock_fingerprint,
-                                        "starttls" if spec.kind == "starttls" else None))
+                info = ListenerInfo(host.host, host.port, port.sock_mode, spec.kind == "tls",
+                                    port.sock_fingerprint,
+                                    "starttls" if spec.kind == "starttls" else None)
+                if spec.protocol == "udp":
+                    from twisted_sock.net.udp import kernel_drops
+
+                    info = dataclasses.replace(
+                        info, kind=spec.kind, prefilter=port.sock_filter_length > 0,
+                        kernel_drops=kernel_drops(port.socket), datagrams=port.sock_accepted)
+                out.append(info)
         return tuple(out)
 
     def statistics(self) -> SocketStatistics:

@@ -206,6 +206,11 @@ class FilteringPort(tcp.Port):
     def _getLogPrefix(self, factory: Any) -> str:
         return f"{self.sock_state.name} {self.sock_mode}"
 
+    def sock_refresh(self) -> None:
+        """
+        The policy changed: nothing to do, the accept loop reads it live.
+        """
+
 
 class _Pending(Protocol):
     """
@@ -214,16 +219,34 @@ class _Pending(Protocol):
     """
 
 
+def refuse_by_handler(raw: Any, closer: Any = None) -> None:
+    """
+    The handler's factory refused a connection the decision had accepted
+    (it returned C{None} or raised): count it, record C{REJECTED} and reset
+    (through C{closer}, e.g. the TLS layer, when given).
+    """
+    raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, "handler")
+    raw.sock_counted = False
+    raw.sock_reason = ShutdownReason.REJECTED
+    (closer or raw).abortConnection()
+
+
 class _Refuser(_Pending):
     """
     Resets the connection as soon as it is made (the factory refused it).
     """
 
+    def __init__(self, already_counted: bool = False) -> None:
+        self._already_counted = already_counted
+
     def makeConnection(self, transport: Any) -> None:
         self.transport = transport
-        transport.sock_counted = False
-        transport.sock_reason = ShutdownReason.REJECTED
-        transport.abortConnection()
+        if self._already_counted:  # the accept hook refused and was counted
+            transport.sock_counted = False
+            transport.sock_reason = ShutdownReason.REJECTED
+            transport.abortConnection()
+        else:
+            refuse_by_handler(transport)
 
     def dataReceived(self, data: bytes) -> None:
         pass
@@ -253,7 +276,8 @@ class _HookGate(_Pending):
             if hook is None:
                 result: Any = True
             else:
-                result = hook(normalised_address(transport.getPeer()), transport.getHost())
+                result = hook(normalised_address(transport.getPeer()),
+                              normalised_address(transport.getHost()))
         except Exception:
             log.failure("socket {socket!r}: accept hook raised; refusing",
                         socket=self._factory.state.name)
@@ -276,11 +300,11 @@ class _HookGate(_Pending):
         if not ok:
             state.refused_connection(transport.client[0], transport.client[1],
                                      transport.server.sock_port, "accept-hook")
-            _Refuser().makeConnection(transport)
+            _Refuser(already_counted=True).makeConnection(transport)
             return
         protocol = self._factory.build_application(self._addr)
         if isinstance(protocol, _Refuser):
-            protocol.makeConnection(transport)
+            refuse_by_handler(transport)
             return
         state.accepted += 1
         transport.sock_counted = True
@@ -338,47 +362,17 @@ class SockFactory:
         return f"{self.state.name} {self.mode}"
 
 
-def open_listeners(
-    specs: list[ListenerSpec],
-    factories: dict[tuple[str, str, str], IProtocolFactory],
-    states: dict[str, SocketState],
-    reactor: Any,
-) -> list[FilteringPort]:
+def open_tcp_listener(spec: ListenerSpec, factory: IProtocolFactory, state: SocketState,
+                      reactor: Any) -> FilteringPort:
     """
-    Open every listener in C{specs} or none: on the first failure the ones
-    already open are closed and L{BindError} names the address.
-
-    @param factories: the L{SockFactory} for each (socket name, mode, kind)
-        where kind is C{"plain"}, C{"tls"} or C{"starttls"}.
-    @return: the open ports, in C{specs} order.
+    Bind one TCP listener; L{BindError} names the address on failure.
     """
-    opened: list[FilteringPort] = []
+    port = FilteringPort(spec, factory, state, reactor, state.config.backlog)
     try:
-        for spec in specs:
-            state = states[spec.socket]
-            port = FilteringPort(spec, factories[(spec.socket, spec.mode, spec.kind)], state,
-                                 reactor, state.config.backlog)
-            try:
-                port.startListening()
-            except error.CannotListenError as e:
-                raise BindError(spec.address, spec.port, _os_reason(e.socketError),
-                                socket=spec.socket) from None
-            opened.append(port)
-    except BaseException:
-        close_now(opened)
-        raise
-    return opened
-
-
-def close_now(ports: list[FilteringPort]) -> None:
-    """
-    Close listening ports at once (C{stopListening} would wait for the next
-    reactor iteration): nothing is left listening when this returns.
-    """
-    for port in ports:
-        if port.connected:
-            port.stopReading()
-            port.connectionLost(Failure(error.ConnectionDone()))
+        port.startListening()
+    except error.CannotListenError as e:
+        raise BindError(spec.address, spec.port, _os_reason(e.socketError), socket=spec.socket) from None
+    return port
 
 
 def _os_reason(err: Any) -> str:

@@ -29,6 +29,7 @@ from zope.interface import implementer
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.state import SocketState
+from twisted_sock.net.tcp import refuse_by_handler
 from twisted_sock.policy.sniff import Kind, Verdict, detector
 from twisted_sock.reasons import ShutdownReason
 
@@ -223,8 +224,7 @@ class _TLSPending(Protocol):
             return
         app = self._app.build(self._addr)
         if app is None:
-            raw.sock_reason = ShutdownReason.REJECTED
-            tls_protocol.abortConnection()
+            refuse_by_handler(raw, tls_protocol)
             return
         tls_protocol.wrappedProtocol = app
         app.makeConnection(tls_protocol)
@@ -315,8 +315,7 @@ class _StartTLSProtocol(Protocol):
             self._state = "plain"
             app = self._factory.app.build(self._addr)
             if app is None:
-                transport.sock_reason = ShutdownReason.REJECTED
-                transport.abortConnection()
+                refuse_by_handler(transport)
                 return
             transport.protocol = app
             app.makeConnection(transport)
@@ -344,8 +343,7 @@ class _StartTLSProtocol(Protocol):
             return
         app = self._factory.app.build(self._addr)
         if app is None:
-            transport.sock_reason = ShutdownReason.REJECTED
-            transport.abortConnection()
+            refuse_by_handler(transport, tls_protocol)
             return
         tls_protocol.wrappedProtocol = app
         app.makeConnection(transport)

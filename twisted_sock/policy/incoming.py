@@ -39,6 +39,8 @@ class IncomingMode(enum.Enum):
                 return _BY_NUMBER[value]
         elif isinstance(value, str):
             text = value.strip().lower().replace("_", "-")
+            if text.isdigit() and int(text) < len(_BY_NUMBER):
+                return _BY_NUMBER[int(text)]
             for mode in cls:
                 if mode.value == text:
                     return mode
@@ -78,6 +80,9 @@ REFUSE_PER_IP = Decision(False, "max-connections-per-ip")
 REFUSE_FULL = Decision(False, "max-connections")
 REFUSE_HOOK = Decision(False, "accept-hook")
 REFUSE_CREDENTIALS = Decision(False, "peer-credentials")
+#: Not a decision of this module: the handler's factory refused (returned
+#: None or raised); counted under this reason.
+REFUSED_BY_HANDLER = "handler"
 
 #: Every refusal reason, for counters that list zeros too.
 REFUSAL_REASONS = tuple(
@@ -91,7 +96,7 @@ REFUSAL_REASONS = tuple(
         REFUSE_FULL,
         REFUSE_HOOK,
     )
-)
+) + (REFUSED_BY_HANDLER,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,43 @@
+"""
+All listeners or none: open a list of listeners, and on the first failure
+close the ones already open (at once, not on the next reactor turn) before
+the error propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from twisted.internet import error
+from twisted.python.failure import Failure
+
+from twisted_sock.net.interfaces import ListenerSpec
+
+P = TypeVar("P")
+
+
+def open_all(specs: Iterable[ListenerSpec], open_one: Callable[[ListenerSpec], P]) -> list[P]:
+    """
+    Call C{open_one} for every spec; if one raises, close the ports already
+    opened and re-raise (typically a L{twisted_sock.errors.BindError}).
+    """
+    opened: list[Any] = []
+    try:
+        for spec in specs:
+            opened.append(open_one(spec))
+    except BaseException:
+        close_now(opened)
+        raise
+    return opened
+
+
+def close_now(ports: Iterable[Any]) -> None:
+    """
+    Close listening ports at once (C{stopListening} would wait for the next
+    reactor iteration): nothing is left listening when this returns.
+    """
+    for port in ports:
+        if port.connected:
+            port.stopReading()
+            port.connectionLost(Failure(error.ConnectionDone()))

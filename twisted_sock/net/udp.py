@@ -1,0 +1,280 @@
+"""
+Filtered UDP listeners.
+
+The incoming decision runs per datagram inside the port's read loop (no
+protocol wrapper): refused datagrams are dropped silently and counted, the
+handler's C{datagramReceived} sees only admitted ones. When the mode admits
+only specific peers, a classic BPF program (L{twisted_sock.policy.bpf}) is
+attached to the socket so the kernel drops refused datagrams before Python
+sees them; the Python check stays the authority.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet import error, udp
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from twisted_sock.errors import BindError
+from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.state import SocketState
+from twisted_sock.policy.addresses import parse_peer_host
+from twisted_sock.policy.bpf import Insn, build_filter
+from twisted_sock.policy.incoming import IncomingMode, decide
+from twisted_sock.policy.ratelimit import RateLimitedLog
+
+log = Logger(namespace="twisted_sock")
+
+SO_ATTACH_FILTER = 26
+SO_DETACH_FILTER = 27
+MCAST_JOIN_GROUP = 42
+MCAST_JOIN_SOURCE_GROUP = 46
+MAX_DATAGRAM = 65535
+#: Refused datagrams handled in one read pass before the reactor gets
+#: control back.
+_REFUSALS_PER_PASS = 1024
+
+_sockErrReadIgnore = (errno.EAGAIN, errno.EINTR, errno.EWOULDBLOCK)
+_sockErrReadRefuse = (errno.ECONNREFUSED,)
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def attach_filter(sock: socket.socket, program: Sequence[Insn]) -> Any:
+    """
+    Attach a classic BPF program to C{sock} (Linux C{SO_ATTACH_FILTER}).
+    Returns the buffers, which the caller keeps alive while attached.
+    """
+    array = (_SockFilter * len(program))(*[_SockFilter(*insn) for insn in program])
+    fprog = _SockFprog(len(program), array)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                    ctypes.string_at(ctypes.addressof(fprog), ctypes.sizeof(fprog)))
+    return (array, fprog)
+
+
+def detach_filter(sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
+    except OSError as e:
+        if e.errno != errno.ENOENT:  # no filter attached
+            raise
+
+
+def attached_filter_length(sock: socket.socket) -> int:
+    """
+    The number of instructions of the filter attached to C{sock} (0: none),
+    asked of the kernel with C{SO_GET_FILTER} and a zero length (which
+    returns the count and copies nothing).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    optlen = ctypes.c_uint32(0)
+    if libc.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_ATTACH_FILTER, None,
+                       ctypes.byref(optlen)) != 0:
+        return 0
+    return optlen.value
+
+
+def kernel_drops(sock: socket.socket) -> int | None:
+    """
+    The kernel's drop counter of a UDP socket (prefilter drops and receive
+    buffer overflows), from /proc/net/udp[6]; C{None} where unavailable.
+    """
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+    except OSError:
+        return None
+    name = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
+    try:
+        with open(name) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 13 and fields[9] == str(inode):
+                    return int(fields[12])
+    except (OSError, ValueError, StopIteration):
+        return None
+    return None
+
+
+def _sockaddr(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    if address.version == 4:
+        raw = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + address.packed
+    else:
+        raw = struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", 0, 0) + address.packed + b"\0" * 4
+    return raw.ljust(128, b"\0")
+
+
+def join_group(sock: socket.socket, group: Any, source: Any, ifindex: int) -> None:
+    """
+    Join a multicast group (any-source, or source-specific when C{source}
+    is given) on interface C{ifindex} (0: the kernel's choice), IPv4 or
+    IPv6, with the protocol-independent C{MCAST_JOIN_*} options.
+    """
+    level = socket.IPPROTO_IP if group.version == 4 else socket.IPPROTO_IPV6
+    head = struct.pack("=I4x", ifindex)
+    if source is None:
+        sock.setsockopt(level, MCAST_JOIN_GROUP, head + _sockaddr(group))
+    else:
+        sock.setsockopt(level, MCAST_JOIN_SOURCE_GROUP, head + _sockaddr(group) + _sockaddr(source))
+
+
+class DatagramPort(udp.Port):
+    """
+    A C{udp.Port} that runs the incoming decision on every datagram and
+    keeps the kernel prefilter in step with the socket's policy.
+    """
+
+    def __init__(self, spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,
+                 reactor: Any, ifindexes: Sequence[int] = ()) -> None:
+        self.sock_spec = spec
+        self.sock_state = state
+        udp.Port.__init__(self, spec.port, protocol, spec.address, MAX_DATAGRAM, reactor)
+        self.sock_mode = "data"
+        self.sock_fingerprint = None
+        self.sock_filter: Any = None
+        self.sock_filter_length = 0
+        self.sock_accepted = 0
+        self._ifindexes = tuple(ifindexes) or (0,)
+        self._fast = False
+        self._handler_log = RateLimitedLog(self._emit_handler_error, reactor)
+
+    def createInternetSocket(self) -> socket.socket:
+        skt = udp.Port.createInternetSocket(self)
+        if self.sock_spec.kind in ("multicast", "broadcast"):
+            skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return skt  # type: ignore[no-any-return]
+
+    def startListening(self) -> None:
+        udp.Port.startListening(self)
+        self.sock_port: int = self._realPortNumber  # type: ignore[assignment]
+        config = self.sock_state.config
+        if config.broadcast and self.addressFamily == socket.AF_INET:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        if self.sock_spec.kind == "multicast":
+            group = ipaddress.ip_address(self.sock_spec.address)
+            for wanted, source in config.multicast_groups:  # type: ignore[attr-defined]
+                if wanted == group:
+                    for index in self._ifindexes:
+                        join_group(self.socket, group, source, index)
+        self.sock_refresh()
+
+    def sock_refresh(self) -> None:
+        """
+        Re-read the socket's policy: choose the read path and (re)attach or
+        detach the kernel prefilter. Called on start, on C{reconfigure()} and
+        when the master switch changes.
+        """
+        state = self.sock_state
+        self._fast = state.master.enabled and state.policy.mode is IncomingMode.ANY_IP_ANY_PORT
+        if not getattr(self, "connected", False) or not state.config.prefilter:
+            return
+        program = build_filter(state.policy, state.master.enabled)
+        try:
+            if program is None:
+                if self.sock_filter is not None:
+                    detach_filter(self.socket)
+                self.sock_filter, self.sock_filter_length = None, 0
+            else:
+                self.sock_filter = attach_filter(self.socket, program)
+                self.sock_filter_length = len(program)
+        except OSError as e:
+            self.sock_filter, self.sock_filter_length = None, 0
+            log.warn("socket {socket!r}: kernel prefilter unavailable ({error}); "
+                     "the Python check alone decides", socket=state.name, error=e.strerror)
+
+    def doRead(self) -> None:
+        """
+        Read datagrams; refused ones are dropped and counted, admitted ones
+        go to the handler. A handler exception is logged (rate-limited) and
+        never stops the socket.
+        """
+        state = self.sock_state
+        recvfrom = self.socket.recvfrom
+        protocol = self.protocol
+        ipv6 = self.addressFamily == socket.AF_INET6
+        fast = self._fast
+        policy, master = state.policy, state.master.enabled
+        read = refused = accepted = 0
+        try:
+            while read < self.maxThroughput and refused < _REFUSALS_PER_PASS:
+                try:
+                    data, addr = recvfrom(MAX_DATAGRAM)
+                except OSError as se:
+                    no = se.args[0]
+                    if no in _sockErrReadIgnore:
+                        return
+                    if no in _sockErrReadRefuse:
+                        if self._connectedAddr:
+                            protocol.connectionRefused()
+                        return
+                    raise
+                read += len(data)
+                if ipv6:
+                    addr = addr[:2]
+                if not fast:
+                    peer = parse_peer_host(addr[0]) if policy.needs_peer_address else None
+                    decision = decide(policy, master, peer, addr[1])
+                    if not decision.accepted:
+                        refused += 1
+                        state.refused_connection(addr[0], addr[1], self.sock_port, decision.reason)
+                        continue
+                accepted += 1
+                try:
+                    protocol.datagramReceived(data, addr)
+                except Exception:
+                    self._handler_log.event(_handler_error_text(state.name, addr))
+        finally:
+            self.sock_accepted += accepted
+            state.accepted += accepted
+
+    def _emit_handler_error(self, text: str | None, suppressed: int) -> None:
+        if text is not None:
+            log.failure("{text}", text=text)
+        else:
+            log.warn("socket {socket!r}: handler raised on {count} more datagrams in the last second",
+                     socket=self.sock_state.name, count=suppressed)
+
+    def _getLogPrefix(self, protocol: Any) -> str:
+        return f"{self.sock_state.name} udp"
+
+
+def _handler_error_text(socket_name: str, addr: Any) -> Any:
+    return lambda: f"socket {socket_name!r}: handler raised on a datagram from {addr[0]}:{addr[1]}"
+
+
+def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,
+                           reactor: Any) -> DatagramPort:
+    """
+    Bind one UDP listener; L{BindError} names the address on failure.
+    """
+    names = state.config.interfaces
+    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
+    port = DatagramPort(spec, protocol, state, reactor, ifindexes)
+    try:
+        port.startListening()
+    except error.CannotListenError as e:
+        from twisted_sock.net.tcp import _os_reason
+
+        raise BindError(spec.address, spec.port, _os_reason(e.socketError), socket=spec.socket) from None
+    except OSError as e:
+        if getattr(port, "connected", False):
+            port.stopListening()
+        raise BindError(spec.address, spec.port, f"joining the multicast group failed: {e.strerror}",
+                        socket=spec.socket) from None
+    return port
