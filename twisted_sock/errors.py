@@ -88,7 +88,7 @@ class BindError(SockError, OSError):
     Renders as C{BIND_FAILED <address>:<port>: <reason>}.
     """
 
-    def __init__(self, address: str, port: int, reason: str, socket: str = "") -> None:
+    def __init__(self, address: str, port: int | None, reason: str, socket: str = "") -> None:
         self.address = address
         self.port = port
         self.reason = reason
@@ -96,8 +96,10 @@ class BindError(SockError, OSError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
         where = f" (socket {self.socket!r})" if self.socket else ""
+        if self.port is None:  # a UNIX socket path
+            return f"BIND_FAILED {self.address}: {self.reason}{where}"
+        host = f"[{self.address}]" if ":" in self.address else self.address
         return f"BIND_FAILED {host}:{self.port}: {self.reason}{where}"
 
 

@@ -84,7 +84,8 @@ class EchoDatagram(DatagramProtocol):
     """
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        self.transport.write(data, addr)  # type: ignore[union-attr]
+        if addr:  # an unbound UNIX datagram client cannot be answered
+            self.transport.write(data, addr)  # type: ignore[union-attr]
 
 
 class DiscardDatagram(DatagramProtocol):

@@ -20,10 +20,13 @@ class ConnectionInfo:
 
     @ivar socket: the socket's name.
     @ivar peer: the peer address (IPv4-mapped peers shown as IPv4).
-    @ivar local_port: the local port it arrived on (Tibbo C{sock.localport}).
+    @ivar local_port: the local port it arrived on (Tibbo C{sock.localport});
+        C{None} on a local (UNIX) socket.
     @ivar mode: C{"data"} or C{"http"}.
     @ivar tls: whether TLS is active.
     @ivar alpn: the negotiated ALPN protocol, or C{None}.
+    @ivar peer_credentials: on a local (UNIX) socket, the peer's
+        C{(pid, uid, gid)} from the kernel; C{None} otherwise.
     @ivar peer_certificate: the client certificate (a C{cryptography}
         C{x509.Certificate}), or C{None}.
     @ivar shutdown_reason: why it ended, once it has (C{None} while open).
@@ -31,12 +34,13 @@ class ConnectionInfo:
 
     socket: str
     peer: Any
-    local_port: int
+    local_port: int | None
     mode: str
     tls: bool = False
     alpn: str | None = None
     peer_certificate: Any = None
     shutdown_reason: ShutdownReason | None = None
+    peer_credentials: tuple[int, int, int] | None = None
 
     @property
     def peer_subject(self) -> str | None:
@@ -96,11 +100,12 @@ def connection_info(protocol: Any) -> ConnectionInfo:
     return ConnectionInfo(
         socket=transport.sock_state.name,
         peer=normalised_address(transport.getPeer()),
-        local_port=transport.server.sock_port,
+        local_port=port if isinstance(port := transport.server.sock_port, int) else None,
         mode=transport.server.sock_mode,
         tls=transport.sock_tls,
         alpn=transport.sock_alpn,
         peer_certificate=transport.sock_peer_certificate,
         shutdown_reason=(transport.sock_reason or getattr(transport, "sock_default_reason", None))
         if transport.disconnected else None,
+        peer_credentials=transport.sock_credentials,
     )

@@ -31,6 +31,7 @@ from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.net.tcp import FilteringPort, IdleSockServer, SockFactory, SockServer, open_tcp_listener
 from twisted_sock.net.tls import AppBuilder, StartTLSFactory, implicit_tls_factory
 from twisted_sock.net.udp import open_datagram_listener
+from twisted_sock.net.unix import open_local_listener
 from twisted_sock.policy.incoming import IncomingMode
 from twisted_sock.stats import ServiceStatistics, SocketStatistics
 from twisted_sock.web.status import StatusResource
@@ -149,7 +150,7 @@ class SockService(MultiService):
             state = SocketState(config, self._master, reactor)
             self._states[config.name] = state
             self.sockets[config.name] = LiveSocket(self, state)
-            if config.protocol == "udp":
+            if config.protocol == "udp" or config.datagram:
                 specs = [s for s in self._plan if s.socket == config.name]
                 use_factory = factory is not None and not IProtocolFactory.providedBy(factory)
                 source = factory if use_factory else config.handler
@@ -216,7 +217,7 @@ class SockService(MultiService):
             if port.sock_spec.kind in ("tls", "starttls"):
                 port.sock_fingerprint = state.config.tls.material.fingerprint  # type: ignore[union-attr]
         for name, state in self._states.items():
-            where = ", ".join(f"{_hostport(p)} ({p.sock_spec.label})" for p in state.ports)
+            where = ", ".join(f"{_where(p)} ({p.sock_spec.label})" for p in state.ports)
             log.info("socket {socket!r} listening on {where}", socket=name, where=where)
             tls = state.config.tls
             if tls is not None:
@@ -233,6 +234,12 @@ class SockService(MultiService):
         if spec.protocol == "udp":
             protocol = self._unused[spec.socket].pop(0)
             return open_datagram_listener(spec, protocol, state, self._reactor)
+        if spec.protocol == "unix":
+            if spec.kind == "datagram":
+                target = self._unused[spec.socket].pop(0)
+            else:
+                target = self._factories[(spec.socket, spec.mode, "plain")]
+            return open_local_listener(spec, target, state, self._reactor)
         factory = self._factories[(spec.socket, spec.mode, spec.kind)]
         return open_tcp_listener(spec, factory, state, self._reactor)
 
@@ -301,6 +308,12 @@ def _resource(config: SocketConfig, status: IResource) -> IResource:
 def _warn_refuses_all(config: SocketConfig) -> None:
     log.warn("socket {socket!r} has incoming = 'none': it refuses every connection",
              socket=config.name)
+
+
+def _where(port: Any) -> str:
+    if port.sock_spec.protocol == "unix":
+        return str(port.sock_spec.address)
+    return _hostport(port)
 
 
 def _hostport(port: FilteringPort) -> str:

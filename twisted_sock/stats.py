@@ -20,7 +20,7 @@ class ListenerInfo:
     """
 
     address: str
-    port: int
+    port: int | None
     mode: str
     tls: bool = False
     fingerprint: str | None = None

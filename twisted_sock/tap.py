@@ -28,6 +28,8 @@ _FLAGS = [
     ["tcp", None, None, 'Data ports, e.g. "8001,8002" or "5000-5009".'],
     ["http", None, None, "HTTP ports (served by twisted.web)."],
     ["udp", None, None, "UDP ports (a UDP socket instead of TCP; not with --tcp/--http)."],
+    ["unix", None, None, "A UNIX socket path (@name: Linux abstract namespace) instead of ports."],
+    ["mode", None, None, "File mode of the --unix socket [default: 0600]."],
     ["interfaces", None, None, 'Interface names ("lo,eth0") or "*" for all addresses [default: *].'],
     ["incoming", None, None,
      "none | specific-ip-port | specific-ip-any-port | any-ip-any-port [default: none]."],
@@ -61,7 +63,7 @@ class Options(usage.Options):
     build one socket.
     """
 
-    synopsis = "[--config FILE | --tcp PORTS --http PORTS | --udp PORTS] [--incoming MODE ...]"
+    synopsis = "[--config FILE | --tcp PORTS --http PORTS | --udp PORTS | --unix PATH] [--incoming MODE ...]"
     optParameters = _FLAGS
     optFlags = [["require-client-cert", None, "Refuse TLS clients without a certificate from --client-ca."]]
 

@@ -50,6 +50,9 @@ class Twistd:
             if match:
                 for item in match.group(2).split(", "):
                     hostport, mode = item.rsplit(" ", 1)
+                    if hostport.startswith(("/", "@")):  # a UNIX socket path
+                        self.listeners[(hostport, mode.strip("()"))] = 0
+                        continue
                     host, _, port = hostport.rpartition(":")
                     self.listeners[(host.strip("[]"), mode.strip("()"))] = int(port)
                 return
@@ -180,7 +183,7 @@ def test_config_file_with_modes(tmp_path):
         (["--tcp", "1", "--handler", "nope"], "unknown handler 'nope'"),
         (["--config", "x.toml", "--tcp", "1"], "--config cannot be mixed with --tcp"),
         (["--config", "missing.toml"], "missing.toml: no such file"),
-        (["--incoming", "any-ip-any-port"], "give --tcp, --http or --udp"),
+        (["--incoming", "any-ip-any-port"], "give --tcp, --http, --udp or --unix"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):

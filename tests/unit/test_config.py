@@ -57,6 +57,14 @@ def test_defaults():
         "multicast_groups": (),
         "broadcast": False,
         "prefilter": True,
+        "path": None,
+        "mode": 0o600,
+        "owner": None,
+        "group": None,
+        "allowed_uids": None,
+        "allowed_gids": None,
+        "datagram": False,
+        "serve": "data",
         "accept": None,
     }
     assert DEFAULT_BACKLOG == 1024
@@ -118,8 +126,6 @@ def test_data_ports(local, http, data):
 BAD_FIELDS = [
     ("protocol", "sctp", "unknown protocol 'sctp' (choose tcp, udp or unix)"),
     ("protocol", 5, "unknown protocol 5 (choose tcp, udp or unix)"),
-    ("protocol", "unix", "protocol 'unix' is not supported by this version yet"),
-    ("protocol", "UNIX", "protocol 'unix' is not supported by this version yet"),
     ("incoming", "sometimes", "unknown incoming mode 'sometimes'"),
     ("incoming", 7, "unknown incoming mode 7"),
     ("target_ip", "nope", "'nope' is not an IP address or network"),
@@ -537,7 +543,7 @@ LOADER_ERRORS = [
     ),
     (
         '[[socket]]\nname = "a"\nprotocol = "unix"\nlocal_ports = 1\n',
-        "socket 'a': protocol = 'unix': protocol 'unix' is not supported by this version yet",
+        "socket 'a': local_ports: does not apply to protocol 'unix'",
     ),
     ('[socket]\nlocal_ports = 1\n', "socket: write [[socket]] (an array of tables), not [socket]"),
     ('[sock]\nincoming_enabled = true\n', "no [[socket]] table: nothing to listen on"),
@@ -725,9 +731,11 @@ def test_flags_config_file(tmp_path):
 FLAG_ERRORS = [
     ({"config": "sock.toml", "tcp": "8001"}, "--config: --config cannot be mixed with --tcp"),
     ({"config": "sock.toml", "name": "x", "tcp": "1"}, "--config: --config cannot be mixed with --name"),
-    ({"handler": "echo"}, "give --tcp, --http or --udp (or no options for the embedded default)"),
+    ({"handler": "echo"}, "give --tcp, --http, --udp or --unix (or no options for the embedded default)"),
     ({"udp": "9001", "http": "80"}, "--udp: --udp cannot be mixed with --http (flags build one socket)"),
-    ({"mode": "0600", "tcp": "1"}, "--mode: unknown flag"),
+    ({"mode": "0600", "tcp": "1"}, "--mode: --mode applies to --unix sockets"),
+    ({"unix": "/tmp/x.sock", "udp": "1"},
+     "--udp: --udp cannot be mixed with --unix (flags build one socket)"),
     ({"tcp": "10,,x"}, "socket 'sock0': --tcp = '10,,x': empty entry in port list"),
     ({"tcp": ""}, "socket 'sock0': --tcp: a tcp socket needs local_ports or http_ports"),
     ({"tcp": "1", "http": "x"}, "socket 'sock0': --http = 'x': 'x' is not a port number"),

@@ -27,6 +27,7 @@ FLAG_FIELDS = {
     "max-connections-per-ip": "max_connections_per_ip",
     "idle-timeout": "idle_timeout",
     "backlog": "backlog",
+    "mode": "mode",
 }
 
 
@@ -82,20 +83,26 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
     if not given:
         return embedded_default()
     for flag in given:
-        if flag not in FLAG_FIELDS and flag not in TLS_FLAGS and flag != "udp":
+        if flag not in FLAG_FIELDS and flag not in TLS_FLAGS and flag not in ("udp", "unix"):
             raise ConfigError("unknown flag", key=f"--{flag}")
-    if "udp" in given:
-        for other in ("tcp", "http"):
-            if other in given:
-                raise ConfigError(f"--udp cannot be mixed with --{other} (flags build one socket)",
-                                  key="--udp")
-    elif "tcp" not in given and "http" not in given:
-        raise ConfigError("give --tcp, --http or --udp (or no options for the embedded default)")
+    for kind in ("udp", "unix"):
+        if kind in given:
+            for other in ("tcp", "http", "udp", "unix"):
+                if other != kind and other in given:
+                    raise ConfigError(f"--{kind} cannot be mixed with --{other} (flags build one socket)",
+                                      key=f"--{kind}")
+    if not {"tcp", "http", "udp", "unix"} & set(given):
+        raise ConfigError("give --tcp, --http, --udp or --unix (or no options for the embedded default)")
+    if "mode" in given and "unix" not in given:
+        raise ConfigError("--mode applies to --unix sockets", key="--mode")
     kwargs: dict[str, Any] = {FLAG_FIELDS[f]: v for f, v in given.items() if f in FLAG_FIELDS}
     kwargs["protocol"] = "tcp"
     if "udp" in given:
         kwargs["protocol"] = "udp"
         kwargs["local_ports"] = given["udp"]
+    if "unix" in given:
+        kwargs["protocol"] = "unix"
+        kwargs["path"] = given["unix"]
     tls = {TLS_FLAGS[f]: v for f, v in given.items() if f in TLS_FLAGS}
     if tls:
         for flag, field in (("tls-cert", "certificate"), ("tls-key", "private_key")):
@@ -119,6 +126,8 @@ def as_flag_error(error: ConfigError, udp: bool = False) -> ConfigError:
         flag_name = next((f for f, k in TLS_FLAGS.items() if "tls." + k == key), None)
     elif key == "local_ports" and udp:
         flag_name = "udp"
+    elif key == "path":
+        flag_name = "unix"
     elif key is not None:
         flag_name = next((f for f, k in FLAG_FIELDS.items() if k == key), None)
     if flag_name is None:

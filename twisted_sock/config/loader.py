@@ -39,6 +39,14 @@ SOCKET_KEYS = frozenset(
         "multicast_groups",
         "broadcast",
         "prefilter",
+        "path",
+        "mode",
+        "owner",
+        "group",
+        "allowed_uids",
+        "allowed_gids",
+        "datagram",
+        "serve",
     }
 )
 #: Keys of C{[sock]}.
@@ -51,12 +59,6 @@ PLANNED_SOCKET_KEYS = frozenset(
         "reconnect",
         "proxy_protocol",
         "trusted_proxies",
-        "path",
-        "mode",
-        "allowed_uids",
-        "allowed_gids",
-        "datagram",
-        "serve",
     }
 )
 PLANNED_GLOBAL_KEYS = frozenset({"admin_socket", "drain_timeout"})
@@ -121,6 +123,9 @@ def config_from_mapping(data: dict[str, Any], file: str | None = None) -> Servic
                 kwargs["tls"] = tls_from_mapping(kwargs["tls"], base_dir)
             except ConfigError as e:
                 raise e.located(file=file, socket=shown) from None
+        path = kwargs.get("path")
+        if isinstance(path, str) and path and not path.startswith("@"):
+            kwargs["path"] = os.path.join(base_dir, path)
         http = kwargs.get("http")
         if isinstance(http, str) and http.startswith("static:") and http != "static:":
             kwargs["http"] = "static:" + os.path.join(base_dir, http[len("static:"):])

@@ -21,20 +21,32 @@ from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_p
 
 PROTOCOLS = ("tcp", "udp", "unix")
 #: Protocols this version can run; the others are refused with a clear line.
-SUPPORTED_PROTOCOLS = ("tcp", "udp")
+SUPPORTED_PROTOCOLS = ("tcp", "udp", "unix")
 
 #: Keys that only fit some protocols, with the protocols they fit (a value
 #: other than the default elsewhere is a configuration error).
 PROTOCOL_KEYS = {
+    "local_ports": ("tcp", "udp"),
     "http_ports": ("tcp",),
-    "http": ("tcp",),
-    "max_connections": ("tcp",),
+    "interfaces": ("tcp", "udp"),
+    "target_ip": ("tcp", "udp"),
+    "target_port": ("tcp", "udp"),
+    "http": ("tcp", "unix"),
+    "max_connections": ("tcp", "unix"),
     "max_connections_per_ip": ("tcp",),
-    "idle_timeout": ("tcp",),
+    "idle_timeout": ("tcp", "unix"),
     "tls": ("tcp",),
     "multicast_groups": ("udp",),
     "broadcast": ("udp",),
     "prefilter": ("udp",),
+    "path": ("unix",),
+    "mode": ("unix",),
+    "owner": ("unix",),
+    "group": ("unix",),
+    "allowed_uids": ("unix",),
+    "allowed_gids": ("unix",),
+    "datagram": ("unix",),
+    "serve": ("unix",),
 }
 
 DEFAULT_BACKLOG = 1024
@@ -69,6 +81,14 @@ class SocketConfig:
     multicast_groups: Any = ()
     broadcast: bool = False
     prefilter: bool = True
+    path: str | None = None
+    mode: Any = 0o600
+    owner: Any = None
+    group: Any = None
+    allowed_uids: Any = None
+    allowed_gids: Any = None
+    datagram: bool = False
+    serve: str = "data"
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +127,14 @@ class SocketConfig:
         coerce("multicast_groups", values.multicast_list)
         coerce("broadcast", lambda v: values.boolean(v, "broadcast"))
         coerce("prefilter", lambda v: values.boolean(v, "prefilter"))
+        coerce("path", lambda v: None if v is None else values.unix_path(v))
+        coerce("mode", values.file_mode)
+        coerce("owner", values.user_id)
+        coerce("group", values.group_id)
+        coerce("allowed_uids", values.user_ids)
+        coerce("allowed_gids", values.group_ids)
+        coerce("datagram", lambda v: values.boolean(v, "datagram"))
+        coerce("serve", _serve)
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -117,6 +145,15 @@ class SocketConfig:
         """
         name = self.name
         mode: IncomingMode = self.incoming  # type: ignore[assignment]
+        defaults = {f.name: f.default for f in dataclasses.fields(SocketConfig)}
+        for key, protocols in PROTOCOL_KEYS.items():
+            if self.protocol in protocols or (key == "http_ports" and self.protocol == "udp"):
+                continue
+            if getattr(self, key) != _normalised_default(key, defaults[key]):
+                raise ConfigError(f"does not apply to protocol {self.protocol!r}",
+                                  socket=name, key=key)
+        if self.protocol == "unix":
+            self._check_unix()
         if mode.needs_target_ip and not self.target_ip:
             raise ConfigError(
                 f"incoming = {mode.value!r} needs target_ip", socket=name, key="target_ip"
@@ -125,13 +162,6 @@ class SocketConfig:
             raise ConfigError(
                 "incoming = 'specific-ip-port' needs target_port", socket=name, key="target_port"
             )
-        defaults = {f.name: f.default for f in dataclasses.fields(SocketConfig)}
-        for key, protocols in PROTOCOL_KEYS.items():
-            if self.protocol in protocols or key == "http_ports":
-                continue
-            if getattr(self, key) != _normalised_default(key, defaults[key]):
-                raise ConfigError(f"does not apply to protocol {self.protocol!r}",
-                                  socket=name, key=key)
         if self.protocol == "tcp" and not self.local_ports and not self.http_ports:
             raise ConfigError(
                 "a tcp socket needs local_ports or http_ports", socket=name, key="local_ports"
@@ -154,6 +184,34 @@ class SocketConfig:
             if not tls.ports and tls.starttls == "off":
                 raise ConfigError("TLS applies to no port: set tls.ports or tls.starttls",
                                   socket=name, key="tls.ports")
+
+    def _check_unix(self) -> None:
+        name = self.name
+        if self.path is None:
+            raise ConfigError("a unix socket needs a path", socket=name, key="path")
+        mode: IncomingMode = self.incoming  # type: ignore[assignment]
+        if mode.needs_target_ip:
+            raise ConfigError(f"incoming = {mode.value!r} does not apply to unix sockets "
+                              "(use allowed_uids / allowed_gids)", socket=name, key="incoming")
+        if self.datagram:
+            if self.serve != "data":
+                raise ConfigError("serve = 'http' needs a stream socket (datagram = false)",
+                                  socket=name, key="serve")
+            if self.handler == "chat":
+                raise ConfigError("chat is a stream handler", socket=name, key="handler",
+                                  value="chat")
+            for key in ("max_connections", "idle_timeout"):
+                if getattr(self, key):
+                    raise ConfigError("does not apply to datagram sockets", socket=name, key=key)
+        if self.path.startswith("@") and (self.owner is not None or self.group is not None):
+            raise ConfigError("an abstract socket has no file to own", socket=name, key="owner")
+
+    @property
+    def abstract(self) -> bool:
+        """
+        Whether C{path} names a socket in the Linux abstract namespace.
+        """
+        return self.protocol == "unix" and bool(self.path) and self.path.startswith("@")  # type: ignore[union-attr]
 
     # Derived views -----------------------------------------------------
 
@@ -215,9 +273,17 @@ class SocketConfig:
         return dataclasses.replace(self, **changes)
 
 
+def _serve(value: Any) -> str:
+    if value not in ("data", "http"):
+        raise ValueError(f"unknown serve {value!r} (choose data or http)")
+    return str(value)
+
+
 def _normalised_default(key: str, default: Any) -> Any:
-    if key in ("http_ports", "multicast_groups"):
+    if key in ("http_ports", "multicast_groups", "local_ports", "target_ip"):
         return ()
+    if key == "interfaces":
+        return ("*",)
     if key == "idle_timeout":
         return 0.0
     return default

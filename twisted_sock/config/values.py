@@ -10,6 +10,7 @@ L{twisted_sock.errors.ConfigError}).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from typing import Any, TypeAlias
@@ -268,3 +269,111 @@ def _address(value: Any, what: str) -> IPAddress:
         return ipaddress.ip_address(value.strip())
     except ValueError:
         raise ValueError(f"{value!r} is not a {what} address") from None
+
+
+#: The longest UNIX socket path (C{sun_path} is 108 bytes with the NUL).
+SUN_PATH_MAX = 107
+
+
+def unix_path(value: Any) -> str:
+    """
+    A UNIX socket path: a filesystem path (its directory must exist), or
+    C{@name} for the Linux abstract namespace. At most 107 bytes.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("path must be a file path or @name")
+    if "\0" in value:
+        raise ValueError("path must not contain NUL bytes")
+    if value.startswith("@"):
+        if len(value.encode()) - 1 + 1 > SUN_PATH_MAX + 1 or len(value) < 2:
+            raise ValueError("an abstract name needs 1 to 107 bytes after @")
+        return value
+    path = os.path.abspath(value)
+    if len(os.fsencode(path)) > SUN_PATH_MAX:
+        raise ValueError(f"is {len(os.fsencode(path))} bytes, over the {SUN_PATH_MAX}-byte "
+                         "limit of UNIX socket paths (sun_path)")
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise ValueError(f"directory {directory!r} does not exist")
+    return path
+
+
+def file_mode(value: Any) -> int:
+    """
+    A file mode: an octal string (C{"0660"}, C{"660"}, C{"0o660"}) or an int
+    (TOML C{0o660}); permission bits only.
+    """
+    if isinstance(value, bool):
+        raise ValueError("mode must be an octal string such as \"0660\"")
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        if not text or any(c not in "01234567" for c in text):
+            raise ValueError(f"{value!r} is not an octal file mode")
+        value = int(text, 8)
+    if not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise ValueError(f"{value!r} is not a file mode (0000-0777)")
+    return value
+
+
+def _ids(value: Any, what: str, lookup: Any) -> frozenset[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple, frozenset, set)):
+        raise ValueError(f"{what} must be a list of names or numbers")
+    ids = set()
+    for item in value:
+        ids.add(_one_id(item, what, lookup))
+    return frozenset(ids)
+
+
+def _one_id(item: Any, what: str, lookup: Any) -> int:
+    if isinstance(item, bool):
+        raise ValueError(f"{item!r} is not a {what[:-1]}")
+    if isinstance(item, int):
+        if item < 0:
+            raise ValueError(f"{item} is not a valid id")
+        return item
+    if isinstance(item, str) and item.strip().isdigit():
+        return int(item)
+    if isinstance(item, str) and item.strip():
+        try:
+            return lookup(item.strip())  # type: ignore[no-any-return]
+        except KeyError:
+            raise ValueError(f"unknown {what[:-1]} {item!r}") from None
+    raise ValueError(f"{item!r} is not a {what[:-1]}")
+
+
+def _uid(name: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(name).pw_uid
+
+
+def _gid(name: str) -> int:
+    import grp
+
+    return grp.getgrnam(name).gr_gid
+
+
+def user_ids(value: Any) -> frozenset[int] | None:
+    """
+    User names or uids (C{["root", 1000]}); C{None} when not set.
+    """
+    return _ids(value, "users", _uid)
+
+
+def group_ids(value: Any) -> frozenset[int] | None:
+    """
+    Group names or gids; C{None} when not set.
+    """
+    return _ids(value, "groups", _gid)
+
+
+def user_id(value: Any) -> int | None:
+    return None if value is None else _one_id(value, "users", _uid)
+
+
+def group_id(value: Any) -> int | None:
+    return None if value is None else _one_id(value, "groups", _gid)

@@ -37,6 +37,8 @@ class ListenerSpec:
     protocol: str = "tcp"
 
     def __str__(self) -> str:
+        if self.protocol == "unix":
+            return self.address
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{host}:{self.port}"
 
@@ -52,6 +54,8 @@ class ListenerSpec:
             return "data+starttls"
         if self.protocol == "udp":
             return "udp" if self.kind == "plain" else f"udp+{self.kind}"
+        if self.protocol == "unix":
+            return "unix+dgram" if self.kind == "datagram" else f"unix+{self.mode}"
         return self.mode
 
 
@@ -148,6 +152,10 @@ def plan_listeners(
     socket also listens on each of its multicast groups and, with
     C{broadcast} on named interfaces, on their IPv4 broadcast addresses.
     """
+    if config.protocol == "unix":
+        mode = "http" if config.serve == "http" else "data"
+        kind = "datagram" if config.datagram else "plain"
+        return [ListenerSpec(config.name, config.path, 0, mode, kind, "unix")]  # type: ignore[arg-type]
     addresses = interface_addresses(config.interfaces, table, dual_stack, socket_name=config.name)
     if config.protocol == "udp":
         return _plan_udp(config, addresses, broadcasts or {})
@@ -202,9 +210,16 @@ def plan_service(
 
 
 def _check_overlaps(plan: list[ListenerSpec], dual_stack: bool) -> None:
+    paths: dict[str, str] = {}
+    for spec in plan:
+        if spec.protocol == "unix":
+            if spec.address in paths:
+                raise ConfigError(f"path {spec.address} is also used by socket {paths[spec.address]!r}",
+                                  socket=spec.socket, key="path")
+            paths[spec.address] = spec.socket
     by_port: dict[tuple[str, int], list[ListenerSpec]] = {}
     for spec in plan:
-        if spec.port and spec.kind not in ("multicast", "broadcast"):
+        if spec.port and spec.kind not in ("multicast", "broadcast") and spec.protocol != "unix":
             by_port.setdefault((spec.protocol, spec.port), []).append(spec)
     for (_, port), specs in by_port.items():
         for i, a in enumerate(specs):

@@ -18,9 +18,11 @@ from twisted_sock.config.model import SocketConfig
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
     REFUSAL_REASONS,
+    UNIX_REFUSAL_REASONS,
     Decision,
     check_limits,
     decide,
+    decide_credentials,
 )
 from twisted_sock.policy.ratelimit import RateLimitedLog
 from twisted_sock.reasons import ShutdownReason
@@ -102,6 +104,21 @@ class SocketState:
     def full(self) -> bool:
         return self.max_total is not None and len(self.connections) >= self.max_total
 
+    def admit_local(self, credentials: tuple[int, int, int] | None) -> Decision:
+        """
+        Decide one connection or datagram on a local (UNIX) socket from the
+        peer's (pid, uid, gid).
+        """
+        config = self.config
+        uid = gid = None
+        if credentials is not None:
+            _, uid, gid = credentials
+        decision = decide_credentials(self.master.enabled, self.policy.mode, uid, gid,
+                                      config.allowed_uids, config.allowed_gids)  # type: ignore[arg-type]
+        if decision.accepted and self.max_total is not None:
+            decision = check_limits(len(self.connections), self.max_total)
+        return decision
+
     def admit(self, addr: tuple[Any, ...]) -> Decision:
         """
         Decide one connection from its raw socket address tuple.
@@ -114,16 +131,16 @@ class SocketState:
             )
         return decision
 
-    def refused_connection(self, host: str, port: int, local_port: int, reason: str) -> None:
+    def refused_connection(self, host: Any, port: Any, local_port: Any, reason: str,
+                           credentials: tuple[int, int, int] | None = None) -> None:
         """
-        Count and (rate-limited) log one refusal.
+        Count and (rate-limited) log one refusal. For local sockets C{host}
+        is the path and C{credentials} the peer's (pid, uid, gid).
         """
         self.refused += 1
         self.refused_by[reason] += 1
-        self.refusal_log.event(
-            lambda: f"socket {self.name!r}: refused {_hostport(host, port)} on port "
-            f"{local_port} ({reason})"
-        )
+        self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
+                               f"{_describe_peer(host, port, local_port, credentials)} ({reason})")
 
     def _emit_refusal(self, text: str | None, suppressed: int) -> None:
         if text is not None:
@@ -194,8 +211,11 @@ class SocketState:
         out = []
         for port in self.ports:
             if port.connected:
-                host = port.getHost()
                 spec = port.sock_spec
+                if spec.protocol == "unix":
+                    out.append(ListenerInfo(spec.address, None, port.sock_mode, kind=spec.kind))
+                    continue
+                host = port.getHost()
                 info = ListenerInfo(host.host, host.port, port.sock_mode, spec.kind == "tls",
                                     port.sock_fingerprint,
                                     "starttls" if spec.kind == "starttls" else None)
@@ -208,6 +228,9 @@ class SocketState:
                 out.append(info)
         return tuple(out)
 
+    def _refusal_reasons(self) -> tuple[str, ...]:
+        return UNIX_REFUSAL_REASONS if self.config.protocol == "unix" else REFUSAL_REASONS
+
     def statistics(self) -> SocketStatistics:
         return SocketStatistics(
             name=self.name,
@@ -219,10 +242,17 @@ class SocketState:
             refused=self.refused,
             tls_failures=self.tls_failures,
             closed=closed_counts(self.closed_by),
-            refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in REFUSAL_REASONS}
+            refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in self._refusal_reasons()}
                                         | dict(self.refused_by)),
         )
 
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _describe_peer(host: Any, port: Any, local: Any, credentials: Any) -> str:
+    if isinstance(local, int):
+        return f"{_hostport(host, port)} on port {local}"
+    who = "a peer" if credentials is None else "pid {} uid {} gid {}".format(*credentials)
+    return f"{who} on {local}"

@@ -106,11 +106,21 @@ class SockServer(tcp.Server):
     sock_alpn: str | None = None
     sock_peer_certificate: Any = None
 
+    sock_credentials: tuple[int, int, int] | None = None
+
     def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
                  sessionno: int, reactor: Any) -> None:
         tcp.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
+        self._sock_setup(server, protocol)
+
+    def _sock_setup(self, server: Any, protocol: Any) -> None:
+        """
+        What twisted-sock adds to a new transport (separate from C{__init__}
+        so UNIX transports, whose base skips subclasses' C{__init__}, share
+        it).
+        """
         self.sock_state: SocketState = server.sock_state
-        self.sock_peer = parse_peer_host(client[0])
+        self.sock_peer = parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None
         counted = not isinstance(protocol, _Pending)
         self.sock_counted = counted
         self.sock_state.opened(self, counted)
@@ -152,8 +162,8 @@ class IdleSockServer(SockServer):
     traffic in either direction, with reason C{IDLE_TIMEOUT}.
     """
 
-    def __init__(self, *args: Any) -> None:
-        SockServer.__init__(self, *args)
+    def _sock_setup(self, server: Any, protocol: Any) -> None:
+        SockServer._sock_setup(self, server, protocol)
         self._idle = IdleWatch(self.reactor, self.sock_state.idle_timeout,  # type: ignore[arg-type]
                                self._idleTimedOut)
 
@@ -225,7 +235,8 @@ def refuse_by_handler(raw: Any, closer: Any = None) -> None:
     (it returned C{None} or raised): count it, record C{REJECTED} and reset
     (through C{closer}, e.g. the TLS layer, when given).
     """
-    raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, "handler")
+    raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, "handler",
+                                      raw.sock_credentials)
     raw.sock_counted = False
     raw.sock_reason = ShutdownReason.REJECTED
     (closer or raw).abortConnection()
@@ -299,7 +310,8 @@ class _HookGate(_Pending):
         state = self._factory.state
         if not ok:
             state.refused_connection(transport.client[0], transport.client[1],
-                                     transport.server.sock_port, "accept-hook")
+                                     transport.server.sock_port, "accept-hook",
+                                     transport.sock_credentials)
             _Refuser(already_counted=True).makeConnection(transport)
             return
         protocol = self._factory.build_application(self._addr)

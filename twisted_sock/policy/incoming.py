@@ -98,6 +98,10 @@ REFUSAL_REASONS = tuple(
     )
 ) + (REFUSED_BY_HANDLER,)
 
+#: The refusal reasons of local (UNIX) sockets.
+UNIX_REFUSAL_REASONS = (REFUSE_MASTER.reason, REFUSE_MODE.reason, REFUSE_CREDENTIALS.reason,
+                        REFUSE_FULL.reason, REFUSE_HOOK.reason, REFUSED_BY_HANDLER)
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingPolicy:
@@ -178,6 +182,34 @@ def decide(
     if mode is IncomingMode.SPECIFIC_IP_PORT and peer_port != policy.target_port:
         return REFUSE_PORT
     return ACCEPT
+
+
+def decide_credentials(
+    incoming_enabled: bool,
+    mode: IncomingMode,
+    uid: int | None,
+    gid: int | None,
+    allowed_uids: frozenset[int] | None,
+    allowed_gids: frozenset[int] | None,
+) -> Decision:
+    """
+    The decision for a local (UNIX) socket: the master switch, mode
+    C{none}, then the peer credentials. With both lists set, a peer matching
+    either is allowed; with one list, it must match that one; with none,
+    everyone is. C{uid}/C{gid} are C{None} when the kernel gave no
+    credentials (then only a socket without lists admits the peer).
+    """
+    if not incoming_enabled:
+        return REFUSE_MASTER
+    if mode is IncomingMode.NONE:
+        return REFUSE_MODE
+    if allowed_uids is None and allowed_gids is None:
+        return ACCEPT
+    if uid is not None and allowed_uids is not None and uid in allowed_uids:
+        return ACCEPT
+    if gid is not None and allowed_gids is not None and gid in allowed_gids:
+        return ACCEPT
+    return REFUSE_CREDENTIALS
 
 
 def check_limits(

@@ -1,0 +1,323 @@
+"""
+Local IPC over UNIX sockets, stream and datagram.
+
+The decision for a local socket is the master switch, mode C{none}, then
+the peer's credentials (C{SO_PEERCRED} on accept; C{SCM_CREDENTIALS} per
+datagram when allow lists are set), then the limits and the C{accept} hook.
+A refused stream connection is closed before any protocol exists.
+
+The socket file is created with the configured mode from the start (the
+process umask is narrowed around C{bind}, so there is no window with
+default permissions), optionally chowned; a stale file left by a crashed
+process is replaced, a live server's socket is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from twisted.internet import error, tcp, unix
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from twisted_sock.errors import BindError
+from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.state import SocketState
+from twisted_sock.net.tcp import IdleSockServer, SockServer, _os_reason
+from twisted_sock.net.udp import MAX_DATAGRAM, _handler_error_text
+from twisted_sock.policy.ratelimit import RateLimitedLog
+
+log = Logger(namespace="twisted_sock")
+
+_CREDENTIALS = struct.Struct("3i")
+_REFUSALS_PER_PASS = 256
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int] | None:
+    """
+    The (pid, uid, gid) of the process at the other end of a connected
+    UNIX stream socket (C{SO_PEERCRED}), or C{None}.
+    """
+    try:
+        return _CREDENTIALS.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                   _CREDENTIALS.size))  # type: ignore[return-value]
+    except OSError:
+        return None
+
+
+def socket_address(path: str) -> str:
+    """
+    The address to bind: C{@name} becomes the abstract C{"\\0name"}.
+    """
+    return "\0" + path[1:] if path.startswith("@") else path
+
+
+@contextlib.contextmanager
+def _umask(mode: int) -> Iterator[None]:
+    """
+    Create files with exactly C{mode} (the umask masks all other bits).
+    """
+    old = os.umask(0o777 ^ mode)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def clear_stale(path: str, kind: int) -> None:
+    """
+    Make C{path} free for a new socket: nothing there is fine; a socket
+    nobody listens on (left by a crashed process) is removed; a live
+    server's socket or any other file is left alone and named in a
+    L{BindError}.
+    """
+    if path.startswith("@"):
+        return
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise BindError(path, None, "the path exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, kind)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        log.info("removed stale socket file {path} (nothing was listening)", path=path)
+        return
+    except OSError as e:
+        if e.errno == errno.EPROTOTYPE:
+            raise BindError(path, None, "a socket of another type is listening on it") from None
+        raise BindError(path, None, _os_reason(e)) from None
+    finally:
+        probe.close()
+    raise BindError(path, None, "another server is already listening on it")
+
+
+class _LocalListener:
+    """
+    Stands in for the listening socket of a L{LocalStreamPort}: reads the
+    peer's credentials on accept, decides, and closes refused connections
+    before any transport or protocol exists.
+    """
+
+    __slots__ = ("_socket", "_accept", "_port", "_state", "_http")
+
+    def __init__(self, sock: socket.socket, port: LocalStreamPort) -> None:
+        self._socket = sock
+        self._accept = sock.accept
+        self._port = port
+        self._state = port.sock_state
+        self._http = port.sock_mode == "http"
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        state = self._state
+        if self._http and state.full:
+            raise BlockingIOError(errno.EAGAIN, "socket at max_connections")
+        for _ in range(_REFUSALS_PER_PASS):
+            skt, addr = self._accept()
+            credentials = peer_credentials(skt)
+            decision = state.admit_local(credentials)
+            if decision.accepted:
+                self._port.sock_pending_credentials = credentials
+                return skt, addr
+            skt.close()
+            state.refused_connection(addr, None, self._port.sock_spec.address, decision.reason,
+                                     credentials)
+        raise BlockingIOError(errno.EAGAIN, "refusal batch done")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._socket, name)
+
+
+class LocalServer(unix.Server, SockServer):
+    """
+    The transport of an accepted local connection: a C{unix.Server} with
+    twisted-sock's bookkeeping and the peer's credentials.
+    """
+
+    def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
+                 sessionno: int, reactor: Any) -> None:
+        unix.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
+        self.sock_credentials = server.sock_pending_credentials
+        self._sock_setup(server, protocol)
+
+
+class IdleLocalServer(unix.Server, IdleSockServer):
+    """
+    A L{LocalServer} with an idle timeout.
+    """
+
+    def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
+                 sessionno: int, reactor: Any) -> None:
+        unix.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
+        self.sock_credentials = server.sock_pending_credentials
+        self._sock_setup(server, protocol)
+
+
+class LocalStreamPort(unix.Port):
+    """
+    A listening UNIX stream socket that runs the local decision on accept.
+    """
+
+    transport: type[SockServer] = LocalServer  # type: ignore[assignment]
+
+    def __init__(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState,
+                 reactor: Any) -> None:
+        config = state.config
+        self.sock_spec = spec
+        self.sock_state = state
+        self.sock_mode = spec.mode
+        self.sock_port = spec.address
+        self.sock_fingerprint = None
+        self.sock_pending_credentials: tuple[int, int, int] | None = None
+        unix.Port.__init__(self, socket_address(spec.address), factory, config.backlog,  # type: ignore[arg-type]
+                           config.mode, reactor)
+        if state.idle_timeout:
+            self.transport = IdleLocalServer
+
+    def startListening(self) -> None:
+        with _umask(self.mode):
+            unix.Port.startListening(self)
+        self.socket = _LocalListener(self.socket, self)  # type: ignore[assignment]
+        _chown(self.sock_spec.address, self.sock_state.config)
+        if self.sock_mode == "http" and self.sock_state.paused:
+            self.stopReading()
+
+    def sock_refresh(self) -> None:
+        """
+        The accept loop reads the policy live: nothing to do.
+        """
+
+    def connectionLost(self, reason: Any) -> None:
+        # Twisted unlinks the socket file; someone may have removed it already.
+        try:
+            unix.Port.connectionLost(self, reason)
+        except FileNotFoundError:
+            tcp.Port.connectionLost(self, reason)
+
+    def _getLogPrefix(self, factory: Any) -> str:
+        return f"{self.sock_state.name} unix"
+
+
+class LocalDatagramPort(unix.DatagramPort):
+    """
+    A UNIX datagram socket running the local decision per datagram; with
+    allow lists it asks the kernel for each sender's credentials.
+    """
+
+    def __init__(self, spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,
+                 reactor: Any) -> None:
+        config = state.config
+        self.sock_spec = spec
+        self.sock_state = state
+        self.sock_mode = "data"
+        self.sock_port = spec.address
+        self.sock_fingerprint = None
+        self.sock_credentials: tuple[int, int, int] | None = None
+        self._wants_credentials = config.allowed_uids is not None or config.allowed_gids is not None
+        self._handler_log = RateLimitedLog(self._emit_handler_error, reactor)
+        unix.DatagramPort.__init__(self, socket_address(spec.address), protocol, MAX_DATAGRAM,
+                                   config.mode, reactor)
+
+    def startListening(self) -> None:
+        with _umask(self.mode):
+            unix.DatagramPort.startListening(self)
+        if self._wants_credentials:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        _chown(self.sock_spec.address, self.sock_state.config)
+
+    def sock_refresh(self) -> None:
+        """
+        The read loop reads the policy live: nothing to do.
+        """
+
+    def doRead(self) -> None:
+        state = self.sock_state
+        sock = self.socket
+        protocol = self.protocol
+        space = socket.CMSG_SPACE(_CREDENTIALS.size)
+        for _ in range(_REFUSALS_PER_PASS):
+            try:
+                if self._wants_credentials:
+                    data, ancillary, _, addr = sock.recvmsg(MAX_DATAGRAM, space)
+                    credentials = _credentials_from(ancillary)
+                else:
+                    data, addr = sock.recvfrom(MAX_DATAGRAM)
+                    credentials = None
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                    return
+                raise
+            decision = state.admit_local(credentials)
+            if not decision.accepted:
+                state.refused_connection(addr, None, self.sock_spec.address, decision.reason,
+                                         credentials)
+                continue
+            state.accepted += 1
+            self.sock_credentials = credentials
+            try:
+                protocol.datagramReceived(data, addr)
+            except Exception:
+                self._handler_log.event(_handler_error_text(state.name, (addr or "(unbound)", "")))
+
+    def _emit_handler_error(self, text: str | None, suppressed: int) -> None:
+        if text is not None:
+            log.failure("{text}", text=text)
+        else:
+            log.warn("socket {socket!r}: handler raised on {count} more datagrams in the last second",
+                     socket=self.sock_state.name, count=suppressed)
+
+    def _getLogPrefix(self, protocol: Any) -> str:
+        return f"{self.sock_state.name} unix"
+
+
+def _credentials_from(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, int, int] | None:
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and \
+                len(payload) >= _CREDENTIALS.size:
+            return _CREDENTIALS.unpack(payload[:_CREDENTIALS.size])  # type: ignore[return-value]
+    return None
+
+
+def _chown(path: str, config: Any) -> None:
+    if path.startswith("@") or (config.owner is None and config.group is None):
+        return
+    os.chown(path, -1 if config.owner is None else config.owner,
+             -1 if config.group is None else config.group)
+
+
+def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, reactor: Any) -> Any:
+    """
+    Open one UNIX listener (stream with a factory, datagram with a
+    protocol); L{BindError} names the path on failure.
+    """
+    datagram = spec.kind == "datagram"
+    try:
+        clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
+    except BindError as e:
+        raise BindError(e.address, None, e.reason, socket=spec.socket) from None
+    port: Any
+    if datagram:
+        port = LocalDatagramPort(spec, target, state, reactor)
+    else:
+        port = LocalStreamPort(spec, target, state, reactor)
+    try:
+        port.startListening()
+    except error.CannotListenError as e:
+        raise BindError(spec.address, None, _os_reason(e.socketError), socket=spec.socket) from None
+    except OSError as e:
+        if getattr(port, "connected", False):
+            port.connectionLost(None)
+        raise BindError(spec.address, None, _os_reason(e), socket=spec.socket) from None
+    return port
