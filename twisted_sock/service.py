@@ -1,10 +1,12 @@
 """
 L{SockService}: assembles sockets from configuration, opens every listener
-or none, applies run-time changes, and drains connections on stop.
+or none, applies run-time changes (decision keys, ports, interfaces, sockets
+added and removed) and drains connections on stop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +19,7 @@ from twisted.web.server import Site
 
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.config.tls import TLSConfig
-from twisted_sock.errors import ConfigError
+from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
 from twisted_sock.net.interfaces import (
     ListenerSpec,
@@ -28,7 +30,7 @@ from twisted_sock.net.interfaces import (
 )
 from twisted_sock.net.listeners import close_now, open_all
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import FilteringPort, IdleSockServer, SockFactory, SockServer, open_tcp_listener
+from twisted_sock.net.tcp import SockFactory, open_tcp_listener
 from twisted_sock.net.tls import AppBuilder, StartTLSFactory, implicit_tls_factory
 from twisted_sock.net.udp import open_datagram_listener
 from twisted_sock.net.unix import open_local_listener
@@ -38,14 +40,19 @@ from twisted_sock.web.status import StatusResource
 
 log = Logger(namespace="twisted_sock")
 
-#: Keys L{LiveSocket.reconfigure} applies to the next connection.
-RUNTIME_KEYS = frozenset(
+#: Keys that apply to the next connection without touching listeners.
+DECISION_KEYS = frozenset(
     {"incoming", "target_ip", "target_port", "max_connections", "max_connections_per_ip",
-     "idle_timeout", "accept"}
+     "idle_timeout", "accept", "reconnect", "prefilter", "trusted_proxies"}
 )
-#: Seconds open connections get to close after C{stopService} before they
-#: are reset.
+#: Keys that open and close listeners (all-or-nothing for the new ones).
+LISTENER_KEYS = frozenset({"local_ports", "http_ports", "interfaces", "multicast_groups", "broadcast"})
+#: Everything L{LiveSocket.reconfigure} and a reload may change.
+RUNTIME_KEYS = DECISION_KEYS | LISTENER_KEYS
+#: Default seconds open connections get to finish after C{stopService}.
 DRAIN_TIMEOUT = 10.0
+#: After the drain, seconds a clean close may take before a reset.
+CLOSE_GRACE = 2.0
 
 
 class LiveSocket:
@@ -76,34 +83,86 @@ class LiveSocket:
 
     def reconfigure(self, **changes: Any) -> defer.Deferred[None]:
         """
-        Change the socket's settings while it runs. C{incoming},
-        C{target_ip}, C{target_port}, the limits, C{idle_timeout} and the
-        C{accept} hook apply to the next connection; open connections are
-        kept.
+        Change the socket while it runs. The decision keys (C{incoming},
+        C{target_ip}, C{target_port}, limits, C{idle_timeout}, C{accept} ...)
+        apply to the next connection; C{local_ports}, C{http_ports},
+        C{interfaces} (and for UDP C{multicast_groups}, C{broadcast}) open
+        and close listeners: the new ones all or none, and connections on a
+        removed listener are kept until they end.
 
         @raise ConfigError: at once, for an invalid value or a key that
             cannot change at run time; nothing is changed then.
-        @return: a Deferred that fires when the change is in force.
+        @return: a Deferred that fires when the change is in force, or fails
+            with L{twisted_sock.errors.BindError} (nothing changed then).
         """
         for key in changes:
             if key not in RUNTIME_KEYS:
                 if hasattr(self.config, key):
-                    raise ConfigError("cannot be changed at run time by this version",
+                    raise ConfigError("cannot be changed at run time (restart the service)",
                                       socket=self.name, key=key)
                 raise ConfigError("unknown key", socket=self.name, key=key)
         new = self.config.replace(**changes)
-        self._state.apply(new)
-        transport: type[SockServer] = IdleSockServer if new.idle_timeout else SockServer
-        for port in self._state.ports:
-            port.transport = transport
-        if new.incoming is IncomingMode.NONE:
-            _warn_refuses_all(new)
-        log.info("socket {socket!r} reconfigured: {changes}", socket=self.name,
-                 changes=", ".join(f"{k}={v!r}" for k, v in sorted(changes.items())))
-        return defer.succeed(None)
+        configs = [new if c.name == self.name else c for c in self._service.config.sockets]
+        return self._service.apply_config(dataclasses.replace(self._service.config, sockets=tuple(configs)))
 
     def __repr__(self) -> str:
         return f"<LiveSocket {self.name!r} {self.config.incoming.value}>"  # type: ignore[union-attr]
+
+
+class _Assembly:
+    """
+    What one socket needs to open its listeners: its state, the factories
+    of its TCP/stream listeners (by mode and kind, made on first use) and
+    the source of its datagram protocols.
+    """
+
+    def __init__(self, service: SockService, config: SocketConfig) -> None:
+        self.service = service
+        reactor = service._reactor
+        self.state = SocketState(config, service._master, reactor)
+        self.live = LiveSocket(service, self.state)
+        self._factories: dict[tuple[str, str], SockFactory] = {}
+        self._datagram_source: Any = None
+        user = service._factory
+        if config.protocol == "udp" or config.datagram:
+            use_factory = user is not None and not IProtocolFactory.providedBy(user)
+            self._datagram_source = user if use_factory else config.handler
+            datagram_protocols(self._datagram_source, 1, socket=config.name)  # validate now
+            self._apps: dict[str, Any] = {}
+        else:
+            data = user if user is not None else handler_factory(config.handler, socket=config.name)
+            resource = service._http_resource
+            if resource is None:
+                resource = http_resource(config.http, service._status, socket=config.name)
+            self._apps = {"data": data, "http": Site(resource)}
+
+    def open(self, spec: ListenerSpec) -> Any:
+        state, reactor = self.state, self.service._reactor
+        if spec.protocol == "udp" or spec.kind == "datagram":
+            (protocol,) = datagram_protocols(self._datagram_source, 1, socket=spec.socket)
+            if spec.protocol == "udp":
+                return open_datagram_listener(spec, protocol, state, reactor)
+            return open_local_listener(spec, protocol, state, reactor)
+        factory = self.factory(spec.mode, spec.kind)
+        if spec.protocol == "unix":
+            return open_local_listener(spec, factory, state, reactor)
+        return open_tcp_listener(spec, factory, state, reactor)
+
+    def factory(self, mode: str, kind: str) -> SockFactory:
+        key = (mode, kind)
+        if key not in self._factories:
+            config, state = self.state.config, self.state
+            app = self._apps[mode]
+            wrapped: Any = app
+            if kind != "plain":
+                tls: TLSConfig = config.tls  # type: ignore[assignment]
+                builder = AppBuilder(app, state)
+                if kind == "tls":
+                    wrapped = implicit_tls_factory(tls, mode, builder, state, self.service._reactor)
+                else:
+                    wrapped = StartTLSFactory(tls, builder, state)
+            self._factories[key] = SockFactory(state, wrapped, mode)
+        return self._factories[key]
 
 
 class SockService(MultiService):
@@ -112,11 +171,13 @@ class SockService(MultiService):
 
     @param configs: the sockets' configurations.
     @param factory: when given, serves every socket's data ports instead of
-        its C{handler}.
+        its C{handler} (for UDP sockets: a callable returning a
+        C{DatagramProtocol}).
     @param http_resource: when given, serves every socket's http ports
         instead of its C{http} setting.
     @param reactor: the reactor (default: the global one).
     @param incoming_enabled: the initial master switch.
+    @param drain_timeout: seconds open connections get to finish on stop.
     """
 
     def __init__(
@@ -127,6 +188,7 @@ class SockService(MultiService):
         reactor: Any = None,
         *,
         incoming_enabled: bool = True,
+        drain_timeout: float = DRAIN_TIMEOUT,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -134,38 +196,20 @@ class SockService(MultiService):
 
             reactor = global_reactor
         self._reactor = reactor
+        self._factory = factory
+        self._http_resource = http_resource
+        self.drain_timeout = drain_timeout
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
         self._master = MasterSwitch(incoming_enabled)
-        self._states: dict[str, SocketState] = {}
-        self._factories: dict[tuple[str, str, str], SockFactory] = {}
-        self.sockets: dict[str, LiveSocket] = {}
-        status = StatusResource(self.statistics)
-        self._plan = plan_service(self.config.sockets, system_interfaces(), ipv6_available(),
-                                  system_broadcasts())
-        kinds = {(spec.socket, spec.mode, spec.kind) for spec in self._plan}
-        # One datagram protocol per UDP listener, in plan order (two port-0
-        # listeners have equal specs, so they are matched by position).
-        self._datagram: dict[str, list[Any]] = {}
+        self._status = StatusResource(self.statistics)
+        self._plan = _plan(self.config.sockets)
+        self._assemblies: dict[str, _Assembly] = {}
         for config in self.config.sockets:
-            state = SocketState(config, self._master, reactor)
-            self._states[config.name] = state
-            self.sockets[config.name] = LiveSocket(self, state)
-            if config.protocol == "udp" or config.datagram:
-                specs = [s for s in self._plan if s.socket == config.name]
-                use_factory = factory is not None and not IProtocolFactory.providedBy(factory)
-                source = factory if use_factory else config.handler
-                self._datagram[config.name] = datagram_protocols(source, len(specs),
-                                                                 socket=config.name)
-                continue
-            data = factory if factory is not None else handler_factory(config.handler, socket=config.name)
-            resource = http_resource if http_resource is not None else _resource(config, status)
-            apps = {"data": data, "http": Site(resource)}
-            for mode, app in apps.items():
-                for kind in ("plain", "tls", "starttls"):
-                    if (config.name, mode, kind) in kinds:
-                        wrapped = _wrap(kind, mode, app, config, state, reactor)
-                        self._factories[(config.name, mode, kind)] = SockFactory(state, wrapped, mode)
+            self._assemblies[config.name] = _Assembly(self, config)
+        self.sockets: dict[str, LiveSocket] = {n: a.live for n, a in self._assemblies.items()}
         self._ports: list[Any] = []
+        self._retired: list[SocketState] = []
+        self._listening = False
 
     @classmethod
     def from_config(cls, config: ServiceConfig, **kwargs: Any) -> SockService:
@@ -173,10 +217,13 @@ class SockService(MultiService):
         Build a service from a loaded L{ServiceConfig}.
         """
         kwargs.setdefault("incoming_enabled", config.incoming_enabled)
+        kwargs.setdefault("drain_timeout", config.drain_timeout)
         try:
-            return cls(config.sockets, **kwargs)
+            service = cls(config.sockets, **kwargs)
         except ConfigError as e:
             raise e.located(file=config.file) from None
+        service.config = config
+        return service
 
     # The master switch --------------------------------------------------
 
@@ -191,9 +238,11 @@ class SockService(MultiService):
 
     @incoming_enabled.setter
     def incoming_enabled(self, value: bool) -> None:
+        if self._master.enabled == bool(value):
+            return
         self._master.enabled = bool(value)
-        for state in self._states.values():
-            state.refresh_ports()
+        for assembly in self._assemblies.values():
+            assembly.state.refresh_ports()
         log.info("incoming connections {state}", state="enabled" if value else "disabled")
 
     # Listeners ----------------------------------------------------------
@@ -205,43 +254,25 @@ class SockService(MultiService):
         """
         return tuple(self._plan)
 
-    def _open(self) -> None:
-        if self._ports:
-            return
-        self._unused = {name: list(protocols) for name, protocols in self._datagram.items()}
-        ports = open_all(self._plan, self._open_one)
-        self._ports = ports
-        for port in ports:
-            state = self._states[port.sock_state.name]
-            state.ports.append(port)
-            if port.sock_spec.kind in ("tls", "starttls"):
-                port.sock_fingerprint = state.config.tls.material.fingerprint  # type: ignore[union-attr]
-        for name, state in self._states.items():
-            where = ", ".join(f"{_where(p)} ({p.sock_spec.label})" for p in state.ports)
-            log.info("socket {socket!r} listening on {where}", socket=name, where=where)
-            tls = state.config.tls
-            if tls is not None:
-                log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint}",
-                         socket=name, subject=tls.material.subject,  # type: ignore[union-attr]
-                         fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
-            if state.config.incoming is IncomingMode.NONE:
-                _warn_refuses_all(state.config)
-            for warning in state.config.warnings:
-                log.warn("{warning}", warning=warning)
-
     def _open_one(self, spec: ListenerSpec) -> Any:
-        state = self._states[spec.socket]
-        if spec.protocol == "udp":
-            protocol = self._unused[spec.socket].pop(0)
-            return open_datagram_listener(spec, protocol, state, self._reactor)
-        if spec.protocol == "unix":
-            if spec.kind == "datagram":
-                target = self._unused[spec.socket].pop(0)
-            else:
-                target = self._factories[(spec.socket, spec.mode, "plain")]
-            return open_local_listener(spec, target, state, self._reactor)
-        factory = self._factories[(spec.socket, spec.mode, spec.kind)]
-        return open_tcp_listener(spec, factory, state, self._reactor)
+        port = self._assemblies[spec.socket].open(spec)
+        state = port.sock_state
+        if spec.kind in ("tls", "starttls"):
+            port.sock_fingerprint = state.config.tls.material.fingerprint  # type: ignore[union-attr]
+        return port
+
+    def _adopt(self, ports: list[Any]) -> None:
+        for port in ports:
+            port.sock_state.ports.append(port)
+        self._ports.extend(ports)
+
+    def _open(self) -> None:
+        if self._listening:
+            return
+        self._adopt(open_all(self._plan, self._open_one))
+        self._listening = True
+        for name, assembly in self._assemblies.items():
+            _log_socket(name, assembly.state)
 
     def privilegedStartService(self) -> None:
         """
@@ -257,19 +288,105 @@ class SockService(MultiService):
         self._open()
         super().startService()
 
+    # Run-time changes ---------------------------------------------------
+
+    def apply_config(self, new: ServiceConfig) -> defer.Deferred[None]:
+        """
+        Bring the running service to C{new}: sockets added and removed,
+        listeners opened and closed, decision settings and the master switch
+        applied. Keys outside L{RUNTIME_KEYS} may not change for a socket
+        that stays. All or nothing: on any error the running configuration
+        is untouched.
+
+        @raise ConfigError: at once, when C{new} changes what cannot change.
+        @return: a Deferred firing when the change is in force, or failing
+            with L{twisted_sock.errors.BindError}.
+        """
+        old = {a.state.config.name: a.state.config for a in self._assemblies.values()}
+        for config in new.sockets:
+            if config.name in old:
+                _check_runtime_change(old[config.name], config)
+        plan = _plan(new.sockets)
+        added = {c.name: _Assembly(self, c) for c in new.sockets if c.name not in old}
+        kept = {c.name: c for c in new.sockets if c.name in old}
+        removed = [name for name in old if name not in kept and name not in added]
+
+        to_open: list[ListenerSpec] = []
+        to_close: list[Any] = []
+        if self._listening:
+            for name in list(kept) + list(added):
+                ports = [p for p in self._ports if p.sock_state.name == name]
+                for spec in (s for s in plan if s.socket == name):
+                    match = next((p for p in ports if p.sock_spec == spec), None)
+                    if match is None:
+                        to_open.append(spec)
+                    else:
+                        ports.remove(match)
+                to_close.extend(ports)
+            to_close.extend(p for p in self._ports if p.sock_state.name in removed)
+
+        previous = {name: self._assemblies[name].state.config for name in kept}
+        for name, config in kept.items():
+            self._assemblies[name].state.apply(config)
+        self._assemblies.update(added)
+        try:
+            opened = open_all(to_open, self._open_one)
+        except SockError as e:
+            for name in added:
+                del self._assemblies[name]
+            for name, config in previous.items():
+                self._assemblies[name].state.apply(config)
+            return defer.fail(e)
+
+        close_now(to_close)
+        for port in to_close:
+            self._ports.remove(port)
+            port.sock_state.ports.remove(port)
+        self._adopt(opened)
+        for name in removed:
+            state = self._assemblies.pop(name).state
+            if state.connections:
+                self._retired.append(state)
+            log.info("socket {socket!r} removed ({count} connections left to finish)",
+                     socket=name, count=len(state.connections))
+        self._plan = plan
+        self.config = new
+        self.sockets = {n: a.live for n, a in self._assemblies.items()}
+        self.drain_timeout = new.drain_timeout
+        self.incoming_enabled = new.incoming_enabled
+        for name in added:
+            if self._listening:
+                _log_socket(name, self._assemblies[name].state)
+        for name, config in kept.items():
+            if config != previous[name]:
+                changed = _changed_keys(previous[name], config)
+                log.info("socket {socket!r} reconfigured: {keys}", socket=name, keys=", ".join(changed))
+                if config.incoming is IncomingMode.NONE:
+                    _warn_refuses_all(config)
+        return defer.succeed(None)
+
+    # Stopping -----------------------------------------------------------
+
     def stopService(self) -> defer.Deferred[None]:
         """
-        Stop accepting at once, then let open connections close (flushing
-        what they have buffered) for up to L{DRAIN_TIMEOUT} seconds before
-        resetting the rest.
+        Stop accepting at once, let open connections finish for up to
+        C{drain_timeout} seconds, then close the rest cleanly (reason
+        C{NORMAL}; what they have buffered is sent first), resetting any
+        that still have not closed after a short grace.
         """
         children = super().stopService()
         ports, self._ports = self._ports, []
         close_now(ports)
-        for state in self._states.values():
+        self._listening = False
+        states = [a.state for a in self._assemblies.values()] + self._retired
+        for state in states:
             state.ports.clear()
             state.refusal_log.stop()
-        drained = [_drain(state, self._reactor, DRAIN_TIMEOUT) for state in self._states.values()]
+        open_count = sum(len(s.connections) for s in states)
+        if open_count:
+            log.info("stopped accepting; draining {count} connection(s) for up to {timeout} s",
+                     count=open_count, timeout=self.drain_timeout)
+        drained = [_drain(state, self._reactor, self.drain_timeout) for state in states]
         d: defer.Deferred[Any] = defer.gatherResults([children, *drained])
         d.addCallback(lambda _: None)
         return d
@@ -282,27 +399,39 @@ class SockService(MultiService):
         """
         return ServiceStatistics(
             incoming_enabled=self._master.enabled,
-            sockets=tuple(state.statistics() for state in self._states.values()),
+            sockets=tuple(a.state.statistics() for a in self._assemblies.values()),
         )
 
 
-def _wrap(kind: str, mode: str, app: Any, config: SocketConfig, state: SocketState,
-          reactor: Any) -> Any:
-    """
-    The factory a listener of this kind calls: the application itself
-    (plain), TLS around it (implicit TLS), or the STARTTLS detector.
-    """
-    if kind == "plain":
-        return app
-    tls: TLSConfig = config.tls  # type: ignore[assignment]
-    builder = AppBuilder(app, state)
-    if kind == "tls":
-        return implicit_tls_factory(tls, mode, builder, state, reactor)
-    return StartTLSFactory(tls, builder, state)
+def _plan(configs: Iterable[SocketConfig]) -> list[ListenerSpec]:
+    return plan_service(list(configs), system_interfaces(), ipv6_available(), system_broadcasts())
 
 
-def _resource(config: SocketConfig, status: IResource) -> IResource:
-    return http_resource(config.http, status, socket=config.name)
+def _changed_keys(old: SocketConfig, new: SocketConfig) -> list[str]:
+    return [f.name for f in dataclasses.fields(old)
+            if f.compare and getattr(old, f.name) != getattr(new, f.name)] + \
+        (["accept"] if old.accept is not new.accept else [])
+
+
+def _check_runtime_change(old: SocketConfig, new: SocketConfig) -> None:
+    for key in _changed_keys(old, new):
+        if key not in RUNTIME_KEYS:
+            raise ConfigError("cannot be changed at run time (restart the service)",
+                              socket=new.name, key=key)
+
+
+def _log_socket(name: str, state: SocketState) -> None:
+    where = ", ".join(f"{_where(p)} ({p.sock_spec.label})" for p in state.ports)
+    log.info("socket {socket!r} listening on {where}", socket=name, where=where)
+    tls = state.config.tls
+    if tls is not None:
+        log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint}",
+                 socket=name, subject=tls.material.subject,  # type: ignore[union-attr]
+                 fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
+    if state.config.incoming is IncomingMode.NONE:
+        _warn_refuses_all(state.config)
+    for warning in state.config.warnings:
+        log.warn("{warning}", warning=warning)
 
 
 def _warn_refuses_all(config: SocketConfig) -> None:
@@ -313,36 +442,38 @@ def _warn_refuses_all(config: SocketConfig) -> None:
 def _where(port: Any) -> str:
     if port.sock_spec.protocol == "unix":
         return str(port.sock_spec.address)
-    return _hostport(port)
-
-
-def _hostport(port: FilteringPort) -> str:
     host = port.getHost()
     return f"[{host.host}]:{host.port}" if ":" in host.host else f"{host.host}:{host.port}"
 
 
 def _drain(state: SocketState, clock: Any, timeout: float) -> defer.Deferred[None]:
     """
-    Close every open connection of C{state} cleanly; reset those still open
-    after C{timeout} seconds. Fires when none is left.
+    Wait up to C{timeout} seconds for C{state}'s connections to end by
+    themselves; then close the rest cleanly, and reset whatever is still
+    open after L{CLOSE_GRACE}. Fires when none is left.
     """
     if not state.connections:
         return defer.succeed(None)
     done: defer.Deferred[None] = defer.Deferred()
     state.empty_waiters.append(done)
-    for transport in list(state.connections):
-        transport.loseConnection()
+    calls: list[Any] = []
+
+    def close_rest() -> None:
+        for transport in list(state.connections):
+            transport.loseConnection()
+        calls.append(clock.callLater(CLOSE_GRACE, reset_rest))
 
     def reset_rest() -> None:
         for transport in list(state.connections):
             transport.abortConnection()
 
-    timer = clock.callLater(timeout, reset_rest)
+    calls.append(clock.callLater(timeout, close_rest))
 
-    def cancel_timer(result: Any) -> Any:
-        if timer.active():
-            timer.cancel()
+    def cancel_timers(result: Any) -> Any:
+        for call in calls:
+            if call.active():
+                call.cancel()
         return result
 
-    done.addBoth(cancel_timer)
+    done.addBoth(cancel_timers)
     return done

@@ -298,10 +298,10 @@ async def test_bind_failure_leaves_nothing_listening():
 @pytest_twisted.ensureDeferred
 async def test_stop_drains_open_connections(serve):
     """
-    stopService stops accepting at once and closes open connections
-    cleanly (EOF for the client, reason NORMAL), flushing pending output.
+    stopService stops accepting at once and, after drain_timeout, closes
+    open connections cleanly (EOF for the client, reason NORMAL).
     """
-    service = serve(tcp())
+    service = serve(tcp(), drain_timeout=0.2)
     port = port_of(service)
     s = await threads.deferToThread(connect, "127.0.0.1", port)
     with s:

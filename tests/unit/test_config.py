@@ -538,8 +538,8 @@ LOADER_ERRORS = [
         "socket 'a': proxy_protocol: is not supported by this version yet",
     ),
     (
-        '[sock]\ndrain_timeout = 5\n[[socket]]\nlocal_ports = 1\n',
-        "sock.drain_timeout: is not supported by this version yet",
+        '[sock]\ndrain_timeout = -5\n[[socket]]\nlocal_ports = 1\n',
+        "sock.drain_timeout = -5: drain_timeout must be a finite number, 0 or more",
     ),
     (
         '[[socket]]\nname = "a"\nprotocol = "unix"\nlocal_ports = 1\n',

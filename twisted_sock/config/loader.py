@@ -50,7 +50,7 @@ SOCKET_KEYS = frozenset(
     }
 )
 #: Keys of C{[sock]}.
-GLOBAL_KEYS = frozenset({"incoming_enabled"})
+GLOBAL_KEYS = frozenset({"incoming_enabled", "drain_timeout", "admin_socket", "log_connections"})
 
 #: Keys the contract defines that later versions implement: refused with a
 #: clearer line than "unknown key".
@@ -61,7 +61,7 @@ PLANNED_SOCKET_KEYS = frozenset(
         "trusted_proxies",
     }
 )
-PLANNED_GLOBAL_KEYS = frozenset({"admin_socket", "drain_timeout"})
+PLANNED_GLOBAL_KEYS: frozenset[str] = frozenset()
 
 
 def load_config(path: str | os.PathLike[str]) -> ServiceConfig:
@@ -138,7 +138,11 @@ def config_from_mapping(data: dict[str, Any], file: str | None = None) -> Servic
     if not isinstance(incoming_enabled, bool):
         raise ConfigError("must be true or false", file=file, key="sock.incoming_enabled",
                           value=incoming_enabled)
-    return ServiceConfig(tuple(sockets), incoming_enabled=incoming_enabled, file=file)
+    extra = {key: global_[key] for key in ("drain_timeout", "admin_socket", "log_connections")
+             if key in global_}
+    if isinstance(extra.get("admin_socket"), str) and not extra["admin_socket"].startswith("@"):
+        extra["admin_socket"] = os.path.join(base_dir, extra["admin_socket"])
+    return ServiceConfig(tuple(sockets), incoming_enabled=incoming_enabled, file=file, **extra)
 
 
 def _refuse_unknown(

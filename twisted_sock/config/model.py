@@ -315,10 +315,21 @@ class ServiceConfig:
     sockets: tuple[SocketConfig, ...]
     incoming_enabled: bool = True
     file: str | None = None
+    drain_timeout: float = 10.0
+    admin_socket: str | None = None
+    log_connections: bool = True
 
     def __post_init__(self) -> None:
         sockets = tuple(self.sockets)
         object.__setattr__(self, "sockets", sockets)
+        for key, fn in (("drain_timeout", lambda v: values.non_negative_number(v, "drain_timeout")),
+                        ("admin_socket", lambda v: None if v is None else values.unix_path(v)),
+                        ("log_connections", lambda v: values.boolean(v, "log_connections"))):
+            raw = getattr(self, key)
+            try:
+                object.__setattr__(self, key, fn(raw))
+            except ValueError as e:
+                raise ConfigError(str(e), file=self.file, key=f"sock.{key}", value=raw) from None
         if not isinstance(self.incoming_enabled, bool):
             raise ConfigError("must be true or false", file=self.file, key="sock.incoming_enabled",
                               value=self.incoming_enabled)

@@ -218,8 +218,10 @@ class FilteringPort(tcp.Port):
 
     def sock_refresh(self) -> None:
         """
-        The policy changed: nothing to do, the accept loop reads it live.
+        The policy changed: the accept loop reads it live; only the
+        transport class follows C{idle_timeout}.
         """
+        self.transport = IdleSockServer if self.sock_state.idle_timeout else SockServer
 
 
 class _Pending(Protocol):

@@ -196,8 +196,10 @@ class LocalStreamPort(unix.Port):
 
     def sock_refresh(self) -> None:
         """
-        The accept loop reads the policy live: nothing to do.
+        The accept loop reads the policy live; only the transport class
+        follows C{idle_timeout}.
         """
+        self.transport = IdleLocalServer if self.sock_state.idle_timeout else LocalServer
 
     def connectionLost(self, reason: Any) -> None:
         # Twisted unlinks the socket file; someone may have removed it already.

@@ -1,0 +1,159 @@
+"""
+Operations on a running service: live listener changes that keep open
+connections, sockets added and removed, all-or-nothing on bind failure,
+graceful drain on stop.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import pytest_twisted
+from twisted.internet import threads
+
+from tests.integration.clients import connect, exchange, wait_for_close
+from tests.integration.conftest import port_of, tcp, until
+from twisted_sock import BindError, ConfigError, SocketConfig
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ask(s: socket.socket, payload: bytes) -> bytes:
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+@pytest_twisted.ensureDeferred
+async def test_live_port_change_keeps_open_connections(serve):
+    """
+    Changing local_ports on a running socket: the removed port refuses new
+    connections, a connection opened on it before keeps echoing, the new
+    port accepts.
+    """
+    old_port, new_port = free_port(), free_port()
+    service = serve(tcp(local_ports=[old_port]))
+    sock = service.sockets["sock0"]
+    held = await threads.deferToThread(connect, "127.0.0.1", old_port)
+    try:
+        await until(lambda: sock.statistics().connections == 1)
+        await sock.reconfigure(local_ports=[new_port])
+        assert sock.config.local_ports == (new_port,)
+        assert {li.port for li in sock.statistics().listeners} == {new_port}
+        assert await threads.deferToThread(ask, held, b"still echoing") == b"still echoing"
+        gone = await threads.deferToThread(exchange, "127.0.0.1", old_port)
+        assert gone.kind == "refused"
+        fresh = await threads.deferToThread(exchange, "127.0.0.1", new_port, b"new port")
+        assert fresh.data == b"new port"
+    finally:
+        held.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_live_change_is_all_or_nothing(serve):
+    """
+    A run-time change whose new port cannot be bound fails with BindError
+    and leaves the running configuration and listeners untouched.
+    """
+    port = free_port()
+    service = serve(tcp(local_ports=[port]))
+    sock = service.sockets["sock0"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = busy.getsockname()[1]
+        with pytest.raises(BindError):
+            await sock.reconfigure(local_ports=[port, free_port(), taken])
+    assert sock.config.local_ports == (port,)
+    assert {li.port for li in sock.statistics().listeners} == {port}
+    assert len(service._ports) == 2  # 127.0.0.1 and ::1, nothing half-opened
+    assert (await threads.deferToThread(exchange, "127.0.0.1", port)).kind == "data"
+
+
+@pytest_twisted.ensureDeferred
+async def test_keys_that_cannot_change_at_run_time(serve):
+    """
+    handler, protocol and TLS settings need a restart: refused at once,
+    naming the key.
+    """
+    service = serve(tcp())
+    with pytest.raises(ConfigError, match="handler: cannot be changed at run time"):
+        service.sockets["sock0"].reconfigure(handler="discard")
+
+
+@pytest_twisted.ensureDeferred
+async def test_sockets_added_and_removed(serve):
+    """
+    apply_config adds a socket (its listeners open) and removes one (its
+    listeners close; its open connection finishes on its own).
+    """
+    from twisted_sock import ServiceConfig
+
+    service = serve(tcp(name="a"))
+    a_port = port_of(service, "a")
+    held = await threads.deferToThread(connect, "127.0.0.1", a_port)
+    try:
+        await until(lambda: service.sockets["a"].statistics().connections == 1)
+        b = SocketConfig(name="b", local_ports=[0], interfaces="lo", incoming="any-ip-any-port",
+                         handler="discard")
+        await service.apply_config(ServiceConfig((b,)))
+        assert list(service.sockets) == ["b"]
+        assert (await threads.deferToThread(exchange, "127.0.0.1", a_port)).kind == "refused"
+        assert await threads.deferToThread(ask, held, b"a lives on") == b"a lives on"
+        b_port = port_of(service, "b")
+        visitor = await threads.deferToThread(connect, "127.0.0.1", b_port)
+        await until(lambda: service.sockets["b"].statistics().connections == 1)
+        visitor.close()
+    finally:
+        held.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_graceful_stop_completes_a_large_echo(serve):
+    """
+    A 4 MB echo in flight when the service stops completes byte-exact:
+    accepting stops at once, the open connection finishes within
+    drain_timeout, and the client then sees a clean close.
+    """
+    payload = bytes(range(256)) * 16384
+    service = serve(tcp(), drain_timeout=10)
+    port = port_of(service)
+    s = await threads.deferToThread(connect, "127.0.0.1", port)
+
+    def echo_all():
+        s.sendall(payload[:65536])
+        got = s.recv(65536)
+        return got
+
+    first = await threads.deferToThread(echo_all)
+    stopping = service.stopService()
+    assert (await threads.deferToThread(exchange, "127.0.0.1", port)).kind == "refused"
+
+    def rest():
+        s.sendall(payload[65536:])
+        got = first
+        while len(got) < len(payload):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        s.shutdown(socket.SHUT_WR)
+        tail = wait_for_close(s)
+        s.close()
+        return got, tail.kind
+
+    got, ending = await threads.deferToThread(rest)
+    assert got == payload
+    assert ending == "eof"
+    await stopping
+    assert service.sockets["sock0"].statistics().closed["BY_PEER"] == 1
