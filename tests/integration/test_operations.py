@@ -157,3 +157,32 @@ async def test_graceful_stop_completes_a_large_echo(serve):
     assert ending == "eof"
     await stopping
     assert service.sockets["sock0"].statistics().closed["BY_PEER"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnect_same_ip_replaces_and_none_refuses(serve):
+    """
+    At max_connections: with reconnect = same-ip a new connection from the
+    same address replaces the old one (closed, reason REPLACED) and is
+    served; from another address it is reset. With none, it is reset.
+    """
+    service = serve(tcp(name="re", max_connections=1, reconnect="same-ip"),
+                    tcp(name="no", max_connections=1))
+    re_sock, no_sock = service.sockets["re"], service.sockets["no"]
+    old = await threads.deferToThread(connect, "127.0.0.1", port_of(service, "re"))
+    held = await threads.deferToThread(connect, "127.0.0.1", port_of(service, "no"))
+    try:
+        await until(lambda: re_sock.statistics().connections == 1 and no_sock.statistics().connections == 1)
+        other = await threads.deferToThread(exchange, "127.0.0.1", port_of(service, "re"), b"x",
+                                            ("127.0.0.2", 0))
+        assert other.kind == "reset"
+        new = await threads.deferToThread(exchange, "127.0.0.1", port_of(service, "re"), b"replacing")
+        assert new.data == b"replacing"
+        assert (await threads.deferToThread(wait_for_close, old)).kind in ("eof", "reset")
+        await until(lambda: re_sock.statistics().closed["REPLACED"] == 1)
+        refused = await threads.deferToThread(exchange, "127.0.0.1", port_of(service, "no"))
+        assert refused.kind == "reset"
+        assert no_sock.statistics().closed["REPLACED"] == 0
+    finally:
+        old.close()
+        held.close()

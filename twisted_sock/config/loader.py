@@ -47,6 +47,7 @@ SOCKET_KEYS = frozenset(
         "allowed_gids",
         "datagram",
         "serve",
+        "reconnect",
     }
 )
 #: Keys of C{[sock]}.
@@ -56,7 +57,6 @@ GLOBAL_KEYS = frozenset({"incoming_enabled", "drain_timeout", "admin_socket", "l
 #: clearer line than "unknown key".
 PLANNED_SOCKET_KEYS = frozenset(
     {
-        "reconnect",
         "proxy_protocol",
         "trusted_proxies",
     }

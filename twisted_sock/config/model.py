@@ -18,6 +18,7 @@ from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.policy.addresses import IPAddress, IPNetwork
 from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_policy
+from twisted_sock.policy.reconnect import ReconnectMode
 
 PROTOCOLS = ("tcp", "udp", "unix")
 #: Protocols this version can run; the others are refused with a clear line.
@@ -47,6 +48,7 @@ PROTOCOL_KEYS = {
     "allowed_gids": ("unix",),
     "datagram": ("unix",),
     "serve": ("unix",),
+    "reconnect": ("tcp",),
 }
 
 DEFAULT_BACKLOG = 1024
@@ -89,6 +91,7 @@ class SocketConfig:
     allowed_gids: Any = None
     datagram: bool = False
     serve: str = "data"
+    reconnect: Any = "none"
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -135,6 +138,7 @@ class SocketConfig:
         coerce("allowed_gids", values.group_ids)
         coerce("datagram", lambda v: values.boolean(v, "datagram"))
         coerce("serve", _serve)
+        coerce("reconnect", ReconnectMode.coerce)
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -162,6 +166,9 @@ class SocketConfig:
             raise ConfigError(
                 "incoming = 'specific-ip-port' needs target_port", socket=name, key="target_port"
             )
+        if self.reconnect is not ReconnectMode.NONE and self.max_connections is None:
+            raise ConfigError("reconnect needs max_connections (it acts when the socket is full)",
+                              socket=name, key="reconnect")
         if self.protocol == "tcp" and not self.local_ports and not self.http_ports:
             raise ConfigError(
                 "a tcp socket needs local_ports or http_ports", socket=name, key="local_ports"
@@ -284,6 +291,8 @@ def _normalised_default(key: str, default: Any) -> Any:
         return ()
     if key == "interfaces":
         return ("*",)
+    if key == "reconnect":
+        return ReconnectMode.NONE
     if key == "idle_timeout":
         return 0.0
     return default

@@ -17,7 +17,9 @@ from twisted.logger import Logger
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
+    ACCEPT,
     REFUSAL_REASONS,
+    REFUSE_FULL,
     UNIX_REFUSAL_REASONS,
     Decision,
     check_limits,
@@ -25,6 +27,7 @@ from twisted_sock.policy.incoming import (
     decide_credentials,
 )
 from twisted_sock.policy.ratelimit import RateLimitedLog
+from twisted_sock.policy.reconnect import ReconnectMode, choose_replaced
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
 
@@ -57,7 +60,8 @@ class SocketState:
         self.name = config.name
         self.master = master
         self.clock = clock
-        self.connections: set[SockServer] = set()
+        # Insertion-ordered (oldest first), for the reconnect modes.
+        self.connections: dict[SockServer, None] = {}
         self.per_peer: Counter[IPAddress | None] = Counter()
         self.ports: list[Any] = []
         self.accepted = 0
@@ -85,6 +89,7 @@ class SocketState:
         self.max_per_peer = config.max_connections_per_ip
         self.hook: Callable[..., Any] | None = config.accept
         self.idle_timeout = config.idle_timeout
+        self.reconnect = config.reconnect
         self._limited = self.max_total is not None or self.max_per_peer is not None
         self._needs_peer = self.policy.needs_peer_address or self.max_per_peer is not None
         self._resume_if_possible()
@@ -129,7 +134,27 @@ class SocketState:
             decision = check_limits(
                 len(self.connections), self.max_total, self.per_peer[peer], self.max_per_peer
             )
+            if decision is REFUSE_FULL and self.reconnect is not ReconnectMode.NONE:
+                decision = self._replace(parse_peer_host(addr[0]), addr[1])
         return decision
+
+    def _replace(self, peer: IPAddress | None, peer_port: int) -> Decision:
+        """
+        At max_connections with a reconnect mode: close the data connection
+        the new one replaces (reason REPLACED) and admit the new one, or
+        refuse it when none matches.
+        """
+        candidates: Any = ((t, t.sock_peer, t.client[1]) for t in self.connections
+                           if getattr(t.server, "sock_mode", None) == "data" and t.sock_reason is None)
+        victim: Any = choose_replaced(self.reconnect, peer, peer_port, candidates)
+        if victim is None:
+            return REFUSE_FULL
+        log.info("socket {socket!r}: connection from {old} replaced by one from {new} (reconnect {mode})",
+                 socket=self.name, old=victim.client[0], new=str(peer), mode=self.reconnect.value)
+        victim.sock_reason = ShutdownReason.REPLACED
+        victim.abortConnection()
+        self.connections.pop(victim, None)
+        return ACCEPT
 
     def refused_connection(self, host: Any, port: Any, local_port: Any, reason: str,
                            credentials: tuple[int, int, int] | None = None) -> None:
@@ -166,7 +191,7 @@ class SocketState:
     # Transport bookkeeping ----------------------------------------------
 
     def opened(self, transport: SockServer, counted: bool) -> None:
-        self.connections.add(transport)
+        self.connections[transport] = None
         if counted:
             self.accepted += 1
         if self.max_per_peer is not None:
@@ -175,7 +200,7 @@ class SocketState:
             self._pause_http()
 
     def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
-        self.connections.discard(transport)
+        self.connections.pop(transport, None)
         if self.max_per_peer is not None:
             peer = transport.sock_peer
             left = self.per_peer[peer] - 1
