@@ -201,6 +201,7 @@ class SockService(MultiService):
         self.drain_timeout = drain_timeout
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
         self._master = MasterSwitch(incoming_enabled)
+        self._admin: Any = None
         self._status = StatusResource(self.statistics)
         self._plan = _plan(self.config.sockets)
         self._assemblies: dict[str, _Assembly] = {}
@@ -223,6 +224,7 @@ class SockService(MultiService):
         except ConfigError as e:
             raise e.located(file=config.file) from None
         service.config = config
+        service._master.log_connections = config.log_connections
         return service
 
     # The master switch --------------------------------------------------
@@ -269,8 +271,21 @@ class SockService(MultiService):
     def _open(self) -> None:
         if self._listening:
             return
-        self._adopt(open_all(self._plan, self._open_one))
+        admin = self.config.admin_socket
+        if admin is not None:
+            from twisted_sock.admin import open_admin
+
+            self._admin = open_admin(admin, self, self._reactor)
+        try:
+            self._adopt(open_all(self._plan, self._open_one))
+        except BaseException:
+            if self._admin is not None:
+                close_now([self._admin])
+                self._admin = None
+            raise
         self._listening = True
+        if admin is not None:
+            log.info("admin socket on {path} (commands: reload, status)", path=admin)
         for name, assembly in self._assemblies.items():
             _log_socket(name, assembly.state)
 
@@ -353,6 +368,7 @@ class SockService(MultiService):
         self.config = new
         self.sockets = {n: a.live for n, a in self._assemblies.items()}
         self.drain_timeout = new.drain_timeout
+        self._master.log_connections = new.log_connections
         self.incoming_enabled = new.incoming_enabled
         for name in added:
             if self._listening:
@@ -365,6 +381,40 @@ class SockService(MultiService):
                     _warn_refuses_all(config)
         return defer.succeed(None)
 
+    def reload(self) -> defer.Deferred[str]:
+        """
+        Re-read the configuration file and apply the difference
+        (C{SIGHUP}, C{twisted-sock reload}). An invalid file, or a change
+        that cannot be made at run time, is refused with one log line and
+        the running configuration stays as it was.
+
+        @return: a Deferred firing with a one-line result (never failing).
+        """
+        path = self.config.file
+        if path is None:
+            return defer.succeed("error: this service has no configuration file to reload")
+        from twisted_sock.config.loader import load_config
+
+        d: Any
+        try:
+            new = load_config(path)
+            d = self.apply_config(new)
+        except SockError as e:
+            d = defer.fail(e)
+
+        def done(_: Any) -> str:
+            message = f"ok: reloaded {path} ({len(self.config.sockets)} socket(s))"
+            log.info("{message}", message=message)
+            return message
+
+        def refused(failure: Any) -> str:
+            message = f"error: reload refused, running configuration kept: {failure.value}"
+            log.error("{message}", message=message)
+            return message
+
+        d.addCallbacks(done, refused)
+        return d
+
     # Stopping -----------------------------------------------------------
 
     def stopService(self) -> defer.Deferred[None]:
@@ -376,6 +426,9 @@ class SockService(MultiService):
         """
         children = super().stopService()
         ports, self._ports = self._ports, []
+        if self._admin is not None:
+            ports.append(self._admin)
+            self._admin = None
         close_now(ports)
         self._listening = False
         states = [a.state for a in self._assemblies.values()] + self._retired

@@ -9,6 +9,7 @@ exit status 2 (bad options or configuration) or 1 (start-up failed).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -92,6 +93,28 @@ class TwistdSockService(SockService):
     """
 
     twistd_config: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._reactor.callWhenRunning(self._install_signal_handlers)
+
+    def _install_signal_handlers(self) -> None:
+        """
+        SIGTERM: stop accepting, drain, exit with status 0 (Twisted's own
+        handler would make the process report death by SIGTERM). SIGHUP:
+        reload the configuration file.
+        """
+        reactor = self._reactor
+
+        def on_term(signum: int, frame: Any) -> None:
+            log.info("SIGTERM: stopping gracefully")
+            reactor.callFromThread(reactor.stop)
+
+        def on_hup(signum: int, frame: Any) -> None:
+            reactor.callFromThread(self.reload)
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGHUP, on_hup)
 
     def privilegedStartService(self) -> None:
         try:

@@ -107,7 +107,7 @@ def test_full_http_port_leaves_connection_queued():
     """
     flt, fake, state = listener_for([("127.0.0.1", 1)], mode="http", incoming="any-ip-any-port",
                                     local_ports=[], http_ports=[8080], max_connections=1)
-    state.connections.add(object())  # type: ignore[arg-type]
+    state.connections[object()] = None  # type: ignore[index]
     with pytest.raises(BlockingIOError):
         flt.accept()
     assert fake.accepts == 0 and state.refused == 0
@@ -119,7 +119,7 @@ def test_full_data_port_resets():
     """
     flt, fake, state = listener_for([("127.0.0.1", 1)], incoming="any-ip-any-port",
                                     max_connections=1)
-    state.connections.add(object())  # type: ignore[arg-type]
+    state.connections[object()] = None  # type: ignore[index]
     with pytest.raises(BlockingIOError):
         flt.accept()
     assert fake.handed[0][0].closed

@@ -18,6 +18,7 @@ from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import DEFAULT_BACKLOG, ServiceConfig, SocketConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.policy.incoming import IncomingMode
+from twisted_sock.policy.reconnect import ReconnectMode
 
 ANY = IncomingMode.ANY_IP_ANY_PORT
 
@@ -65,6 +66,9 @@ def test_defaults():
         "allowed_gids": None,
         "datagram": False,
         "serve": "data",
+        "reconnect": ReconnectMode.NONE,
+        "proxy_protocol": False,
+        "trusted_proxies": (),
         "accept": None,
     }
     assert DEFAULT_BACKLOG == 1024
@@ -531,11 +535,11 @@ LOADER_ERRORS = [
     ),
     (
         '[[socket]]\nname = "a"\nlocal_ports = 1\nreconnect = "any"\n',
-        "socket 'a': reconnect: is not supported by this version yet",
+        "socket 'a': reconnect: reconnect needs max_connections (it acts when the socket is full)",
     ),
     (
         '[[socket]]\nname = "a"\nlocal_ports = 1\nproxy_protocol = true\n',
-        "socket 'a': proxy_protocol: is not supported by this version yet",
+        "socket 'a': trusted_proxies: proxy_protocol needs trusted_proxies (the proxies' addresses)",
     ),
     (
         '[sock]\ndrain_timeout = -5\n[[socket]]\nlocal_ports = 1\n',

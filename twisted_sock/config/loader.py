@@ -48,6 +48,8 @@ SOCKET_KEYS = frozenset(
         "datagram",
         "serve",
         "reconnect",
+        "proxy_protocol",
+        "trusted_proxies",
     }
 )
 #: Keys of C{[sock]}.
@@ -55,12 +57,7 @@ GLOBAL_KEYS = frozenset({"incoming_enabled", "drain_timeout", "admin_socket", "l
 
 #: Keys the contract defines that later versions implement: refused with a
 #: clearer line than "unknown key".
-PLANNED_SOCKET_KEYS = frozenset(
-    {
-        "proxy_protocol",
-        "trusted_proxies",
-    }
-)
+PLANNED_SOCKET_KEYS: frozenset[str] = frozenset()
 PLANNED_GLOBAL_KEYS: frozenset[str] = frozenset()
 
 

@@ -49,6 +49,8 @@ PROTOCOL_KEYS = {
     "datagram": ("unix",),
     "serve": ("unix",),
     "reconnect": ("tcp",),
+    "proxy_protocol": ("tcp",),
+    "trusted_proxies": ("tcp",),
 }
 
 DEFAULT_BACKLOG = 1024
@@ -92,6 +94,8 @@ class SocketConfig:
     datagram: bool = False
     serve: str = "data"
     reconnect: Any = "none"
+    proxy_protocol: bool = False
+    trusted_proxies: Any = ()
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,6 +143,8 @@ class SocketConfig:
         coerce("datagram", lambda v: values.boolean(v, "datagram"))
         coerce("serve", _serve)
         coerce("reconnect", ReconnectMode.coerce)
+        coerce("proxy_protocol", lambda v: values.boolean(v, "proxy_protocol"))
+        coerce("trusted_proxies", lambda v: () if v in (None, (), []) else values.target_list(v))
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -166,6 +172,9 @@ class SocketConfig:
             raise ConfigError(
                 "incoming = 'specific-ip-port' needs target_port", socket=name, key="target_port"
             )
+        if self.proxy_protocol and not self.trusted_proxies:
+            raise ConfigError("proxy_protocol needs trusted_proxies (the proxies' addresses)",
+                              socket=name, key="trusted_proxies")
         if self.reconnect is not ReconnectMode.NONE and self.max_connections is None:
             raise ConfigError("reconnect needs max_connections (it acts when the socket is full)",
                               socket=name, key="reconnect")
@@ -287,7 +296,7 @@ def _serve(value: Any) -> str:
 
 
 def _normalised_default(key: str, default: Any) -> Any:
-    if key in ("http_ports", "multicast_groups", "local_ports", "target_ip"):
+    if key in ("http_ports", "multicast_groups", "local_ports", "target_ip", "trusted_proxies"):
         return ()
     if key == "interfaces":
         return ("*",)

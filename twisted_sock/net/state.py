@@ -18,11 +18,16 @@ from twisted_sock.config.model import SocketConfig
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
+    PROXY_REFUSAL_REASONS,
     REFUSAL_REASONS,
     REFUSE_FULL,
+    REFUSE_MASTER,
+    REFUSE_UNTRUSTED_PROXY,
     UNIX_REFUSAL_REASONS,
     Decision,
+    IncomingMode,
     check_limits,
+    compile_policy,
     decide,
     decide_credentials,
 )
@@ -40,13 +45,14 @@ log = Logger(namespace="twisted_sock")
 class MasterSwitch:
     """
     The global C{incoming_enabled} switch, shared by every socket of a
-    service.
+    service, and the service-wide C{log_connections} setting.
     """
 
-    __slots__ = ("enabled",)
+    __slots__ = ("enabled", "log_connections")
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, log_connections: bool = True) -> None:
         self.enabled = enabled
+        self.log_connections = log_connections
 
 
 class SocketState:
@@ -90,6 +96,8 @@ class SocketState:
         self.hook: Callable[..., Any] | None = config.accept
         self.idle_timeout = config.idle_timeout
         self.reconnect = config.reconnect
+        self.proxy = config.proxy_protocol
+        self.trusted = compile_policy(IncomingMode.SPECIFIC_IP_ANY_PORT, config.trusted_proxies)
         self._limited = self.max_total is not None or self.max_per_peer is not None
         self._needs_peer = self.policy.needs_peer_address or self.max_per_peer is not None
         self._resume_if_possible()
@@ -126,8 +134,18 @@ class SocketState:
 
     def admit(self, addr: tuple[Any, ...]) -> Decision:
         """
-        Decide one connection from its raw socket address tuple.
+        Decide one connection from its raw socket address tuple. On a PROXY
+        protocol socket this only checks that the peer is a trusted proxy
+        (and the socket's total limit); the decision proper waits for the
+        client's address in the header (L{admit_client}).
         """
+        if self.proxy:
+            if not self.master.enabled:
+                return REFUSE_MASTER
+            proxy = parse_peer_host(addr[0])
+            if proxy is None or not self.trusted.matches_address(proxy):
+                return REFUSE_UNTRUSTED_PROXY
+            return check_limits(len(self.connections), self.max_total)
         peer = parse_peer_host(addr[0]) if self._needs_peer else None
         decision = decide(self.policy, self.master.enabled, peer, addr[1])
         if decision.accepted and self._limited:
@@ -137,6 +155,30 @@ class SocketState:
             if decision is REFUSE_FULL and self.reconnect is not ReconnectMode.NONE:
                 decision = self._replace(parse_peer_host(addr[0]), addr[1])
         return decision
+
+    def admit_client(self, client: IPAddress | None, client_port: int) -> Decision:
+        """
+        The decision for the client named in a PROXY header (the connection
+        itself is already counted).
+        """
+        decision = decide(self.policy, self.master.enabled, client, client_port)
+        if decision.accepted and self.max_per_peer is not None:
+            decision = check_limits(0, None, self.per_peer[client], self.max_per_peer)
+        return decision
+
+    def moved_peer(self, transport: Any, client: IPAddress | None) -> None:
+        """
+        A PROXY header named the real client: count the connection under it.
+        """
+        if self.max_per_peer is not None:
+            old = transport.sock_peer
+            left = self.per_peer[old] - 1
+            if left > 0:
+                self.per_peer[old] = left
+            else:
+                self.per_peer.pop(old, None)
+            self.per_peer[client] += 1
+        transport.sock_peer = client
 
     def _replace(self, peer: IPAddress | None, peer_port: int) -> Decision:
         """
@@ -254,7 +296,9 @@ class SocketState:
         return tuple(out)
 
     def _refusal_reasons(self) -> tuple[str, ...]:
-        return UNIX_REFUSAL_REASONS if self.config.protocol == "unix" else REFUSAL_REASONS
+        if self.config.protocol == "unix":
+            return UNIX_REFUSAL_REASONS
+        return REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
 
     def statistics(self) -> SocketStatistics:
         return SocketStatistics(

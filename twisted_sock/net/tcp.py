@@ -102,6 +102,7 @@ class SockServer(tcp.Server):
 
     sock_reason: ShutdownReason | None = None
     sock_counted = True
+    sock_proxy_peer: Any = None
     sock_tls = False
     sock_alpn: str | None = None
     sock_peer_certificate: Any = None
@@ -120,6 +121,7 @@ class SockServer(tcp.Server):
         it).
         """
         self.sock_state: SocketState = server.sock_state
+        self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
         self.sock_peer = parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None
         counted = not isinstance(protocol, _Pending)
         self.sock_counted = counted
@@ -136,6 +138,14 @@ class SockServer(tcp.Server):
         else:
             self.loseConnection()
 
+    def getPeer(self) -> Any:
+        """
+        The client's address: from the PROXY header when there was one.
+        """
+        if self.sock_proxy_peer is not None:
+            return self.sock_proxy_peer
+        return tcp.Server.getPeer(self)
+
     def readConnectionLost(self, reason: Failure) -> None:
         # The peer sent FIN: whatever a half-close-aware protocol does next,
         # the peer ended the connection.
@@ -150,10 +160,72 @@ class SockServer(tcp.Server):
         # to read; a layer below the application (TLS) may still set a more
         # specific one while the loss propagates.
         self.sock_default_reason = shutdown_reason(self, reason)
+        state = self.sock_state
+        traffic = _traffic(self.socket) if state.master.log_connections and self.sock_counted else None
         tcp.Server.connectionLost(self, reason)
         if self.sock_reason is None:
             self.sock_reason = self.sock_default_reason
-        self.sock_state.closed(self, self.sock_reason if self.sock_counted else None)
+        state.closed(self, self.sock_reason if self.sock_counted else None)
+        if traffic is not None:
+            _log_connection(self, traffic)
+
+
+_TCP_INFO = getattr(socket, "TCP_INFO", 11)
+#: struct tcp_info: tcpi_bytes_acked and tcpi_bytes_received (Linux >= 4.2).
+_TCP_INFO_BYTES = struct.Struct("=QQ")
+_TCP_INFO_OFFSET = 120
+
+
+def _traffic(sock: Any) -> tuple[int | None, int | None]:
+    """
+    Bytes received and sent (acknowledged) on a TCP socket, from the
+    kernel's C{TCP_INFO}, so counting costs nothing per read or write;
+    C{(None, None)} where unavailable (UNIX sockets, old kernels).
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None, None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size)
+    except OSError:
+        return None, None
+    if len(info) < _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size:
+        return None, None
+    sent, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
+    return received, sent
+
+
+def _log_connection(transport: SockServer, traffic: tuple[int | None, int | None]) -> None:
+    """
+    One structured event per ended connection.
+    """
+    server: Any = transport.server
+    peer = transport.client[0] if isinstance(transport.client[0], str) and transport.client[0] else (
+        "pid {} uid {} gid {}".format(*transport.sock_credentials)
+        if transport.sock_credentials else "local peer")
+    port = transport.client[1] if isinstance(transport.client[1], int) else None
+    if transport.sock_proxy_peer is not None:
+        peer, port = transport.sock_proxy_peer.host, transport.sock_proxy_peer.port
+    bytes_in, bytes_out = traffic
+    reason = transport.sock_reason.name if transport.sock_reason else "NORMAL"
+    log.info(
+        "connection {peer_text} on {socket} {local} ({mode}{tls}) ended {reason} after "
+        "{duration:.3f} s{traffic_text}",
+        peer_text=f"[{peer}]:{port}" if port is not None and ":" in peer else
+        (f"{peer}:{port}" if port is not None else peer),
+        socket=transport.sock_state.name, peer=peer, peer_port=port, local=server.sock_port,
+        local_port=server.sock_port, mode=server.sock_mode,
+        tls=_tls_text(transport),
+        alpn=transport.sock_alpn, reason=reason, bytes_in=bytes_in, bytes_out=bytes_out,
+        duration=transport.reactor.seconds() - transport.sock_started,  # type: ignore[attr-defined]
+        traffic_text="" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out",
+        connection_ended=True,
+    )
+
+
+def _tls_text(transport: SockServer) -> str:
+    if not transport.sock_tls:
+        return ""
+    return " TLS" + (f" {transport.sock_alpn}" if transport.sock_alpn else "")
 
 
 class IdleSockServer(SockServer):
@@ -336,6 +408,95 @@ class _HookGate(_Pending):
         self._lost = True
 
 
+#: Seconds a trusted proxy has to send the PROXY header.
+PROXY_HEADER_TIMEOUT = 5.0
+
+
+class _ProxyGate(_Pending):
+    """
+    On a PROXY protocol socket: reads the header (bounded in size by the
+    reader, in time by L{PROXY_HEADER_TIMEOUT}), then runs the incoming
+    decision on the client's address from it and hands the connection on,
+    with the header's bytes removed; or resets the connection.
+    """
+
+    def __init__(self, factory: SockFactory, addr: Any) -> None:
+        from twisted_sock.policy.proxy import ProxyHeaderReader
+
+        self._factory = factory
+        self._addr = addr
+        self._reader = ProxyHeaderReader()
+        self._timer: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+        self.connected = 1
+        self._timer = transport.reactor.callLater(PROXY_HEADER_TIMEOUT, self._refuse,
+                                                  "bad-proxy-header", "no PROXY header in time")
+
+    def dataReceived(self, data: bytes) -> None:
+        from twisted_sock.policy.proxy import ProxyHeaderError
+
+        if self._reader is None:
+            return
+        try:
+            header = self._reader.feed(data)
+        except ProxyHeaderError as e:
+            self._refuse("bad-proxy-header", str(e))
+            return
+        if header is None:
+            return
+        self._reader = None  # type: ignore[assignment]
+        self._cancel()
+        transport: Any = self.transport
+        state = self._factory.state
+        if header.source is not None and getattr(header.source, "host", None):
+            client = parse_peer_host(header.source.host)
+            decision = state.admit_client(client, header.source.port)
+            if not decision.accepted:
+                state.refused_connection(header.source.host, header.source.port,
+                                         transport.server.sock_port, decision.reason)
+                transport.sock_reason = ShutdownReason.REJECTED
+                transport.abortConnection()
+                return
+            state.moved_peer(transport, client)
+            transport.sock_proxy_peer = header.source
+        # A LOCAL/UNKNOWN header (the proxy's own health check) keeps the
+        # proxy as the peer: it was admitted as a trusted proxy.
+        protocol = self._factory.after_decision(self._addr)
+        if isinstance(protocol, _Refuser):
+            refuse_by_handler(transport)
+            return
+        if not isinstance(protocol, _Pending):
+            state.accepted += 1
+            transport.sock_counted = True
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        if header.rest:
+            protocol.dataReceived(header.rest)
+
+    def _refuse(self, reason: str, why: str) -> None:
+        self._timer = None
+        transport: Any = self.transport
+        if transport is None or transport.disconnected:
+            return
+        state = self._factory.state
+        state.refused_connection(transport.client[0], transport.client[1], transport.server.sock_port,
+                                 reason)
+        log.info("socket {socket!r}: PROXY header from {proxy} refused: {why}", socket=state.name,
+                 proxy=transport.client[0], why=why)
+        transport.sock_reason = ShutdownReason.REJECTED
+        transport.abortConnection()
+
+    def _cancel(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._cancel()
+
+
 @implementer(IProtocolFactory)
 class SockFactory:
     """
@@ -350,6 +511,15 @@ class SockFactory:
         self.mode = mode
 
     def buildProtocol(self, addr: Any) -> Any:
+        if self.state.proxy:
+            return _ProxyGate(self, addr)
+        return self.after_decision(addr)
+
+    def after_decision(self, addr: Any) -> Any:
+        """
+        The protocol for a connection the decision admitted: the accept
+        hook's gate, or the application (TLS first where configured).
+        """
         if self.state.hook is not None:
             return _HookGate(self, addr)
         return self.build_application(addr)

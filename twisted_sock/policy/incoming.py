@@ -80,6 +80,8 @@ REFUSE_PER_IP = Decision(False, "max-connections-per-ip")
 REFUSE_FULL = Decision(False, "max-connections")
 REFUSE_HOOK = Decision(False, "accept-hook")
 REFUSE_CREDENTIALS = Decision(False, "peer-credentials")
+REFUSE_UNTRUSTED_PROXY = Decision(False, "untrusted-proxy")
+REFUSE_PROXY_HEADER = Decision(False, "bad-proxy-header")
 #: Not a decision of this module: the handler's factory refused (returned
 #: None or raised); counted under this reason.
 REFUSED_BY_HANDLER = "handler"
@@ -97,6 +99,8 @@ REFUSAL_REASONS = tuple(
         REFUSE_HOOK,
     )
 ) + (REFUSED_BY_HANDLER,)
+#: Reasons that only PROXY protocol sockets give.
+PROXY_REFUSAL_REASONS = (REFUSE_UNTRUSTED_PROXY.reason, REFUSE_PROXY_HEADER.reason)
 
 #: The refusal reasons of local (UNIX) sockets.
 UNIX_REFUSAL_REASONS = (REFUSE_MASTER.reason, REFUSE_MODE.reason, REFUSE_CREDENTIALS.reason,

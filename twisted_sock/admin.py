@@ -1,0 +1,72 @@
+"""
+The admin socket (C{[sock] admin_socket}): a local UNIX stream socket,
+mode 0600, that takes one command per connection -- C{reload} or
+C{status} -- and answers with one line (C{twisted-sock reload|status}).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import error
+from twisted.internet.protocol import Factory
+from twisted.protocols.basic import LineOnlyReceiver
+
+from twisted_sock.errors import BindError
+from twisted_sock.net.tcp import _os_reason
+from twisted_sock.net.unix import _umask, clear_stale, socket_address
+
+if TYPE_CHECKING:
+    from twisted_sock.service import SockService
+
+COMMANDS = ("reload", "status")
+
+
+class AdminProtocol(LineOnlyReceiver):
+    """
+    One command, one answer line, then close.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 1024
+    factory: AdminFactory
+
+    def lineReceived(self, line: bytes) -> None:
+        command = line.strip().decode("utf-8", "replace")
+        if command == "reload":
+            self.factory.service.reload().addCallback(self._answer)
+        elif command == "status":
+            self._answer(json.dumps(self.factory.service.statistics().as_dict()))
+        else:
+            self._answer(f"error: unknown command {command!r} (use {' or '.join(COMMANDS)})")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._answer("error: command too long")
+
+    def _answer(self, text: str) -> None:
+        if self.transport is not None:
+            self.sendLine(text.encode("utf-8"))
+            self.transport.loseConnection()
+
+
+class AdminFactory(Factory):
+    protocol = AdminProtocol  # type: ignore[assignment]
+
+    def __init__(self, service: SockService) -> None:
+        self.service = service
+
+
+def open_admin(path: str, service: SockService, reactor: Any) -> Any:
+    """
+    Listen on the admin socket (mode 0600 from the start; a stale file is
+    replaced, a live one is left alone).
+    """
+    import socket as socketlib
+
+    clear_stale(path, socketlib.SOCK_STREAM)
+    try:
+        with _umask(0o600):
+            return reactor.listenUNIX(socket_address(path), AdminFactory(service), mode=0o600)
+    except error.CannotListenError as e:
+        raise BindError(path, None, _os_reason(e.socketError), socket="admin") from None
