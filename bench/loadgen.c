@@ -19,6 +19,10 @@
  *       when all are connected, then hold until stdin reaches EOF, SIGTERM,
  *       or HOLD seconds (default 60). Closes with RST (no TIME_WAIT).
  *
+ *   loadgen serve -k accept|reset|echo|http [-p PORT] [-t MAXSECS]
+ *       A minimal C server for calibration: how fast this generator (or
+ *       wrk) can go when the server costs almost nothing.
+ *
  *   Common: -h ADDR (default 127.0.0.1), -s SRC[,SRC...] source addresses
  *   (bound with IP_BIND_ADDRESS_NO_PORT, used in turn).
  *
@@ -139,7 +143,7 @@ static int run_connect(void) {
     struct cslot *slots = calloc((size_t)inflight, sizeof *slots);
     struct epoll_event *events = calloc((size_t)inflight, sizeof *events);
     unsigned long eof = 0, reset = 0, refused = 0, timeout = 0, other = 0, data = 0;
-    unsigned long connect_fail = 0, slow = 0, started = 0, abandoned = 0;
+    unsigned long connect_fail = 0, slow = 0, started = 0, abandoned = 0, total = 0;
     int last_errno = 0;
     double max_latency = 0, sum_latency = 0;
     char buf[4096];
@@ -196,6 +200,7 @@ static int run_connect(void) {
             else { outcome = 3; last_errno = errno; }
             if (outcome < 0) continue;
             double lat = t - slots[i].started;
+            total++;
             if (outcome == 0) eof++;
             else if (outcome == 1) reset++;
             else if (outcome == 2) refused++;
@@ -234,10 +239,11 @@ static int run_connect(void) {
            "\"reset\": %lu, \"refused\": %lu, \"timeout\": %lu, \"other\": %lu, "
            "\"connect_fail\": %lu, \"last_errno\": %d, \"data_bytes\": %lu, \"slow\": %lu, "
            "\"started\": %lu, \"abandoned\": %lu, \"max_latency\": %.6f, \"mean_latency\": %.6f, "
-           "\"rate\": %.3f, \"cpu_user\": %.4f, \"cpu_sys\": %.4f, \"inflight\": %d, \"ports\": %d}\n",
+           "\"rate\": %.3f, \"cpu_user\": %.4f, \"cpu_sys\": %.4f, \"inflight\": %d, \"ports\": %d, "
+           "\"total\": %lu, \"total_elapsed\": %.6f}\n",
            elapsed, done, eof, reset, refused, timeout, other, connect_fail, last_errno, data, slow,
            started, abandoned, max_latency, done ? sum_latency / done : 0.0,
-           elapsed > 0 ? done / elapsed : 0.0, u1 - u0, s1 - s0, inflight, nports);
+           elapsed > 0 ? done / elapsed : 0.0, u1 - u0, s1 - s0, inflight, nports, total, t_stop - t0);
     return 0;
 }
 
@@ -257,7 +263,7 @@ static int run_echo(void) {
     struct epoll_event *events = calloc((size_t)nconns, sizeof *events);
     char *msg = malloc((size_t)msg_size), *buf = malloc(65536);
     for (int i = 0; i < msg_size; i++) msg[i] = (char)('a' + i % 26);
-    unsigned long messages = 0, bytes = 0, errors = 0, mismatches = 0;
+    unsigned long messages = 0, bytes = 0, errors = 0, mismatches = 0, total = 0;
     int last_errno = 0;
 
     for (int i = 0; i < nconns; i++) {
@@ -321,6 +327,7 @@ static int run_echo(void) {
                 if (c->received >= msg_size) {
                     if (c->received > msg_size) mismatches++;
                     messages++;
+                    total++;
                     bytes += (unsigned long)msg_size;
                     c->received = 0;
                     c->sent = 0;
@@ -354,10 +361,10 @@ static int run_echo(void) {
     printf("{\"mode\": \"echo\", \"elapsed\": %.6f, \"messages\": %lu, \"bytes\": %lu, "
            "\"errors\": %lu, \"mismatches\": %lu, \"last_errno\": %d, \"rate\": %.3f, "
            "\"mb_per_s\": %.3f, \"cpu_user\": %.4f, \"cpu_sys\": %.4f, \"connections\": %d, "
-           "\"message_size\": %d}\n",
+           "\"message_size\": %d, \"total\": %lu, \"total_elapsed\": %.6f}\n",
            elapsed, messages, bytes, errors, mismatches, last_errno,
            elapsed > 0 ? messages / elapsed : 0.0, elapsed > 0 ? bytes / elapsed / 1e6 : 0.0,
-           u1 - u0, s1 - s0, nconns, msg_size);
+           u1 - u0, s1 - s0, nconns, msg_size, total, t_stop - t0);
     return errors ? 1 : 0;
 }
 
@@ -464,10 +471,101 @@ static int run_idle(void) {
     return 0;
 }
 
+static void usage(void);
+
+/* ------------------------------------------------------------------ */
+/* serve mode: the generator's ceiling                                 */
+/*
+ * A minimal C server on 127.0.0.1 (port 0), the same work as the Python
+ * servers with no Python: "accept" accepts and closes (FIN), "reset"
+ * accepts and resets (SO_LINGER {1,0}), "echo" echoes, "http" answers every
+ * request (each CRLFCRLF) with a fixed response on a keep-alive
+ * connection. Driving it shows how fast the generator can go.
+ * Prints {"port": N, "pid": N}; serves until stdin EOF or SIGTERM.
+ */
+
+static const char HTTP_RESPONSE[] =
+    "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/html\r\n\r\nhello\n";
+
+static int run_serve(const char *kind) {
+    int k = !strcmp(kind, "accept") ? 0 : !strcmp(kind, "reset") ? 1 : !strcmp(kind, "echo") ? 2
+          : !strcmp(kind, "http") ? 3 : -1;
+    if (k < 0) usage();
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ls < 0) die("socket");
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr = dest_addr;
+    a.sin_port = htons((uint16_t)base_port);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(ls, 1024) < 0) die("listen");
+    socklen_t alen = sizeof a;
+    getsockname(ls, (struct sockaddr *)&a, &alen);
+    printf("{\"port\": %d, \"pid\": %d, \"listeners\": 1, \"start_seconds\": 0}\n", ntohs(a.sin_port),
+           (int)getpid());
+    fflush(stdout);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    struct epoll_event sev = {.events = EPOLLIN, .data.fd = 0};
+    epoll_ctl(ep, EPOLL_CTL_ADD, 0, &sev);
+    struct epoll_event events[256];
+    char *buf = malloc(65536);
+    struct linger lg = {1, 0};
+    while (!stop_flag) {
+        int n = epoll_wait(ep, events, 256, 500);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            if (fd == 0) {
+                if (read(0, buf, 4096) <= 0) stop_flag = 1;
+                continue;
+            }
+            if (fd == ls) {
+                for (int j = 0; j < 256; j++) {
+                    int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (c < 0) break;
+                    if (k == 0) close(c);
+                    else if (k == 1) {
+                        setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+                        close(c);
+                    } else {
+                        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                        struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
+                        epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+                    }
+                }
+                continue;
+            }
+            ssize_t r = recv(fd, buf, 65536, 0);
+            if (r <= 0) {
+                if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+                close(fd);
+                continue;
+            }
+            if (k == 2) {
+                if (send(fd, buf, (size_t)r, MSG_NOSIGNAL) != r) close(fd);
+            } else {
+                int reqs = 0;
+                for (ssize_t x = 3; x < r; x++)
+                    if (buf[x] == '\n' && buf[x - 1] == '\r' && buf[x - 2] == '\n' && buf[x - 3] == '\r') reqs++;
+                for (int q = 0; q < reqs; q++)
+                    if (send(fd, HTTP_RESPONSE, sizeof HTTP_RESPONSE - 1, MSG_NOSIGNAL) < 0) break;
+            }
+        }
+    }
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen connect|echo|idle [-h ADDR] -p PORT [-P NPORTS] [-c N] [-d SECS]\n"
-            "       [-w WARMUP] [-m BYTES] [-n CONNS] [-t HOLD] [-s SRC[,SRC...]]\n");
+            "usage: loadgen connect|echo|idle|serve [-h ADDR] -p PORT [-P NPORTS] [-c N] [-d SECS]\n"
+            "       [-w WARMUP] [-m BYTES] [-n CONNS] [-t HOLD] [-s SRC[,SRC...]] [-k KIND]\n");
     exit(2);
 }
 
@@ -478,7 +576,8 @@ int main(int argc, char **argv) {
     int cval = 0;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "h:p:P:c:d:w:m:n:t:s:")) != -1) {
+    const char *kind = "accept";
+    while ((opt = getopt(argc, argv, "h:p:P:c:d:w:m:n:t:s:k:")) != -1) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p': base_port = atoi(optarg); break;
@@ -489,6 +588,7 @@ int main(int argc, char **argv) {
         case 'm': msg_size = atoi(optarg); break;
         case 'n': nconns = atoi(optarg); break;
         case 't': hold = atof(optarg); break;
+        case 'k': kind = optarg; break;
         case 's': {
             char *list = strdup(optarg), *save = NULL;
             for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -508,7 +608,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: destination must be an IPv4 loopback address (127.0.0.0/8)\n");
         return 2;
     }
-    if (base_port <= 0 || base_port > 65535 || nports < 1 || base_port + nports - 1 > 65535 ||
+    int serving = !strcmp(mode, "serve");
+    if (base_port < !serving || base_port > 65535 || nports < 1 || base_port + nports - 1 > 65535 ||
         duration <= 0 || duration > 3600 || warmup < 0 || warmup > 60 || msg_size < 1 ||
         msg_size > (1 << 24) || nconns < 1 || nconns > 1000000 || cval < 0 || cval > 100000 ||
         hold <= 0 || hold > 3600)
@@ -520,6 +621,10 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     /* an overall alarm: whatever happens, this process ends */
+    if (serving) {
+        alarm((unsigned)(hold + 1)); /* -t: the most a server lives */
+        return run_serve(kind);
+    }
     alarm((unsigned)(duration + warmup + hold + 120));
     if (!strcmp(mode, "connect")) {
         inflight = cval > 0 ? cval : 64;

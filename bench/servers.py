@@ -96,9 +96,8 @@ def _watch_parent(reactor: Any) -> None:
 
 
 def start_twisted_sock(kind: str, nports: int, reactor: Any) -> dict[str, Any]:
-    from twisted_sock import SockService, SocketConfig
-
     from bench.handlers import Tiny, data_factory
+    from twisted_sock import SocketConfig, SockService
 
     def build(ports: list[int]) -> Any:
         common: dict[str, Any] = {"name": "b", "interfaces": "lo", "backlog": BACKLOG}
@@ -171,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--ports", type=int, default=1, help="data ports to open (default 1, port 0)")
     parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--log", choices=("stderr", "none"), default="stderr",
+                        help="stderr: log as twistd does (text lines); none: discard log events")
     args = parser.parse_args(argv)
     t_main = time.perf_counter()
     nofile = raise_nofile()
@@ -178,7 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    if args.log == "stderr":
+        observers = [textFileLogObserver(sys.stderr)]
+    else:
+        observers = [lambda event: None]
+    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
     start = start_twisted_sock if args.impl == "twisted-sock" else start_bare
     info = start(args.kind, args.ports, reactor)
     ports = info.pop("ports")
@@ -187,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         port_count=len(ports), contiguous=ports == list(range(ports[0], ports[0] + len(ports))),
         main_seconds=time.perf_counter() - t_main, nofile=nofile,
     )
+    if args.impl == "twisted-sock":
+        info["twisted_sock_file"] = sys.modules["twisted_sock"].__file__
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
     _watch_parent(reactor)

@@ -1,0 +1,515 @@
+"""
+The workload registry. A workload is a few declarations:
+
+* its I{variants}: which server processes it measures (implementation,
+  kind of server, number of ports), alternated round by round;
+* a I{measure} function that puts load on one running server and returns
+  its metrics (plus the generator's and the server's CPU use, and any
+  problem seen);
+* its I{rows}: which metric of which variant is compared with which
+  baseline, and the target.
+
+Adding one (TLS, UDP, ...) is a L{register} call with those three things;
+the runner, the tables and the JSON pick it up by name.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.procs import (
+    CLIENT_CORE,
+    SERVER_CORE,
+    BenchError,
+    HeldGenerator,
+    Server,
+    core_times,
+    core_usage,
+    run_generator,
+)
+
+# Declarations ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """
+    One server a workload measures. C{key} names it in rows and results.
+    C{expect} is the outcome every client of a connect workload must see
+    (C{"eof"}: accepted then closed, C{"reset"}: refused).
+    """
+
+    key: str
+    impl: str
+    kind: str
+    ports: int = 1
+    expect: str = ""
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.key
+
+
+@dataclass(frozen=True)
+class Target:
+    """
+    A target on the ratio subject/baseline (C{on="ratio"}) or on the
+    subject's own median (C{on="value"}).
+    """
+
+    op: str  # ">=" or "<="
+    value: float
+    on: str = "ratio"
+    unit: str = ""
+
+    def met(self, value: float | None, ratio: float | None) -> bool | None:
+        x = ratio if self.on == "ratio" else value
+        if x is None or math.isnan(x):
+            return None
+        return x >= self.value if self.op == ">=" else x <= self.value
+
+    def text(self) -> str:
+        sign = "≥" if self.op == ">=" else "≤"
+        if self.on == "ratio":
+            return f"{sign} {self.value:.3g}×"
+        return f"{sign} {self.value:.3g}{(' ' + self.unit) if self.unit else ''}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """
+    One line of the results table: C{metric} of variant C{subject} against
+    the same metric of variant C{baseline}.
+    """
+
+    label: str
+    metric: str
+    unit: str
+    subject: str = "twisted-sock"
+    baseline: str | None = "bare"
+    target: Target | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Context:
+    """
+    What a measure function needs: the tools and the run's settings.
+    """
+
+    loadgen: Path
+    wrk: str | None
+    duration: float
+    warmup: float
+    connect_inflight: int = 64
+    echo_connections: int = 50
+    echo_bytes: int = 4096
+    http_connections: int = 50
+    idle_connections: int = 10000
+    many_ports: int = 1000
+
+
+Measurement = dict[str, Any]
+Measure = Callable[[Context, Server, Variant], Measurement]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    generator: str
+    description: str
+    variants: tuple[Variant, ...]
+    measure: Measure
+    rows: tuple[Row, ...]
+    needs: tuple[str, ...] = field(default=())
+    #: A fresh server process for every (round, variant) instead of
+    #: interleaved slices against long-lived servers (start-up and memory
+    #: are measured on a new process).
+    fresh_servers: bool = False
+
+    def variant(self, key: str) -> Variant:
+        for v in self.variants:
+            if v.key == key:
+                return v
+        raise KeyError(key)
+
+
+REGISTRY: dict[str, Workload] = {}
+
+
+def register(workload: Workload) -> Workload:
+    names = {v.key for v in workload.variants}
+    for row in workload.rows:
+        if row.subject not in names or (row.baseline is not None and row.baseline not in names):
+            raise ValueError(f"workload {workload.name}: row {row.label!r} names an unknown variant")
+    REGISTRY[workload.name] = workload
+    return workload
+
+
+# Measure functions ----------------------------------------------------------
+
+
+class Window:
+    """
+    What the server process and both cores did while a generator ran: the
+    server's CPU time, and each core's busy / idle / steal share.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.cpu0 = server.cpu()
+        self.cores0 = core_times()
+        self.t0 = time.perf_counter()
+
+    def close(self, operations: int | None) -> dict[str, Any]:
+        wall = time.perf_counter() - self.t0
+        cpu = self.server.cpu() - self.cpu0
+        cores1 = core_times()
+        srv = core_usage(self.cores0, cores1, SERVER_CORE)
+        gen = core_usage(self.cores0, cores1, CLIENT_CORE)
+        return {
+            "srv_cpu_pct": 100.0 * cpu / wall if wall > 0 else 0.0,
+            "srv_us_per_op": 1e6 * cpu / operations if operations else None,
+            "server_core_busy_pct": srv.get("busy"),
+            "server_core_steal_pct": srv.get("steal"),
+            "gen_core_busy_pct": gen.get("busy"),
+            "gen_core_idle_pct": gen.get("idle"),
+            "gen_core_steal_pct": gen.get("steal"),
+        }
+
+
+def measure_connect(ctx: Context, server: Server, variant: Variant) -> Measurement:
+    """
+    The C generator's connect mode: connections opened and ended by the
+    server, C{connect_inflight} at a time, spread over every port the
+    server opened. Checks that (nearly) every client saw the expected end.
+    """
+    nports = int(server.info.get("port_count", 1))
+    if nports > 1 and not server.info.get("contiguous"):
+        raise BenchError("the server's ports are not one block")
+    window = Window(server)
+    run = run_generator(
+        [str(ctx.loadgen), "connect", "-p", str(server.port), "-P", str(nports),
+         "-c", str(ctx.connect_inflight), "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}"],
+        timeout=ctx.duration + ctx.warmup + 60,
+    )
+    if run.returncode != 0 or not run.json_lines():
+        raise BenchError(f"loadgen connect failed ({run.returncode}): {run.stderr.strip()}")
+    res = run.json_lines()[-1]
+    usage = window.close(res["total"])
+    done = res["completed"]
+    problems = []
+    if done == 0:
+        raise BenchError(f"no connection completed: {res}")
+    share = 100.0 * res[variant.expect] / done if variant.expect else None
+    if share is not None and share < 99.9:
+        problems.append(f"only {share:.3f}% of clients saw {variant.expect} "
+                        f"(eof {res['eof']}, reset {res['reset']}, refused {res['refused']}, "
+                        f"other {res['other']}, errno {res['last_errno']})")
+    if res["timeout"]:
+        problems.append(f"{res['timeout']} connections had no outcome within 5 s")
+    elapsed = res["elapsed"]
+    return {
+        "rate": res["rate"],
+        "expected_share": share,
+        "completed": done,
+        "slow_over_1s": res["slow"],
+        "max_latency_ms": 1000 * res["max_latency"],
+        "mean_latency_ms": 1000 * res["mean_latency"],
+        "timeouts": res["timeout"],
+        "ports": nports,
+        "listeners": server.info.get("listeners"),
+        "ready_seconds": server.ready_seconds,
+        "listen_seconds": server.info.get("start_seconds"),
+        "gen_cpu_pct": 100.0 * (res["cpu_user"] + res["cpu_sys"]) / elapsed if elapsed else 0.0,
+        **usage,
+        "problems": problems,
+        "raw": res,
+    }
+
+
+def measure_echo(ctx: Context, server: Server, variant: Variant) -> Measurement:
+    """
+    The C generator's echo mode: C{echo_connections} connections, each
+    sending a C{echo_bytes} message and waiting for all of it to come back.
+    """
+    window = Window(server)
+    run = run_generator(
+        [str(ctx.loadgen), "echo", "-p", str(server.port), "-c", str(ctx.echo_connections),
+         "-m", str(ctx.echo_bytes), "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}"],
+        timeout=ctx.duration + ctx.warmup + 60,
+    )
+    lines = run.json_lines()
+    if not lines:
+        raise BenchError(f"loadgen echo failed ({run.returncode}): {run.stderr.strip()}")
+    res = lines[-1]
+    usage = window.close(res["total"])
+    problems = []
+    if res["errors"] or res["mismatches"]:
+        problems.append(f"{res['errors']} connections failed (errno {res['last_errno']}), "
+                        f"{res['mismatches']} bad echoes")
+    elapsed = res["elapsed"]
+    return {
+        "rate": res["rate"],
+        "mb_s": res["mb_per_s"],
+        "messages": res["messages"],
+        "gen_cpu_pct": 100.0 * (res["cpu_user"] + res["cpu_sys"]) / elapsed if elapsed else 0.0,
+        **usage,
+        "problems": problems,
+        "raw": res,
+    }
+
+
+_WRK_REQUESTS = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m)")
+_WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+_WRK_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def measure_http(ctx: Context, server: Server, variant: Variant) -> Measurement:
+    """
+    C{wrk -t1 -c50} against the server's http port.
+    """
+    if ctx.wrk is None:
+        raise BenchError("wrk is not installed (Debian package wrk)")
+    seconds = max(1, math.ceil(ctx.duration))
+    url = f"http://127.0.0.1:{server.port}/"
+    if ctx.warmup >= 0.5:  # wrk counts whole seconds: warm up only on full runs
+        run_generator([ctx.wrk, "-t1", f"-c{ctx.http_connections}", "-d1s", url], timeout=60)
+    window = Window(server)
+    run = run_generator([ctx.wrk, "-t1", f"-c{ctx.http_connections}", f"-d{seconds}s",
+                         "--timeout", "5s", url], timeout=seconds + 60)
+    requests = _WRK_REQUESTS.search(run.stdout)
+    usage = window.close(int(requests.group(1)) if requests else None)
+    rate = _WRK_RATE.search(run.stdout)
+    if run.returncode != 0 or rate is None:
+        raise BenchError(f"wrk failed ({run.returncode}): {run.stdout} {run.stderr}")
+    problems = []
+    errors = _WRK_SOCKET_ERRORS.search(run.stdout)
+    if errors and any(int(x) for x in errors.groups()):
+        problems.append(f"wrk: {errors.group(0)}")
+    non2xx = _WRK_NON2XX.search(run.stdout)
+    if non2xx and int(non2xx.group(1)):
+        problems.append(f"wrk: {non2xx.group(0)}")
+    return {
+        "rate": float(rate.group(1)),
+        "requests": int(requests.group(1)) if requests else None,
+        "gen_cpu_pct": run.cpu_percent,
+        **usage,
+        "problems": problems,
+        "raw": run.stdout,
+    }
+
+
+IDLE_SOURCES = "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
+
+
+def measure_idle(ctx: Context, server: Server, variant: Variant) -> Measurement:
+    """
+    Open C{idle_connections} silent connections and hold them; the server's
+    RSS (/proc/PID/status VmRSS) before and once it has accepted them all.
+    """
+    n = ctx.idle_connections
+    time.sleep(0.2)
+    rss0, fds0 = server.rss_kib(), server.fds()
+    gen = HeldGenerator([str(ctx.loadgen), "idle", "-p", str(server.port), "-n", str(n),
+                         "-c", "256", "-t", "300", "-s", IDLE_SOURCES])
+    try:
+        t0 = time.perf_counter()
+        ready = gen.read_json(timeout=120)
+        if ready.get("connected") != n:
+            raise BenchError(f"loadgen idle connected {ready.get('connected')} of {n}: {ready}")
+        deadline = time.monotonic() + 60
+        while server.fds() < fds0 + n:
+            if time.monotonic() > deadline:
+                raise BenchError(f"server holds {server.fds() - fds0} of {n} connections after 60 s")
+            time.sleep(0.05)
+        accept_seconds = time.perf_counter() - t0
+        time.sleep(0.5)
+        rss1, fds1 = server.rss_kib(), server.fds()
+        done = gen.finish()
+    finally:
+        gen.kill()
+    problems = []
+    if done.get("lost"):
+        problems.append(f"{done['lost']} held connections were closed by the server")
+    return {
+        "bytes_per_conn": (rss1 - rss0) * 1024 / n,
+        "rss_before_mib": rss0 / 1024,
+        "rss_after_mib": rss1 / 1024,
+        "connections": fds1 - fds0,
+        "accept_seconds": accept_seconds,
+        "problems": problems,
+        "raw": {"ready": ready, "done": done},
+    }
+
+
+# The workloads --------------------------------------------------------------
+
+C_CONNECT = "C loadgen (connect mode)"
+#: Server CPU time per operation: the server process's own time (from
+#: /proc/PID/schedstat) over every operation the generator completed.
+COST = "µs"
+#: A throughput target restated on server CPU per operation: a rate ratio
+#: of at least 0.95 is a cost ratio of at most 1 / 0.95 when the server is
+#: the bottleneck. Unlike the rate, the cost does not depend on whether the
+#: generator or the machine (other load, steal) held the rate down.
+SAME_COST = Target("<=", 1 / 0.95)
+CPU_NOTE = "CPU-normalised form of the same target"
+
+
+def ceiling(kind: str) -> Variant:
+    """
+    The generator against its own minimal C server doing the same work:
+    how fast the generator can go. Not a row; it backs the claim that the
+    generator is not what limits the Python servers.
+    """
+    return Variant("c-ceiling", "c", kind, expect={"accept": "eof", "refuse": "reset"}.get(kind, ""),
+                   label="C server (generator ceiling)")
+
+
+register(Workload(
+    name="accept",
+    title="accept: connect, server closes",
+    generator=C_CONNECT,
+    description="Each connection is accepted and closed at once by the server (a protocol calling "
+                "transport.loseConnection() in connectionMade); 64 connects in flight; any-ip-any-port "
+                "mode. Both servers listen with backlog 1024 (twisted-sock's default; passed to the "
+                "bare listenTCP, whose default is 50).",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "accept", expect="eof"),
+        Variant("bare", "bare", "accept", expect="eof", label="bare Twisted"),
+        ceiling("accept"),
+    ),
+    measure=measure_connect,
+    rows=(
+        Row("accept", "rate", "conn/s", target=Target(">=", 0.95)),
+        Row("accept: server CPU per connection", "srv_us_per_op", COST, target=SAME_COST, note=CPU_NOTE),
+    ),
+))
+
+register(Workload(
+    name="refuse",
+    title="refuse: connect, refused by mode",
+    generator=C_CONNECT,
+    description="twisted-sock in specific-ip-any-port mode with target_ip 127.0.0.9, clients connect "
+                "from 127.0.0.1: every connection is reset in the accept loop. Compared with bare "
+                "Twisted's accept-and-close rate measured in the same rounds (bare Twisted has no "
+                "equivalent of a refusal without protocol or transport).",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "refuse", expect="reset"),
+        Variant("bare-accept", "bare", "accept", expect="eof", label="bare Twisted accept"),
+        ceiling("refuse"),
+    ),
+    measure=measure_connect,
+    rows=(
+        Row("refuse", "rate", "conn/s", baseline="bare-accept", target=Target(">=", 2.0),
+            note="baseline: bare Twisted accept+close"),
+        Row("refuse: clients that saw RST", "expected_share", "%", baseline=None,
+            target=Target(">=", 99.9, on="value", unit="%")),
+        Row("refuse: server CPU per connection", "srv_us_per_op", COST, baseline="bare-accept",
+            target=Target("<=", 0.5), note=CPU_NOTE),
+    ),
+))
+
+register(Workload(
+    name="echo",
+    title="echo: 50 connections, 4 KiB messages",
+    generator="C loadgen (echo mode)",
+    description="50 connections, each sending a 4096-byte message and waiting for the whole echo "
+                "before the next (request/response).",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "echo"),
+        Variant("bare", "bare", "echo", label="bare Twisted"),
+        ceiling("echo"),
+    ),
+    measure=measure_echo,
+    rows=(
+        Row("echo", "rate", "msg/s", target=Target(">=", 0.95)),
+        Row("echo", "mb_s", "MB/s", target=Target(">=", 0.95), note="payload each way"),
+        Row("echo: server CPU per message", "srv_us_per_op", COST, target=SAME_COST, note=CPU_NOTE),
+    ),
+))
+
+register(Workload(
+    name="http",
+    title="http: wrk -c50, tiny resource",
+    generator="wrk -t1 -c50",
+    description="twisted.web Site serving a 6-byte leaf resource on an http port; bare Twisted: "
+                "the same Site on listenTCP (backlog 1024). Keep-alive, one wrk thread.",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "http"),
+        Variant("bare", "bare", "http", label="bare Site"),
+        ceiling("http"),
+    ),
+    measure=measure_http,
+    rows=(
+        Row("http", "rate", "req/s", target=Target(">=", 0.95)),
+        Row("http: server CPU per request", "srv_us_per_op", COST, target=SAME_COST, note=CPU_NOTE),
+    ),
+    needs=("wrk",),
+))
+
+register(Workload(
+    name="many-ports",
+    title="many ports: 1000 data ports × loopback",
+    generator=C_CONNECT,
+    description="One socket with 1000 data ports on interface lo (127.0.0.1 and ::1: 2000 listeners). "
+                "Start-up is spawn-to-listening of the whole process (interpreter start included); "
+                "the accept load spreads connects round-robin over the 1000 IPv4 ports. Baselines: "
+                "bare Twisted opening the same 2000 listeners (start-up) and twisted-sock on one "
+                "port (accept rate); bare Twisted on 1 and 1000 ports shows what Twisted itself "
+                "loses when accepts are spread over many listeners.",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "accept", ports=1000, expect="eof"),
+        Variant("bare", "bare", "accept", ports=1000, expect="eof", label="bare Twisted"),
+        Variant("sock-1port", "twisted-sock", "accept", expect="eof", label="twisted-sock, 1 port"),
+        Variant("bare-1port", "bare", "accept", expect="eof", label="bare Twisted, 1 port"),
+    ),
+    measure=measure_connect,
+    fresh_servers=True,
+    rows=(
+        Row("many-ports: start-up", "ready_seconds", "s", target=Target("<=", 2.0, on="value", unit="s"),
+            note="spawn to listening"),
+        Row("many-ports: listen()", "listen_seconds", "s", note="startService() alone"),
+        Row("many-ports: accept", "rate", "conn/s", baseline="sock-1port", target=Target(">=", 0.9),
+            note="baseline: twisted-sock on 1 port"),
+        Row("many-ports: accept vs bare", "rate", "conn/s", note="both on 1000 ports"),
+        Row("many-ports: bare Twisted accept", "rate", "conn/s", subject="bare", baseline="bare-1port",
+            note="bare Twisted, 1000 ports against 1 port"),
+    ),
+))
+
+register(Workload(
+    name="idle",
+    title="idle connections: 10 000",
+    generator="C loadgen (idle mode)",
+    description="10 000 silent connections held open (from 127.0.0.1-4); server RSS growth divided by "
+                "the number of connections.",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "idle"),
+        Variant("bare", "bare", "idle", label="bare Twisted"),
+    ),
+    measure=measure_idle,
+    fresh_servers=True,
+    rows=(Row("idle", "bytes_per_conn", "B/conn", target=Target("<=", 1.2)),),
+))
+
+
+def available(workload: Workload) -> str | None:
+    """
+    Why C{workload} cannot run here, or C{None}.
+    """
+    for tool in workload.needs:
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
