@@ -178,6 +178,7 @@ class SockService(MultiService):
     @param reactor: the reactor (default: the global one).
     @param incoming_enabled: the initial master switch.
     @param drain_timeout: seconds open connections get to finish on stop.
+    @param log_connections: log one event per ended connection.
     """
 
     def __init__(
@@ -189,6 +190,7 @@ class SockService(MultiService):
         *,
         incoming_enabled: bool = True,
         drain_timeout: float = DRAIN_TIMEOUT,
+        log_connections: bool = True,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -200,7 +202,7 @@ class SockService(MultiService):
         self._http_resource = http_resource
         self.drain_timeout = drain_timeout
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
-        self._master = MasterSwitch(incoming_enabled)
+        self._master = MasterSwitch(incoming_enabled, log_connections)
         self._admin: Any = None
         self._status = StatusResource(self.statistics)
         self._plan = _plan(self.config.sockets)
@@ -219,12 +221,12 @@ class SockService(MultiService):
         """
         kwargs.setdefault("incoming_enabled", config.incoming_enabled)
         kwargs.setdefault("drain_timeout", config.drain_timeout)
+        kwargs.setdefault("log_connections", config.log_connections)
         try:
             service = cls(config.sockets, **kwargs)
         except ConfigError as e:
             raise e.located(file=config.file) from None
         service.config = config
-        service._master.log_connections = config.log_connections
         return service
 
     # The master switch --------------------------------------------------

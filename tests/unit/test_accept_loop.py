@@ -6,6 +6,7 @@ a fake listening socket feeds (socket, address) pairs.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from types import SimpleNamespace
 
@@ -19,30 +20,47 @@ from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.net.tcp import _REFUSALS_PER_PASS, _FilteringListener, shutdown_reason
 
 
-class FakeClient:
-    def __init__(self) -> None:
+class RecordingSocket:
+    """
+    Stands in for C{_socket.socket} in the refusal path: records the
+    options set and the close, and closes the real descriptor.
+    """
+
+    made: list[RecordingSocket] = []
+
+    def __init__(self, family: int, type_: int, proto: int, fd: int) -> None:
+        self.fd = fd
         self.options: list[tuple[int, int, bytes]] = []
         self.closed = False
+        RecordingSocket.made.append(self)
 
     def setsockopt(self, level: int, name: int, value: bytes) -> None:
         self.options.append((level, name, value))
 
     def close(self) -> None:
         self.closed = True
+        os.close(self.fd)
 
 
 class FakeListener:
     """
-    Hands out the queued connections, then raises EAGAIN like a
-    non-blocking listening socket.
+    Hands out the queued connections as (descriptor, address) like the
+    C-level C{_accept()}, then raises EAGAIN like a non-blocking listening
+    socket. The descriptors are real (one end of a socketpair).
     """
 
+    family, type, proto = socket.AF_UNIX, socket.SOCK_STREAM, 0
+
     def __init__(self, peers: list[tuple[str, int]]) -> None:
-        self.queue = [(FakeClient(), peer) for peer in peers]
-        self.handed = list(self.queue)
+        self.queue = []
+        self.keep = []
+        for peer in peers:
+            ours, theirs = socket.socketpair()
+            self.keep.append(theirs)
+            self.queue.append((ours.detach(), peer))
         self.accepts = 0
 
-    def accept(self):
+    def _accept(self):
         self.accepts += 1
         if not self.queue:
             raise BlockingIOError(errno.EAGAIN, "empty")
@@ -50,6 +68,19 @@ class FakeListener:
 
     def getsockname(self):
         return ("127.0.0.1", 8001)
+
+
+@pytest.fixture(autouse=True)
+def recording(monkeypatch):
+    """
+    Refused descriptors go through L{RecordingSocket}.
+    """
+    import types
+
+    import twisted_sock.net.tcp as tcp
+
+    RecordingSocket.made.clear()
+    monkeypatch.setattr(tcp, "_socket", types.SimpleNamespace(socket=RecordingSocket))
 
 
 def listener_for(peers, mode="data", **config):
@@ -71,9 +102,11 @@ def test_refused_connections_get_linger_zero_then_close():
     )
     skt, addr = flt.accept()
     assert addr == ("127.0.0.1", 1001)
-    refused = fake.handed[0][0]
+    assert isinstance(skt, socket.socket) and skt.fileno() >= 0
+    (refused,) = RecordingSocket.made
     assert refused.options == [(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")]
-    assert refused.closed and not skt.closed
+    assert refused.closed
+    skt.close()
     assert state.refused == 1 and state.refused_by["address-not-allowed"] == 1
 
 
@@ -84,7 +117,9 @@ def test_mapped_peer_matches_ipv4_target():
     """
     flt, _, _ = listener_for([("::ffff:127.0.0.1", 5, 0, 0)], incoming="specific-ip-any-port",
                              target_ip="127.0.0.1")
-    assert flt.accept()[1][0] == "::ffff:127.0.0.1"
+    skt, addr = flt.accept()
+    skt.close()
+    assert addr[0] == "::ffff:127.0.0.1"
 
 
 def test_refusal_batch_is_bounded():
@@ -122,7 +157,7 @@ def test_full_data_port_resets():
     state.connections[object()] = None  # type: ignore[index]
     with pytest.raises(BlockingIOError):
         flt.accept()
-    assert fake.handed[0][0].closed
+    assert RecordingSocket.made[0].closed
     assert state.refused_by["max-connections"] == 1
 
 

@@ -74,7 +74,7 @@ class SocketState:
         self.refused = 0
         self.tls_failures = 0
         self.refused_by: Counter[str] = Counter()
-        self.closed_by: Counter[ShutdownReason] = Counter()
+        self.closed_by: dict[ShutdownReason, int] = {}
         self.paused = False
         self.empty_waiters: list[Any] = []
         self.refusal_log = RateLimitedLog(self._emit_refusal, clock)
@@ -251,8 +251,10 @@ class SocketState:
             else:
                 del self.per_peer[peer]
         if reason is not None:
-            self.closed_by[reason] += 1
-        self._resume_if_possible()
+            closed_by = self.closed_by
+            closed_by[reason] = closed_by.get(reason, 0) + 1
+        if self.paused:
+            self._resume_if_possible()
         if not self.connections and self.empty_waiters:
             waiters, self.empty_waiters = self.empty_waiters, []
             for waiter in waiters:

@@ -13,6 +13,7 @@ on the data path.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import socket
 import struct
@@ -47,14 +48,17 @@ class _FilteringListener:
     Everything else is delegated to the real socket.
     """
 
-    __slots__ = ("_socket", "_accept", "_port", "_state", "_http")
+    __slots__ = ("_socket", "_accept", "_port", "_state", "_http", "_family", "_type", "_proto")
 
     def __init__(self, sock: socket.socket, port: FilteringPort) -> None:
         self._socket = sock
-        self._accept = sock.accept
+        # The C-level accept: a refused connection never becomes a Python
+        # socket.socket object (that alone is a sixth of a refusal's cost).
+        self._accept = sock._accept  # type: ignore[attr-defined]
         self._port = port
         self._state = port.sock_state
         self._http = port.sock_mode == "http"
+        self._family, self._type, self._proto = sock.family, sock.type, sock.proto
 
     def accept(self) -> tuple[socket.socket, Any]:
         state = self._state
@@ -62,14 +66,16 @@ class _FilteringListener:
             # Leave the connection in the kernel's queue: the peer waits.
             raise BlockingIOError(errno.EAGAIN, "socket at max_connections")
         for _ in range(_REFUSALS_PER_PASS):
-            skt, addr = self._accept()
+            fd, addr = self._accept()
             decision = state.admit(addr)
             if decision.accepted:
-                return skt, addr
+                # What socket.socket.accept() does with the descriptor.
+                return socket.socket(self._family, self._type, self._proto, fileno=fd), addr
+            refused = _socket.socket(self._family, self._type, self._proto, fd)
             try:
-                skt.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+                refused.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
             finally:
-                skt.close()
+                refused.close()
             state.refused_connection(addr[0], addr[1], self._port.sock_port, decision.reason)
         raise BlockingIOError(errno.EAGAIN, "refusal batch done")
 
@@ -81,9 +87,10 @@ def shutdown_reason(transport: tcp.Server, reason: Failure) -> ShutdownReason:
     """
     Why a connection ended, from Twisted's failure and who started the close.
     """
-    if reason.check(error.ConnectionDone):
+    value = reason.value  # isinstance: Failure.check() costs a class-name lookup per call
+    if isinstance(value, error.ConnectionDone):
         return ShutdownReason.NORMAL if transport.disconnecting else ShutdownReason.BY_PEER
-    if reason.check(error.ConnectionAborted):
+    if isinstance(value, error.ConnectionAborted):
         return ShutdownReason.NORMAL
     return ShutdownReason.LOST
 
@@ -121,7 +128,8 @@ class SockServer(tcp.Server):
         it).
         """
         self.sock_state: SocketState = server.sock_state
-        self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
+        if self.sock_state.master.log_connections:
+            self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
         self.sock_peer = parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None
         counted = not isinstance(protocol, _Pending)
         self.sock_counted = counted
