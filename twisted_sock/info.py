@@ -79,11 +79,14 @@ def normalised_address(addr: Any) -> Any:
 def _find_transport(protocol: Any) -> Any:
     from twisted_sock.net.tcp import SockServer
 
-    transport = getattr(protocol, "transport", None)
-    for _ in range(8):
-        if isinstance(transport, SockServer):
-            return transport
-        transport = getattr(transport, "transport", None)
+    # An HTTP/2 request's channel is an H2Stream: its connection (_conn)
+    # holds the transport.
+    for start in (protocol, getattr(protocol, "_conn", None)):
+        transport = getattr(start, "transport", None)
+        for _ in range(8):
+            if isinstance(transport, SockServer):
+                return transport
+            transport = getattr(transport, "transport", None) or getattr(transport, "_connection", None)
     return None
 
 

@@ -127,7 +127,8 @@ class _Assembly:
         if config.protocol == "udp" or config.datagram:
             use_factory = user is not None and not IProtocolFactory.providedBy(user)
             self._datagram_source = user if use_factory else config.handler
-            datagram_protocols(self._datagram_source, 1, socket=config.name)  # validate now
+            listeners = sum(1 for s in service._plan if s.socket == config.name) or 1
+            datagram_protocols(self._datagram_source, listeners, socket=config.name)  # validate now
             self._apps: dict[str, Any] = {}
         else:
             data = user if user is not None else handler_factory(config.handler, socket=config.name)
@@ -140,6 +141,10 @@ class _Assembly:
         state, reactor = self.state, self.service._reactor
         if spec.protocol == "udp" or spec.kind == "datagram":
             (protocol,) = datagram_protocols(self._datagram_source, 1, socket=spec.socket)
+            if protocol.transport is not None:
+                raise ConfigError("one DatagramProtocol instance cannot serve another listener "
+                                  "(name its class or a factory function)", socket=spec.socket,
+                                  key="handler")
             if spec.protocol == "udp":
                 return open_datagram_listener(spec, protocol, state, reactor)
             return open_local_listener(spec, protocol, state, reactor)
@@ -437,6 +442,7 @@ class SockService(MultiService):
         for state in states:
             state.ports.clear()
             state.refusal_log.stop()
+            state.tls_log.stop()
         open_count = sum(len(s.connections) for s in states)
         if open_count:
             log.info("stopped accepting; draining {count} connection(s) for up to {timeout} s",

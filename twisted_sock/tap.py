@@ -96,13 +96,14 @@ class TwistdSockService(SockService):
 
     def startService(self) -> None:
         super().startService()
-        self._reactor.callWhenRunning(self._install_signal_handlers)
+        # Twisted installs its own SIGTERM handler when the reactor starts:
+        # replace it then.
+        self._reactor.callWhenRunning(self._install_sigterm)
 
-    def _install_signal_handlers(self) -> None:
+    def _install_sigterm(self) -> None:
         """
         SIGTERM: stop accepting, drain, exit with status 0 (Twisted's own
-        handler would make the process report death by SIGTERM). SIGHUP:
-        reload the configuration file.
+        handler would make the process report death by SIGTERM).
         """
         reactor = self._reactor
 
@@ -110,13 +111,22 @@ class TwistdSockService(SockService):
             log.info("SIGTERM: stopping gracefully")
             reactor.callFromThread(reactor.stop)
 
+        signal.signal(signal.SIGTERM, on_term)
+
+    def _install_sighup(self) -> None:
+        """
+        SIGHUP: reload the configuration file. Installed before anything
+        listens, so an early SIGHUP cannot kill the process.
+        """
+        reactor = self._reactor
+
         def on_hup(signum: int, frame: Any) -> None:
             reactor.callFromThread(self.reload)
 
-        signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGHUP, on_hup)
 
     def privilegedStartService(self) -> None:
+        self._install_sighup()
         try:
             super().privilegedStartService()
         except SockError as e:

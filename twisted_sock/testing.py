@@ -37,9 +37,11 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _write(path: str, data: bytes) -> str:
-    with open(path, "wb") as f:
+def _write(path: str, data: bytes, mode: int = 0o644) -> str:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
+    os.chmod(path, mode)
     return path
 
 
@@ -102,9 +104,9 @@ def make_pki(directory: str, names: tuple[str, ...] = ("localhost", "127.0.0.1",
     return TestPKI(
         directory=directory,
         ca_certificate=_write(j(directory, "ca.pem"), _cert_pem(ca)),
-        ca_key=_write(j(directory, "ca.key"), _key_pem(ca_key)),
+        ca_key=_write(j(directory, "ca.key"), _key_pem(ca_key), 0o600),
         server_certificate=_write(j(directory, "server.pem"), _cert_pem(server)),
-        server_key=_write(j(directory, "server.key"), _key_pem(server_key)),
+        server_key=_write(j(directory, "server.key"), _key_pem(server_key), 0o600),
         client_certificate=_write(j(directory, "client.pem"), _cert_pem(client)),
-        client_key=_write(j(directory, "client.key"), _key_pem(client_key)),
+        client_key=_write(j(directory, "client.key"), _key_pem(client_key), 0o600),
     )

@@ -113,3 +113,37 @@ class Refusing:
 
 
 refusing_factory = Refusing()
+
+
+class UpgradeOnCommand(Protocol):
+    """
+    Upgrades itself with twisted_sock.start_tls when it reads b"UP\\n";
+    records connection_info once the handshake is done.
+    """
+
+    options = None  # set by the test: server-side TLS options
+
+    def dataReceived(self, data):
+        from twisted_sock import start_tls
+
+        if data == b"UP\n":
+            self.transport.write(b"GO\n")
+            d = start_tls(self.transport, UpgradeOnCommand.options)
+            d.addCallback(lambda alpn: INFOS.append(connection_info(self)))
+        else:
+            self.transport.write(data)
+
+
+upgrade_factory = Factory.forProtocol(UpgradeOnCommand)
+
+
+class H2Info(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        info = connection_info(request.channel)
+        return f"{info.socket} {info.mode} {info.tls} {info.alpn}\n".encode()
+
+
+h2_info = H2Info()
+udp_single = FragileEcho()

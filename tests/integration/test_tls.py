@@ -203,7 +203,7 @@ async def test_starttls_auto_unifies_tls_and_plain(serve, pki):
     plain = await threads.deferToThread(exchange, "127.0.0.1", port, b"GET / HTTP/1.0\r\n\r\n")
     assert plain.data == b"GET / HTTP/1.0\r\n\r\n"
     listener = service.sockets["sock0"].statistics().listeners[0]
-    assert listener.starttls == "starttls" and listener.tls is False
+    assert listener.starttls == "auto" and listener.tls is False
 
 
 @pytest_twisted.ensureDeferred
@@ -341,3 +341,43 @@ async def test_refusal_happens_before_any_handshake(serve, pki):
     assert out.kind == "reset"
     stats = service.sockets["sock0"].statistics()
     assert stats.refused == 1 and stats.tls_failures == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_tls_in_a_handler_is_recorded(serve, pki):
+    """
+    A handler that upgrades with start_tls() shows up in connection_info as
+    TLS (with its ALPN) once the handshake is done.
+    """
+    from twisted_sock.net.tls import server_options
+
+    rec.INFOS.clear()
+    tls = tls_config(pki, alpn=["echo"])
+    rec.UpgradeOnCommand.options = server_options(tls, "data")
+    service = serve(tcp(handler="tests.integration.handlers_for_tests:upgrade_factory"))
+    port = port_of(service)
+
+    def upgrade():
+        raw = connect("127.0.0.1", port)
+        raw.sendall(b"UP\n")
+        assert raw.recv(3) == b"GO\n"
+        with client_context(pki, ["echo"]).wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"secret")
+            return s.recv(10)
+
+    assert await threads.deferToThread(upgrade) == b"secret"
+    await until(lambda: bool(rec.INFOS))
+    assert (rec.INFOS[-1].tls, rec.INFOS[-1].alpn) == (True, "echo")
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_info_for_http2_requests(serve, pki):
+    """
+    connection_info(request.channel) works for HTTP/2 requests too.
+    """
+    service = serve(tcp(local_ports=[], http_ports=[0], tls=tls_config(pki),
+                        http="tests.integration.handlers_for_tests:h2_info"))
+    port = port_of(service, mode="http")
+    done = await threads.deferToThread(curl, f"https://localhost:{port}/", "--cacert",
+                                       pki.ca_certificate, "--http2")
+    assert done.stdout == "sock0 http True h2\n"

@@ -267,3 +267,53 @@ async def test_handler_errors_icmp_and_big_datagrams_do_not_stop_the_socket(serv
     first, big, last = await threads.deferToThread(scenario)
     assert (first, big, last) == (f"icmp:{closed_port}".encode(), 60000, b"still alive")
     await until(lambda: service.sockets["sock0"].statistics().accepted == 4)
+
+
+@pytest_twisted.ensureDeferred
+async def test_prefilter_switched_off_at_run_time(serve):
+    """
+    reconfigure(prefilter=False) detaches the kernel filter; the Python
+    check then counts the refusal.
+    """
+    service = serve(udp(incoming="specific-ip-any-port", target_ip="127.0.0.1"))
+    sock = service.sockets["sock0"]
+    (v4,) = [p for p in service._ports if p.sock_spec.address == "127.0.0.1"]
+    assert attached_filter_length(v4.socket) > 0
+    await sock.reconfigure(prefilter=False)
+    assert attached_filter_length(v4.socket) == 0
+    reply, dropped = await threads.deferToThread(refused_then_allowed, ("127.0.0.1", v4.sock_port),
+                                                 ("127.0.0.2", 0))
+    assert (reply, dropped) == (b"allowed", True)
+    assert sock.statistics().refused_by["address-not-allowed"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_accept_hook_per_datagram(serve):
+    """
+    The accept hook decides each datagram (synchronously): the refused
+    peer gets no reply and is counted under accept-hook.
+    """
+    seen = []
+
+    def hook(peer, local):
+        seen.append(peer.host)
+        return peer.host != "127.0.0.2"
+
+    service = serve(udp(accept=hook))
+    port = port_of(service)
+    reply, dropped = await threads.deferToThread(refused_then_allowed, ("127.0.0.1", port),
+                                                 ("127.0.0.2", 0))
+    assert (reply, dropped) == (b"allowed", True)
+    assert seen == ["127.0.0.2", "127.0.0.1"]
+    assert service.sockets["sock0"].statistics().refused_by["accept-hook"] == 1
+
+
+def test_udp_instance_handler_cannot_serve_two_listeners():
+    """
+    A DatagramProtocol instance named as handler of a socket with two
+    listeners is a configuration error, not a crash.
+    """
+    from twisted_sock import ConfigError, SockService
+
+    with pytest.raises(ConfigError, match="cannot serve 2 listeners"):
+        SockService([udp(handler="tests.integration.handlers_for_tests:udp_single")])

@@ -287,7 +287,8 @@ class SocketState:
                 host = port.getHost()
                 info = ListenerInfo(host.host, host.port, port.sock_mode, spec.kind == "tls",
                                     port.sock_fingerprint,
-                                    "starttls" if spec.kind == "starttls" else None)
+                                    self.config.tls.starttls  # type: ignore[union-attr]
+                                    if spec.kind == "starttls" else None)
                 if spec.protocol == "udp":
                     from twisted_sock.net.udp import kernel_drops
 

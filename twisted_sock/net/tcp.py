@@ -215,6 +215,8 @@ def _log_connection(transport: SockServer, traffic: tuple[int | None, int | None
         peer, port = transport.sock_proxy_peer.host, transport.sock_proxy_peer.port
     bytes_in, bytes_out = traffic
     reason = transport.sock_reason.name if transport.sock_reason else "NORMAL"
+    if bytes_in and reason == "BY_PEER":
+        bytes_in -= 1  # the kernel counts the peer's FIN as one byte received
     log.info(
         "connection {peer_text} on {socket} {local} ({mode}{tls}) ended {reason} after "
         "{duration:.3f} s{traffic_text}",

@@ -390,10 +390,17 @@ class _HandshakeWatch:
 
     def handshakeCompleted(self) -> None:
         self._tls.wrappedProtocol = self._inner
-        alpn = self._tls.negotiatedProtocol
+        alpn_bytes = self._tls.negotiatedProtocol
+        alpn = alpn_bytes.decode("ascii", "replace") if alpn_bytes else None
+        raw = _raw(self._tls.transport)
+        if raw is not None:  # a connection twisted-sock accepted: record it
+            raw.sock_tls = True
+            raw.sock_alpn = alpn
+            cert = self._tls.getPeerCertificate()
+            raw.sock_peer_certificate = cert.to_cryptography() if cert is not None else None
         if IHandshakeListener.providedBy(self._inner):
             self._inner.handshakeCompleted()
-        self._done.callback(alpn.decode("ascii", "replace") if alpn else None)
+        self._done.callback(alpn)
 
     def dataReceived(self, data: bytes) -> None:
         self._inner.dataReceived(data)
@@ -401,6 +408,9 @@ class _HandshakeWatch:
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._tls.wrappedProtocol = self._inner
         if not self._done.called:
+            raw = _raw(self._tls.transport)
+            if raw is not None:
+                TLSSession(None, raw.sock_state).handshake_failed(raw, _describe(reason))  # type: ignore[arg-type]
             self._done.errback(Failure(TLSHandshakeError(_describe(reason))))
         self._inner.connectionLost(reason)
 

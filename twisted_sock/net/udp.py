@@ -29,7 +29,7 @@ from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.bpf import Insn, build_filter
-from twisted_sock.policy.incoming import IncomingMode, decide
+from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode, decide
 from twisted_sock.policy.ratelimit import RateLimitedLog
 
 log = Logger(namespace="twisted_sock")
@@ -181,10 +181,11 @@ class DatagramPort(udp.Port):
         when the master switch changes.
         """
         state = self.sock_state
-        self._fast = state.master.enabled and state.policy.mode is IncomingMode.ANY_IP_ANY_PORT
-        if not getattr(self, "connected", False) or not state.config.prefilter:
+        self._fast = (state.master.enabled and state.policy.mode is IncomingMode.ANY_IP_ANY_PORT
+                      and state.hook is None)
+        if not getattr(self, "connected", False):
             return
-        program = build_filter(state.policy, state.master.enabled)
+        program = build_filter(state.policy, state.master.enabled) if state.config.prefilter else None
         try:
             if program is None:
                 if self.sock_filter is not None:
@@ -210,6 +211,7 @@ class DatagramPort(udp.Port):
         ipv6 = self.addressFamily == socket.AF_INET6
         fast = self._fast
         policy, master = state.policy, state.master.enabled
+        hook = state.hook
         read = refused = accepted = 0
         try:
             while read < self.maxThroughput and refused < _REFUSALS_PER_PASS:
@@ -230,6 +232,8 @@ class DatagramPort(udp.Port):
                 if not fast:
                     peer = parse_peer_host(addr[0]) if policy.needs_peer_address else None
                     decision = decide(policy, master, peer, addr[1])
+                    if decision.accepted and hook is not None:
+                        decision = self._ask_hook(hook, addr)
                     if not decision.accepted:
                         refused += 1
                         state.refused_connection(addr[0], addr[1], self.sock_port, decision.reason)
@@ -242,6 +246,27 @@ class DatagramPort(udp.Port):
         finally:
             self.sock_accepted += accepted
             state.accepted += accepted
+
+    def _ask_hook(self, hook: Any, addr: Any) -> Decision:
+        """
+        The C{accept} hook for one datagram: it must answer at once (a
+        Deferred cannot hold a datagram), with a true or false value.
+        """
+        from twisted.internet.address import IPv4Address, IPv6Address
+
+        from twisted_sock.info import normalised_address
+
+        kind = IPv6Address if ":" in addr[0] else IPv4Address
+        try:
+            answer = hook(normalised_address(kind("UDP", addr[0], addr[1])), self.getHost())
+        except Exception:
+            self._handler_log.event(lambda: f"socket {self.sock_state.name!r}: accept hook raised")
+            return REFUSE_HOOK
+        if hasattr(answer, "addCallbacks"):
+            self._handler_log.event(lambda: f"socket {self.sock_state.name!r}: the accept hook returned "
+                                    "a Deferred; for UDP it must return a bool (datagram refused)")
+            return REFUSE_HOOK
+        return ACCEPT if answer else REFUSE_HOOK
 
     def _emit_handler_error(self, text: str | None, suppressed: int) -> None:
         if text is not None:

@@ -1,0 +1,145 @@
+"""
+Reload and the admin socket against a real twistd subprocess: SIGHUP with
+a valid file (a socket renamed, a port added) and with an invalid one (one
+log line, nothing changed); the admin socket's reload and status; SIGTERM
+exits 0 after draining; one structured log event per ended connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import textwrap
+import time
+
+from tests.integration.clients import exchange
+from tests.integration.test_twistd import Twistd
+
+CONFIG = """
+[sock]
+admin_socket = "admin.sock"
+drain_timeout = 1
+
+[[socket]]
+name = "{name}"
+incoming = "any-ip-any-port"
+local_ports = "{ports}"
+interfaces = "lo"
+"""
+
+
+def admin(path: str, command: str) -> str:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode().strip()
+
+
+def wait_for_log(server: Twistd, needle: str, timeout: float = 10.0) -> str:
+    """
+    Read the server's log lines until one contains C{needle}.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = server.proc.stdout.readline()  # type: ignore[union-attr]
+        server.log.append(line)
+        if needle in line:
+            return line
+    raise AssertionError(f"{needle!r} not logged:\n" + "".join(server.log[-20:]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sighup_reload_valid_and_invalid(tmp_path):
+    """
+    SIGHUP re-reads the file: a valid change (a port added, a socket
+    added) is applied while an open connection keeps working; an invalid
+    file is refused with one log line and the running configuration stays.
+    """
+    first, second = free_port(), free_port()
+    path = tmp_path / "sock.toml"
+    path.write_text(CONFIG.format(name="one", ports=first))
+    server = Twistd("--config", "sock.toml", cwd=str(tmp_path))
+    try:
+        held = socket.create_connection(("127.0.0.1", first), 10)
+        third = free_port()
+        path.write_text(CONFIG.format(name="one", ports=f"{first},{second}") + textwrap.dedent(f"""
+            [[socket]]
+            name = "two"
+            incoming = "any-ip-any-port"
+            local_ports = "{third}"
+            interfaces = "lo"
+        """))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for_log(server, "ok: reloaded")
+        assert exchange("127.0.0.1", third, b"added socket").data == b"added socket"
+        assert exchange("127.0.0.1", second, b"new port").data == b"new port"
+        held.sendall(b"kept")
+        assert held.recv(10) == b"kept"
+        held.close()
+        status = json.loads(admin(str(tmp_path / "admin.sock"), "status"))
+        assert [s["name"] for s in status["sockets"]] == ["one", "two"]
+
+        path.write_text("this is [not toml")
+        server.proc.send_signal(signal.SIGHUP)
+        line = wait_for_log(server, "reload refused")
+        assert "running configuration kept" in line and "not valid TOML" in line
+        assert exchange("127.0.0.1", second, b"still").data == b"still"
+    finally:
+        log = server.stop()
+    assert server.proc.returncode == 0, log
+
+
+def test_admin_socket_commands(tmp_path):
+    """
+    The admin socket is mode 0600; status answers JSON, reload answers one
+    line, an unknown command an error line.
+    """
+    port = free_port()
+    path = tmp_path / "sock.toml"
+    path.write_text(CONFIG.format(name="one", ports=port))
+    server = Twistd("--config", "sock.toml", cwd=str(tmp_path))
+    admin_path = str(tmp_path / "admin.sock")
+    try:
+        assert stat.S_IMODE(os.stat(admin_path).st_mode) == 0o600
+        assert json.loads(admin(admin_path, "status"))["sockets"][0]["name"] == "one"
+        assert admin(admin_path, "reload") == "ok: reloaded sock.toml (1 socket(s))"
+        path.write_text(CONFIG.format(name="one", ports=port).replace('"lo"', '"no-such-if0"'))
+        answer = admin(admin_path, "reload")
+        assert answer.startswith("error: reload refused, running configuration kept: ")
+        assert "unknown interface" in answer
+        assert admin(admin_path, "dance") == "error: unknown command 'dance' (use reload or status)"
+    finally:
+        server.stop()
+    assert not os.path.exists(admin_path)
+
+
+def test_connection_log_event(tmp_path):
+    """
+    An ended connection is logged once with socket, peer, local port, mode,
+    reason, duration and bytes in/out (from the kernel).
+    """
+    port = free_port()
+    (tmp_path / "sock.toml").write_text(CONFIG.format(name="logged", ports=port))
+    server = Twistd("--config", "sock.toml", cwd=str(tmp_path))
+    try:
+        assert exchange("127.0.0.1", port, b"12345").data == b"12345"
+        line = wait_for_log(server, "connection 127.0.0.1:")
+    finally:
+        server.stop()
+    assert f"on logged {port} (data) ended BY_PEER after" in line
+    assert ", 5 B in, 5 B out" in line
