@@ -60,6 +60,18 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         waited += 0.01
 
 
+def free_port() -> int:
+    """
+    A TCP port on 127.0.0.1 that is free now (for tests that must name a
+    port before listening on it).
+    """
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def tcp(**kwargs: Any) -> SocketConfig:
     """
     A loopback TCP socket config with one data port 0 unless told otherwise.

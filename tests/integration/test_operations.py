@@ -13,14 +13,8 @@ import pytest_twisted
 from twisted.internet import threads
 
 from tests.integration.clients import connect, exchange, wait_for_close
-from tests.integration.conftest import port_of, tcp, until
+from tests.integration.conftest import free_port, port_of, tcp, until
 from twisted_sock import BindError, ConfigError, SocketConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ask(s: socket.socket, payload: bytes) -> bytes:

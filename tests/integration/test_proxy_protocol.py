@@ -20,14 +20,8 @@ from twisted.internet import threads
 
 from tests.conftest import require_tool
 from tests.integration.clients import TIMEOUT, connect, exchange
-from tests.integration.conftest import port_of, tcp, until
+from tests.integration.conftest import free_port, port_of, tcp, until
 from twisted_sock.policy.proxy import V2_SIGNATURE
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def v2_header(source: str, source_port: int, destination: str = "127.0.0.1", port: int = 80) -> bytes:

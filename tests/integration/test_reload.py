@@ -16,6 +16,7 @@ import textwrap
 import time
 
 from tests.integration.clients import exchange
+from tests.integration.conftest import free_port
 from tests.integration.test_twistd import Twistd
 
 CONFIG = """
@@ -57,11 +58,6 @@ def wait_for_log(server: Twistd, needle: str, timeout: float = 10.0) -> str:
             return line
     raise AssertionError(f"{needle!r} not logged:\n" + "".join(server.log[-20:]))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sighup_reload_valid_and_invalid(tmp_path):

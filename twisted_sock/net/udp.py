@@ -152,7 +152,7 @@ class DatagramPort(udp.Port):
         self.sock_accepted = 0
         self._ifindexes = tuple(ifindexes) or (0,)
         self._fast = False
-        self._handler_log = RateLimitedLog(self._emit_handler_error, reactor)
+        self._handler_log = handler_error_log(state.name, reactor)
 
     def createInternetSocket(self) -> socket.socket:
         skt = udp.Port.createInternetSocket(self)
@@ -268,15 +268,24 @@ class DatagramPort(udp.Port):
             return REFUSE_HOOK
         return ACCEPT if answer else REFUSE_HOOK
 
-    def _emit_handler_error(self, text: str | None, suppressed: int) -> None:
+    def _getLogPrefix(self, protocol: Any) -> str:
+        return f"{self.sock_state.name} udp"
+
+
+def handler_error_log(socket_name: str, clock: Any) -> RateLimitedLog:
+    """
+    The rate-limited log of a datagram socket's handler errors (a handler
+    raising on every datagram of a flood must not flood the log).
+    """
+
+    def emit(text: str | None, suppressed: int) -> None:
         if text is not None:
             log.failure("{text}", text=text)
         else:
             log.warn("socket {socket!r}: handler raised on {count} more datagrams in the last second",
-                     socket=self.sock_state.name, count=suppressed)
+                     socket=socket_name, count=suppressed)
 
-    def _getLogPrefix(self, protocol: Any) -> str:
-        return f"{self.sock_state.name} udp"
+    return RateLimitedLog(emit, clock)
 
 
 def _handler_error_text(socket_name: str, addr: Any) -> Any:

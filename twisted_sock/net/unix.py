@@ -32,8 +32,7 @@ from twisted_sock.errors import BindError
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import IdleSockServer, SockServer, _os_reason
-from twisted_sock.net.udp import MAX_DATAGRAM, _handler_error_text
-from twisted_sock.policy.ratelimit import RateLimitedLog
+from twisted_sock.net.udp import MAX_DATAGRAM, _handler_error_text, handler_error_log
 
 log = Logger(namespace="twisted_sock")
 
@@ -228,7 +227,7 @@ class LocalDatagramPort(unix.DatagramPort):
         self.sock_fingerprint = None
         self.sock_credentials: tuple[int, int, int] | None = None
         self._wants_credentials = config.allowed_uids is not None or config.allowed_gids is not None
-        self._handler_log = RateLimitedLog(self._emit_handler_error, reactor)
+        self._handler_log = handler_error_log(state.name, reactor)
         unix.DatagramPort.__init__(self, socket_address(spec.address), protocol, MAX_DATAGRAM,
                                    config.mode, reactor)
 
@@ -272,13 +271,6 @@ class LocalDatagramPort(unix.DatagramPort):
                 protocol.datagramReceived(data, addr)
             except Exception:
                 self._handler_log.event(_handler_error_text(state.name, (addr or "(unbound)", "")))
-
-    def _emit_handler_error(self, text: str | None, suppressed: int) -> None:
-        if text is not None:
-            log.failure("{text}", text=text)
-        else:
-            log.warn("socket {socket!r}: handler raised on {count} more datagrams in the last second",
-                     socket=self.sock_state.name, count=suppressed)
 
     def _getLogPrefix(self, protocol: Any) -> str:
         return f"{self.sock_state.name} unix"

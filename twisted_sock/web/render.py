@@ -86,7 +86,8 @@ def render_html(stats: ServiceStatistics, refresh: int = 5) -> bytes:
     for sock in stats.sockets:
         e = html.escape
         listeners = "".join(
-            f"<tr><td>{e(li.address)}</td><td class=num>{li.port}</td><td>{e(li.mode)}</td>"
+            f"<tr><td>{e(li.address)}</td><td class=num>{'' if li.port is None else li.port}</td>"
+            f"<td>{e(li.mode)}</td>"
             f"<td>{'yes' if li.tls else ('STARTTLS' if li.starttls else 'no')}</td>"
             f"<td><code>{e(li.fingerprint or '')}</code></td></tr>"
             for li in sock.listeners
