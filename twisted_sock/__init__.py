@@ -5,6 +5,7 @@ One declaration says which ports and interfaces to listen on, who may
 connect, which ports speak HTTP and what handles the data.
 """
 
+from twisted_sock.client import open_socket
 from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.config.tls import TLSConfig
@@ -31,5 +32,6 @@ __all__ = [
     "TLSHandshakeError",
     "connection_info",
     "load_config",
+    "open_socket",
     "start_tls",
 ]

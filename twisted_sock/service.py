@@ -324,6 +324,9 @@ class SockService(MultiService):
         @return: a Deferred firing when the change is in force, or failing
             with L{twisted_sock.errors.BindError}.
         """
+        if new.admin_socket != self.config.admin_socket:
+            raise ConfigError("cannot be changed at run time (restart the service)",
+                              file=new.file, key="sock.admin_socket", value=new.admin_socket)
         old = {a.state.config.name: a.state.config for a in self._assemblies.values()}
         for config in new.sockets:
             if config.name in old:
@@ -411,12 +414,12 @@ class SockService(MultiService):
 
         def done(_: Any) -> str:
             message = f"ok: reloaded {path} ({len(self.config.sockets)} socket(s))"
-            log.info("{message}", message=message)
+            log.info("{result}", result=message)
             return message
 
         def refused(failure: Any) -> str:
             message = f"error: reload refused, running configuration kept: {failure.value}"
-            log.error("{message}", message=message)
+            log.error("{result}", result=message)
             return message
 
         d.addCallbacks(done, refused)

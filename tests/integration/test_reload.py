@@ -139,3 +139,27 @@ def test_connection_log_event(tmp_path):
         server.stop()
     assert f"on logged {port} (data) ended BY_PEER after" in line
     assert ", 5 B in, 5 B out" in line
+
+
+def test_cli_reload_and_status(tmp_path):
+    """
+    twisted-sock reload/status reach the admin socket through the
+    configuration file (or the socket path) and print the answer; a bad
+    target is one line and a non-zero status.
+    """
+    from tests.integration.test_twistd import TWISTED_SOCK, run
+
+    port = free_port()
+    (tmp_path / "sock.toml").write_text(CONFIG.format(name="cli", ports=port))
+    server = Twistd("--config", "sock.toml", cwd=str(tmp_path))
+    try:
+        done = run(TWISTED_SOCK, "reload", "sock.toml", cwd=str(tmp_path))
+        assert (done.returncode, done.stdout.strip()) == (0, "ok: reloaded sock.toml (1 socket(s))")
+        done = run(TWISTED_SOCK, "status", str(tmp_path / "admin.sock"))
+        assert done.returncode == 0 and json.loads(done.stdout)["sockets"][0]["name"] == "cli"
+    finally:
+        server.stop()
+    done = run(TWISTED_SOCK, "status", str(tmp_path / "nothing.toml"))
+    assert done.returncode == 2 and done.stderr.strip().endswith("nothing.toml: no such file")
+    done = run(TWISTED_SOCK, "reload", str(tmp_path / "sock.toml"))
+    assert done.returncode == 1 and "cannot reach the admin socket" in done.stderr

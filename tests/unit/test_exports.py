@@ -27,6 +27,7 @@ PUBLIC_NAMES = [
     "TLSHandshakeError",
     "connection_info",
     "load_config",
+    "open_socket",
     "start_tls",
 ]
 

@@ -289,6 +289,14 @@ class SocketConfig:
         return dataclasses.replace(self, **changes)
 
 
+def _admin_path(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith("@"):
+        raise ValueError("the admin socket must be a file (its 0600 mode is its only guard), not @name")
+    return values.unix_path(value)
+
+
 def _serve(value: Any) -> str:
     if value not in ("data", "http"):
         raise ValueError(f"unknown serve {value!r} (choose data or http)")
@@ -341,7 +349,7 @@ class ServiceConfig:
         sockets = tuple(self.sockets)
         object.__setattr__(self, "sockets", sockets)
         for key, fn in (("drain_timeout", lambda v: values.non_negative_number(v, "drain_timeout")),
-                        ("admin_socket", lambda v: None if v is None else values.unix_path(v)),
+                        ("admin_socket", _admin_path),
                         ("log_connections", lambda v: values.boolean(v, "log_connections"))):
             raw = getattr(self, key)
             try:

@@ -33,6 +33,19 @@ class KeyMaterial:
     key: Any
     client_cas: tuple[x509.Certificate, ...] = ()
 
+    def __eq__(self, other: object) -> bool:
+        """
+        Equal when the certificates, the key and the client CAs are the same
+        (so a reload notices a renewed certificate).
+        """
+        if not isinstance(other, KeyMaterial):
+            return NotImplemented
+        return (self.chain, _public(self.key), self.client_cas) == \
+            (other.chain, _public(other.key), other.client_cas)
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
     @property
     def fingerprint(self) -> str:
         """
@@ -43,6 +56,11 @@ class KeyMaterial:
     @property
     def subject(self) -> str:
         return self.chain[0].subject.rfc4514_string()
+
+
+def _public(key: Any) -> bytes:
+    return key.public_key().public_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -83,7 +101,7 @@ class TLSConfig:
     handshake_timeout: float = 10.0
     sniff_timeout: float = 3.0
     accept_alpn: Callable[..., Any] | None = field(default=None, compare=False)
-    material: KeyMaterial = field(init=False, compare=False, repr=False)
+    material: KeyMaterial = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

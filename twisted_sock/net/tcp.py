@@ -491,10 +491,9 @@ class _ProxyGate(_Pending):
         if transport is None or transport.disconnected:
             return
         state = self._factory.state
+        # Counted and logged (rate-limited) like every refusal.
         state.refused_connection(transport.client[0], transport.client[1], transport.server.sock_port,
                                  reason)
-        log.info("socket {socket!r}: PROXY header from {proxy} refused: {why}", socket=state.name,
-                 proxy=transport.client[0], why=why)
         transport.sock_reason = ShutdownReason.REJECTED
         transport.abortConnection()
 

@@ -261,6 +261,8 @@ class LocalDatagramPort(unix.DatagramPort):
                     return
                 raise
             decision = state.admit_local(credentials)
+            if decision.accepted and state.hook is not None:
+                decision = self._ask_hook(state.hook, addr)
             if not decision.accepted:
                 state.refused_connection(addr, None, self.sock_spec.address, decision.reason,
                                          credentials)
@@ -271,6 +273,29 @@ class LocalDatagramPort(unix.DatagramPort):
                 protocol.datagramReceived(data, addr)
             except Exception:
                 self._handler_log.event(_handler_error_text(state.name, (addr or "(unbound)", "")))
+
+    def _ask_hook(self, hook: Any, addr: Any) -> Any:
+        """
+        The C{accept} hook for one datagram: it must answer at once.
+        """
+        from twisted.internet.address import UNIXAddress
+
+        from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK
+
+        try:
+            answer = hook(UNIXAddress(addr or None), UNIXAddress(self.sock_spec.address))
+        except Exception:
+            return REFUSE_HOOK
+        if hasattr(answer, "addCallbacks"):
+            return REFUSE_HOOK  # a Deferred cannot hold a datagram
+        return ACCEPT if answer else REFUSE_HOOK
+
+    def connectionLost(self, reason: Any = None) -> None:
+        unix.DatagramPort.connectionLost(self, reason)
+        path = self.sock_spec.address
+        if not path.startswith("@"):  # Twisted leaves a datagram socket's file behind
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def _getLogPrefix(self, protocol: Any) -> str:
         return f"{self.sock_state.name} unix"
