@@ -6,7 +6,9 @@ between the two is twisted-sock itself.
 
 from __future__ import annotations
 
-from twisted.internet.protocol import Factory, Protocol
+from typing import Any
+
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.web.resource import Resource
 
 
@@ -30,6 +32,49 @@ class Echo(Protocol):
         self.transport.write(data)  # type: ignore[union-attr]
 
 
+class EchoOnceAndClose(Protocol):
+    """
+    Sends back the first bytes it receives, then closes (under TLS: the
+    close_notify alert, then FIN once the client answers it). The TLS
+    workload's application: its connection is one handshake, one byte each
+    way and a clean close, on both servers (twisted-sock builds it after the
+    handshake; under bare Twisted's C{TLSMemoryBIOFactory} nothing arrives
+    before the handshake either).
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class UDPEcho(DatagramProtocol):
+    """
+    Sends every datagram back to where it came from (twisted-sock's
+    built-in UDP C{echo} handler, less its guard for unbound UNIX datagram
+    clients).
+    """
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.transport.write(datagram, addr)  # type: ignore[union-attr]
+
+
+class UDPEchoFrom(UDPEcho):
+    """
+    L{UDPEcho} behind the check a bare Twisted server would write to admit
+    only one peer address: every other datagram is dropped in Python.
+    """
+
+    def __init__(self, allowed: str) -> None:
+        self.allowed = allowed
+        self.dropped = 0
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        if addr[0] != self.allowed:
+            self.dropped += 1
+            return
+        self.transport.write(datagram, addr)  # type: ignore[union-attr]
+
+
 class Tiny(Resource):
     """
     A tiny leaf resource: every GET is answered with 6 bytes.
@@ -48,6 +93,7 @@ PROTOCOLS = {
     "refuse": CloseAtOnce,
     "echo": Echo,
     "idle": Echo,
+    "tls": EchoOnceAndClose,
 }
 
 

@@ -19,7 +19,16 @@
  *       when all are connected, then hold until stdin reaches EOF, SIGTERM,
  *       or HOLD seconds (default 60). Closes with RST (no TIME_WAIT).
  *
- *   loadgen serve -k accept|reset|echo|http [-p PORT] [-t MAXSECS]
+ *   loadgen udp-echo -p PORT [-c OUTSTANDING] [-m BYTES] [-d SECS] [-w WARMUP]
+ *       UDP: OUTSTANDING datagrams of BYTES (>= 8) in flight from one
+ *       socket; each echo that comes back (checked: length, slot, sequence
+ *       number, content) sends the slot's next datagram. A datagram without
+ *       an echo for 1 s counts as lost and its slot sends again.
+ *   loadgen udp-flood -p PORT [-m BYTES] [-d SECS] [-w WARMUP] [-s SRC]
+ *       UDP: send BYTES datagrams as fast as possible (sendmmsg, 64 at a
+ *       time) for the duration; counts what the kernel accepted to send.
+ *
+ *   loadgen serve -k accept|reset|echo|http|udp-echo [-p PORT] [-t MAXSECS]
  *       A minimal C server for calibration: how fast this generator (or
  *       wrk) can go when the server costs almost nothing.
  *
@@ -35,6 +44,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +86,8 @@ static void die(const char *what) {
 }
 
 static void on_term(int sig) { (void)sig; stop_flag = 1; }
+
+static void usage(void);
 
 static void raise_nofile(void) {
     struct rlimit rl;
@@ -471,6 +483,200 @@ static int run_idle(void) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* UDP modes                                                           */
+
+#define UDP_BATCH 64
+#define UDP_LOST_AFTER 1.0
+
+/* A UDP socket connected to the server (so only its datagrams arrive). */
+static int udp_socket(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    int size = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    if (nsources) {
+        struct sockaddr_in src = {0};
+        src.sin_family = AF_INET;
+        src.sin_addr = sources[0];
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind");
+    }
+    struct sockaddr_in dst = {0};
+    dst.sin_family = AF_INET;
+    dst.sin_addr = dest_addr;
+    dst.sin_port = htons((uint16_t)base_port);
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0) die("connect");
+    return fd;
+}
+
+struct uslot {
+    uint32_t seq;
+    int unsent; /* the send failed (EAGAIN, ENOBUFS): retry */
+    double sent_at;
+};
+
+/* Datagram layout: slot (u32), sequence number (u32), then a pattern. */
+static void udp_fill(char *msg, uint32_t slot, uint32_t seq) {
+    memcpy(msg, &slot, 4);
+    memcpy(msg + 4, &seq, 4);
+}
+
+static int run_udp_echo(void) {
+    if (msg_size < 8 || msg_size > 65507) usage();
+    int fd = udp_socket();
+    struct uslot *slots = calloc((size_t)inflight, sizeof *slots);
+    char *msg = malloc((size_t)msg_size), *buf = malloc(65536);
+    for (int i = 8; i < msg_size; i++) msg[i] = (char)('a' + i % 26);
+    unsigned long messages = 0, lost = 0, stale = 0, mismatches = 0, errors = 0, send_retries = 0;
+    unsigned long total = 0;
+    int last_errno = 0;
+    double sum_rtt = 0, max_rtt = 0;
+
+    double t0 = now();
+    double t_measure = t0 + warmup, t_end = t_measure + duration;
+    double u0 = 0, s0 = 0, next_sweep = t0 + 0.1;
+    int measuring = 0;
+    double t = t0;
+
+#define UDP_SEND(i)                                                                       \
+    do {                                                                                  \
+        udp_fill(msg, (uint32_t)(i), slots[i].seq);                                        \
+        if (send(fd, msg, (size_t)msg_size, 0) == msg_size) {                             \
+            slots[i].unsent = 0;                                                          \
+            slots[i].sent_at = t;                                                         \
+        } else {                                                                          \
+            if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) {                  \
+                errors++;                                                                 \
+                last_errno = errno;                                                       \
+            }                                                                             \
+            slots[i].unsent = 1;                                                          \
+            send_retries++;                                                               \
+        }                                                                                 \
+    } while (0)
+
+    for (int i = 0; i < inflight; i++) UDP_SEND(i);
+    for (;;) {
+        t = now();
+        if (!measuring && t >= t_measure) {
+            measuring = 1;
+            cpu_times(&u0, &s0);
+            messages = lost = stale = mismatches = send_retries = 0;
+            sum_rtt = max_rtt = 0;
+        }
+        if (t >= t_end || stop_flag) break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, 50);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("poll");
+        }
+        t = now();
+        for (int k = 0; n > 0 && k < 4 * UDP_BATCH; k++) {
+            ssize_t r = recv(fd, buf, 65536, 0);
+            if (r < 0) {
+                if (errno == EAGAIN || errno == EINTR) break;
+                errors++;
+                last_errno = errno; /* ECONNREFUSED: nothing listens there */
+                break;
+            }
+            uint32_t slot, seq;
+            if (r != msg_size) { mismatches++; continue; }
+            memcpy(&slot, buf, 4);
+            memcpy(&seq, buf + 4, 4);
+            if (slot >= (uint32_t)inflight) { mismatches++; continue; }
+            if (seq != slots[slot].seq) { stale++; continue; } /* the echo of one counted lost */
+            if (memcmp(buf + 8, msg + 8, (size_t)msg_size - 8) != 0) mismatches++;
+            double rtt = t - slots[slot].sent_at;
+            sum_rtt += rtt;
+            if (rtt > max_rtt) max_rtt = rtt;
+            messages++;
+            total++;
+            slots[slot].seq++;
+            UDP_SEND(slot);
+        }
+        if (t >= next_sweep) {
+            next_sweep = t + 0.1;
+            for (int i = 0; i < inflight; i++) {
+                if (slots[i].unsent) {
+                    UDP_SEND(i);
+                } else if (t - slots[i].sent_at > UDP_LOST_AFTER) {
+                    lost++;
+                    slots[i].seq++;
+                    UDP_SEND(i);
+                }
+            }
+        }
+    }
+#undef UDP_SEND
+    double t_stop = now();
+    double u1, s1;
+    cpu_times(&u1, &s1);
+    close(fd);
+    double elapsed = measuring ? t_stop - t_measure : 0;
+    printf("{\"mode\": \"udp-echo\", \"elapsed\": %.6f, \"messages\": %lu, \"lost\": %lu, \"stale\": %lu, "
+           "\"mismatches\": %lu, \"errors\": %lu, \"send_retries\": %lu, \"last_errno\": %d, "
+           "\"rate\": %.3f, \"mean_rtt_ms\": %.4f, \"max_rtt_ms\": %.4f, \"cpu_user\": %.4f, "
+           "\"cpu_sys\": %.4f, \"outstanding\": %d, \"message_size\": %d, \"total\": %lu, "
+           "\"total_elapsed\": %.6f}\n",
+           elapsed, messages, lost, stale, mismatches, errors, send_retries, last_errno,
+           elapsed > 0 ? messages / elapsed : 0.0, messages ? 1000 * sum_rtt / messages : 0.0,
+           1000 * max_rtt, u1 - u0, s1 - s0, inflight, msg_size, total, t_stop - t0);
+    return 0;
+}
+
+static int run_udp_flood(void) {
+    if (msg_size < 1 || msg_size > 65507) usage();
+    int fd = udp_socket();
+    char *msg = malloc((size_t)msg_size);
+    for (int i = 0; i < msg_size; i++) msg[i] = (char)('a' + i % 26);
+    struct iovec iov = {.iov_base = msg, .iov_len = (size_t)msg_size};
+    struct mmsghdr msgs[UDP_BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < UDP_BATCH; i++) {
+        msgs[i].msg_hdr.msg_iov = &iov;
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    unsigned long sent = 0, blocked = 0, errors = 0, total = 0;
+    int last_errno = 0;
+    double t0 = now();
+    double t_measure = t0 + warmup, t_end = t_measure + duration;
+    double u0 = 0, s0 = 0;
+    int measuring = 0;
+    for (;;) {
+        double t = now();
+        if (!measuring && t >= t_measure) {
+            measuring = 1;
+            cpu_times(&u0, &s0);
+            sent = blocked = errors = 0;
+        }
+        if (t >= t_end || stop_flag) break;
+        int r = sendmmsg(fd, msgs, UDP_BATCH, 0);
+        if (r > 0) {
+            sent += (unsigned long)r;
+            total += (unsigned long)r;
+        } else if (errno == EAGAIN || errno == ENOBUFS) {
+            blocked++;
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            poll(&p, 1, 10);
+        } else if (errno != EINTR) {
+            errors++; /* ECONNREFUSED: an ICMP error came back (nothing listening) */
+            last_errno = errno;
+        }
+    }
+    double t_stop = now();
+    double u1, s1;
+    cpu_times(&u1, &s1);
+    close(fd);
+    double elapsed = measuring ? t_stop - t_measure : 0;
+    printf("{\"mode\": \"udp-flood\", \"elapsed\": %.6f, \"sent\": %lu, \"blocked\": %lu, \"errors\": %lu, "
+           "\"last_errno\": %d, \"rate\": %.3f, \"cpu_user\": %.4f, \"cpu_sys\": %.4f, "
+           "\"message_size\": %d, \"total\": %lu, \"total_elapsed\": %.6f}\n",
+           elapsed, sent, blocked, errors, last_errno, elapsed > 0 ? sent / elapsed : 0.0, u1 - u0, s1 - s0,
+           msg_size, total, t_stop - t0);
+    return 0;
+}
+
 static void usage(void);
 
 /* ------------------------------------------------------------------ */
@@ -487,7 +693,57 @@ static void usage(void);
 static const char HTTP_RESPONSE[] =
     "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/html\r\n\r\nhello\n";
 
+static int run_serve_udp(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr = dest_addr;
+    a.sin_port = htons((uint16_t)base_port);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    socklen_t alen = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    printf("{\"port\": %d, \"pid\": %d, \"listeners\": 1, \"start_seconds\": 0}\n", ntohs(a.sin_port),
+           (int)getpid());
+    fflush(stdout);
+    enum { B = 64 };
+    static char bufs[B][2048];
+    struct sockaddr_in peers[B];
+    struct iovec iovs[B];
+    struct mmsghdr msgs[B];
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+    while (!stop_flag) {
+        int n = poll(p, 2, 500);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("poll");
+        }
+        if (p[1].revents) {
+            char b[256];
+            if (read(0, b, sizeof b) <= 0) break;
+        }
+        if (!p[0].revents) continue;
+        for (;;) {
+            memset(msgs, 0, sizeof msgs);
+            for (int i = 0; i < B; i++) {
+                iovs[i].iov_base = bufs[i];
+                iovs[i].iov_len = sizeof bufs[i];
+                msgs[i].msg_hdr.msg_iov = &iovs[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+                msgs[i].msg_hdr.msg_name = &peers[i];
+                msgs[i].msg_hdr.msg_namelen = sizeof peers[i];
+            }
+            int r = recvmmsg(fd, msgs, B, 0, NULL);
+            if (r <= 0) break;
+            for (int i = 0; i < r; i++) iovs[i].iov_len = msgs[i].msg_len;
+            sendmmsg(fd, msgs, (unsigned)r, 0);
+        }
+    }
+    return 0;
+}
+
 static int run_serve(const char *kind) {
+    if (!strcmp(kind, "udp-echo")) return run_serve_udp();
     int k = !strcmp(kind, "accept") ? 0 : !strcmp(kind, "reset") ? 1 : !strcmp(kind, "echo") ? 2
           : !strcmp(kind, "http") ? 3 : -1;
     if (k < 0) usage();
@@ -564,7 +820,7 @@ static int run_serve(const char *kind) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen connect|echo|idle|serve [-h ADDR] -p PORT [-P NPORTS] [-c N] [-d SECS]\n"
+            "usage: loadgen connect|echo|idle|udp-echo|udp-flood|serve [-h ADDR] -p PORT [-P NPORTS] [-c N] [-d SECS]\n"
             "       [-w WARMUP] [-m BYTES] [-n CONNS] [-t HOLD] [-s SRC[,SRC...]] [-k KIND]\n");
     exit(2);
 }
@@ -638,6 +894,11 @@ int main(int argc, char **argv) {
         inflight = cval > 0 ? cval : 256;
         return run_idle();
     }
+    if (!strcmp(mode, "udp-echo")) {
+        inflight = cval > 0 ? cval : 64;
+        return run_udp_echo();
+    }
+    if (!strcmp(mode, "udp-flood")) return run_udp_flood();
     usage();
     return 2;
 }

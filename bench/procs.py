@@ -11,6 +11,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,12 @@ NEUTRAL_DIR = REPO / "bench" / "_build" / "run"
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-#: The C server's kind for each server kind.
-C_KINDS = {"accept": "accept", "refuse": "reset", "echo": "echo", "http": "http", "idle": "echo"}
+#: The C server's kind for each server kind (C{tls}: bench/tlsgen.c's server).
+C_KINDS = {"accept": "accept", "refuse": "reset", "echo": "echo", "http": "http", "idle": "echo",
+           "udp-echo": "udp-echo", "tls": "tls"}
+#: Server kinds that need the run's certificate and key.
+TLS_KINDS = ("tls",)
+_pki_dir: Path | None = None
 
 
 class BenchError(Exception):
@@ -52,9 +57,39 @@ def cpu_seconds(pid: int) -> float:
             return int(f.read().split()[0]) / 1e9
     except (OSError, ValueError, IndexError):
         pass
+    return stat_cpu_seconds(pid)
+
+
+def stat_cpu_seconds(pid: int) -> float:
+    """
+    CPU time (utime + stime) of a process so far from /proc/PID/stat, in
+    ticks (1/CLK_TCK s) turned into seconds.
+    """
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def pki() -> Path:
+    """
+    The run's throw-away PKI (CA, ECDSA P-256 server certificate and key:
+    twisted_sock.testing.make_pki), made once per runner process in
+    bench/_build/ and removed when the runner exits. Every TLS server of the
+    run (twisted-sock, bare, C) uses the same certificate and key.
+    """
+    global _pki_dir
+    if _pki_dir is None:
+        import atexit
+        import tempfile
+
+        from twisted_sock.testing import make_pki
+
+        NEUTRAL_DIR.parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(prefix="pki-", dir=NEUTRAL_DIR.parent))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        make_pki(str(directory))
+        _pki_dir = directory
+    return _pki_dir
 
 
 def status_kib(pid: int, key: str = "VmRSS") -> int:
@@ -101,6 +136,25 @@ def core_usage(before: dict[str, list[int]], after: dict[str, list[int]], core: 
     }
 
 
+def udp_drops(port: int, address: str = "127.0.0.1") -> int | None:
+    """
+    The kernel's drop counter of the IPv4 UDP socket bound to C{address}
+    and C{port} (/proc/net/udp, column "drops": receive-buffer overflows
+    and datagrams a socket filter dropped), or C{None} if there is none.
+    """
+    local = f"{int.from_bytes(socket.inet_aton(address), 'little'):08X}:{port:04X}"
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 13 and fields[1] == local:
+                    return int(fields[12])
+    except (OSError, ValueError, StopIteration):
+        return None
+    return None
+
+
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -124,7 +178,15 @@ class Server:
     _log: IO[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> Server:
-        if self.impl == "c":
+        env = dict(os.environ)
+        if self.kind in TLS_KINDS:
+            env["BENCH_PKI"] = str(pki())
+        if self.impl == "c" and self.kind in TLS_KINDS:
+            from bench.build import tlsgen
+
+            argv = [str(tlsgen()), "serve", "-C", str(pki() / "server.pem"), "-K", str(pki() / "server.key"),
+                    "-t", str(int(self.max_seconds))]
+        elif self.impl == "c":
             # The generator's own minimal C server (the ceiling of what the
             # generator can drive).
             if self.loadgen is None:
@@ -133,7 +195,6 @@ class Server:
         else:
             argv = [sys.executable, "-m", "bench.servers", self.impl, self.kind,
                     "--ports", str(self.ports), "--max-seconds", str(self.max_seconds)]
-        env = dict(os.environ)
         # bench from this checkout; twisted_sock from it too, unless
         # BENCH_SOCK_TREE names another tree (python -m bench --tree).
         env["PYTHONPATH"] = os.pathsep.join(

@@ -66,6 +66,12 @@ def machine(tree: Path) -> dict[str, Any]:
     mhz = re.search(r"^cpu MHz\s*:\s*(.+)$", cpuinfo, re.M)
     mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo") or "", re.M)
     wrk = _first_line(["wrk", "--version"])
+    try:
+        from OpenSSL import SSL
+
+        server_openssl = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
+    except Exception:  # pragma: no cover - pyOpenSSL missing or too old
+        server_openssl = None
     return {
         "nproc": os.cpu_count(),
         "affinity": sorted(os.sched_getaffinity(0)),
@@ -80,6 +86,8 @@ def machine(tree: Path) -> dict[str, Any]:
         "reactor": _reactor_name(),
         "wrk": wrk.split(" Copyright")[0] if wrk else None,
         "gcc": _first_line(["gcc", "--version"]),
+        "openssl": (_first_line(["openssl", "version"]) or "").split(" (Library")[0] or None,
+        "server_openssl": server_openssl,
         "somaxconn": _read("/proc/sys/net/core/somaxconn"),
         "ip_local_port_range": _read("/proc/sys/net/ipv4/ip_local_port_range"),
         "loadavg": _read("/proc/loadavg"),
@@ -184,8 +192,8 @@ def generator_rows(workload: Workload, rounds: dict[str, list[dict[str, Any]]]) 
 def fmt_value(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if unit == "s":
-        return f"{value:.3f} s"
+    if unit in ("s", "s/M"):
+        return f"{value:.3f} {unit}"
     if unit == "%":
         return f"{value:.3f} %"
     if unit == "MB/s":
@@ -301,12 +309,21 @@ def machine_lines(m: dict[str, Any], settings: dict[str, Any]) -> list[tuple[str
         ("Python", f"{m['python_implementation']} {m['python']}"),
         ("Twisted", f"{m['twisted']} ({m['reactor']})"),
         ("twisted-sock", _code_text(m["twisted_sock"])),
-        ("Generators", f"{m['gcc'] or 'gcc ?'} (bench/loadgen.c, -O2); {m['wrk'] or 'wrk not installed'}"),
+        ("Generators", f"{m['gcc'] or 'gcc ?'} (bench/loadgen.c, bench/tlsgen.c, -O2); "
+                       f"{m['wrk'] or 'wrk not installed'}; tlsgen linked with "
+                       f"{m.get('tlsgen_library') or 'nothing (not built)'} "
+                       f"(system: {m.get('openssl') or '?'})"),
+        ("TLS in the servers", f"pyOpenSSL on {m.get('server_openssl') or '?'} (the cryptography wheel's)"),
         ("Kernel settings", f"somaxconn {m['somaxconn']}, ephemeral ports {m['ip_local_port_range']}"),
         ("Run", f"{settings['rounds']} round(s) × {settings['duration']:g} s of load per server "
                 f"(+ {settings['warmup']:g} s warm-up), variants interleaved in {settings['slice']:g} s "
                 f"slices; {settings['started']}, {settings.get('elapsed_seconds', '?')} s; load average "
                 f"{settings['loadavg_start']} at start, {settings.get('loadavg_end', '?')} at end"),
+        *[("Re-run", f"{', '.join(r['workloads'])} alone (disturbed by other load in the run above): "
+                     f"{r['rounds']} round(s) × {r['duration']:g} s; {r['started']}, "
+                     f"{r['elapsed_seconds']} s; "
+                     f"load average {r['loadavg_start']} at start, {r['loadavg_end']} at end")
+          for r in settings.get("reruns", [])],
     ]
 
 

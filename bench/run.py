@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.build import loadgen
+from bench.build import loadgen, tlsgen
 from bench.procs import REPO, BenchError, Server
 from bench.workloads import REGISTRY, Context, Variant, Workload, available
 
@@ -59,6 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--commit", metavar="REV",
                    help="measure twisted_sock as of this commit (exported with git archive into "
                         "bench/_build/), not the working tree")
+    p.add_argument("--merge", action="store_true",
+                   help="merge these workloads' new results into OUT/latest.json (a workload of a full "
+                        "run that was disturbed, re-run alone); rewrites docs/performance-results.rst if "
+                        "that run was a full one")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
@@ -73,6 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown workload(s) {', '.join(unknown)} (choose from {', '.join(REGISTRY)})")
     args.names = names
+    if args.merge and not args.only:
+        p.error("--merge needs --only (the workloads to replace)")
+    args.docs_given = args.docs is not None
     if args.docs is None:
         args.docs = not args.quick and not args.only
     return args
@@ -232,8 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = out_dir / "logs"
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
+    tls_binary, tls_error = None, ""
+    if any("tlsgen" in REGISTRY[name].needs for name in args.names):
+        try:
+            tls_binary = tlsgen()
+        except BenchError as e:
+            tls_error = str(e).splitlines()[0]
     ctx = Context(loadgen=loadgen(), wrk=shutil.which("wrk"), duration=args.duration,
-                  warmup=args.warmup, idle_connections=args.idle_connections)
+                  warmup=args.warmup, idle_connections=args.idle_connections,
+                  tlsgen=tls_binary, tlsgen_error=tls_error)
     settings = {
         "rounds": args.rounds, "duration": args.duration, "warmup": args.warmup, "quick": args.quick,
         "slice": args.slice,
@@ -250,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         f"server on core 0, generator on core 1")
     for name in args.names:
         workload = REGISTRY[name]
-        why = available(workload)
+        why = available(workload, ctx)
         if why:
             problems.append(f"{name}: skipped: {why}")
             log(f"[{name}] skipped: {why}")
@@ -262,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         detail[name] = report.workload_doc(name) | {"results": {
             key: {"rounds": ms, "median": _medians(ms)} for key, ms in measured.items()}}
     machine = report.machine(args.tree.resolve() if args.tree else REPO)
+    machine["tlsgen_library"] = report._first_line([str(ctx.tlsgen), "version"]) if ctx.tlsgen else None
     if commit is not None:
         machine["twisted_sock"].update(commit=commit[:12], modified=False, tree=f"git archive {commit[:12]}")
     results: dict[str, Any] = {
@@ -284,16 +299,61 @@ def main(argv: list[str] | None = None) -> int:
             from bench.profiling import profile
 
             try:
-                results["profiles"][name] = profile(ctx, REGISTRY[name], "twisted-sock", out_dir)
+                workload = REGISTRY[name]
+                results["profiles"][name] = profile(ctx, workload, workload.profile_variant, out_dir)
             except BenchError as e:
                 problems.append(f"profile {name}: {e}")
     settings["elapsed_seconds"] = round(time.perf_counter() - t0, 1)
     settings["loadavg_end"] = " ".join((report._read("/proc/loadavg") or "?").split(" ")[:3])
-    write_outputs(results, out_dir, args.docs)
+    docs = args.docs
+    if args.merge:
+        results, full = merge_results(out_dir / "latest.json", results, args.names)
+        docs = args.docs if args.docs_given else full
+    write_outputs(results, out_dir, docs)
     print(report.render_text(results))
     for name, prof in results["profiles"].items():
         print(f"\nProfile of the twisted-sock server under {name}:\n{prof['summary']}")
     return 0
+
+
+def merge_results(path: Path, new: dict[str, Any], names: list[str]) -> tuple[dict[str, Any], bool]:
+    """
+    The results in C{path} with workloads C{names} replaced by those of
+    C{new} (a re-run of workloads that were disturbed), and whether the old
+    results were a full run (then the docs are rewritten too).
+    """
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BenchError(f"--merge: cannot read {path}: {e}") from None
+    order = {name: i for i, name in enumerate(REGISTRY)}
+
+    def ordered(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(items, key=lambda item: order.get(item["workload"], len(order)))
+
+    def kept(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [item for item in items if item["workload"] not in names]
+
+    def mine(problem: str) -> bool:
+        head = problem.split(" ", 1)[0].split("/", 1)[0].rstrip(":")
+        return head in names or problem.startswith("profile ") and problem.split(" ")[1].rstrip(":") in names
+
+    settings = old["settings"]
+    settings.setdefault("reruns", []).append({
+        "workloads": names, "started": new["settings"]["started"], "rounds": new["settings"]["rounds"],
+        "duration": new["settings"]["duration"], "loadavg_start": new["settings"]["loadavg_start"],
+        "loadavg_end": new["settings"]["loadavg_end"], "elapsed_seconds": new["settings"]["elapsed_seconds"],
+    })
+    merged = dict(old)
+    merged["settings"] = settings
+    merged["rows"] = ordered(kept(old["rows"]) + new["rows"])
+    merged["generators"] = ordered(kept(old["generators"]) + new["generators"])
+    merged["problems"] = [p for p in old["problems"] if not mine(p)] + new["problems"]
+    workloads = {**{k: v for k, v in old["workloads"].items() if k not in names}, **new["workloads"]}
+    merged["workloads"] = {k: workloads[k] for k in sorted(workloads, key=lambda k: order.get(k, len(order)))}
+    merged["profiles"] = {**old.get("profiles", {}), **new.get("profiles", {})}
+    full = not settings.get("quick") and set(settings.get("workloads", [])) >= set(REGISTRY)
+    return merged, full
 
 
 def _medians(ms: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,12 +1,20 @@
 """
 The benchmark servers, one per process:
 
-    python -m bench.servers IMPL KIND [--ports N] [--max-seconds S]
+    python -m bench.servers IMPL KIND [--ports N] [--max-seconds S] [--pki DIR]
 
 IMPL is C{twisted-sock} (a L{twisted_sock.SockService}) or C{bare} (plain
-C{reactor.listenTCP}, no twisted-sock import at all). KIND is C{accept},
-C{refuse}, C{echo}, C{idle} (data ports) or C{http}. Both run the same
-application code from L{bench.handlers}.
+C{reactor.listenTCP} / C{listenUDP}, no twisted-sock import at all). KIND is
+one of L{KINDS}: C{accept}, C{refuse}, C{echo}, C{idle} (data ports),
+C{http}, C{tls} (an implicit-TLS data port; C{--pki DIR} or C{$BENCH_PKI}
+names a directory with C{server.pem} and C{server.key}), C{udp-echo},
+C{udp-refuse} (UDP that admits only 127.0.0.9; twisted-sock with its kernel
+prefilter) and the twisted-sock-only variants C{accept-logs} (accept with
+the per-connection log on) and C{udp-refuse-python} (no kernel prefilter).
+Both implementations run the same application code from L{bench.handlers}.
+
+Every twisted-sock server passes C{log_connections=False} (bare Twisted
+logs nothing per connection), except C{accept-logs}, which measures that log.
 
 The process opens its listeners, prints one JSON line on stdout (pid, the
 IPv4 loopback port(s), how many listeners, how long opening them took) and
@@ -28,7 +36,13 @@ import time
 from typing import Any
 
 IMPLS = ("twisted-sock", "bare")
-KINDS = ("accept", "refuse", "echo", "idle", "http")
+KINDS = ("accept", "refuse", "echo", "idle", "http", "tls", "udp-echo", "udp-refuse",
+         "accept-logs", "udp-refuse-python")
+#: Kinds only twisted-sock has (a twisted-sock setting, no bare equivalent).
+SOCK_ONLY = ("refuse", "accept-logs", "udp-refuse-python")
+#: The one peer the udp-refuse servers admit; the generator sends from
+#: 127.0.0.1, so every datagram is refused.
+UDP_ALLOWED = "127.0.0.9"
 #: twisted-sock's default backlog; the bare servers pass the same value.
 BACKLOG = 1024
 #: Where a block of fixed ports (--ports N > 1) is looked for: below the
@@ -95,22 +109,52 @@ def _watch_parent(reactor: Any) -> None:
     reactor.addReader(ParentWatch())
 
 
-def start_twisted_sock(kind: str, nports: int, reactor: Any) -> dict[str, Any]:
-    from bench.handlers import Tiny, data_factory
-    from twisted_sock import SocketConfig, SockService
+def pki_files(pki: str | None) -> tuple[str, str]:
+    """
+    The server certificate and key of the TLS workload (as
+    L{twisted_sock.testing.make_pki} writes them; the runner makes one
+    directory per run so that every server uses the same pair).
+    """
+    if not pki:
+        raise SystemExit("the tls server needs --pki DIR (or $BENCH_PKI): a directory with server.pem "
+                         "and server.key, as twisted_sock.testing.make_pki(DIR) writes")
+    cert, key = os.path.join(pki, "server.pem"), os.path.join(pki, "server.key")
+    for path in (cert, key):
+        if not os.path.exists(path):
+            raise SystemExit(f"no {path}")
+    return cert, key
+
+
+def start_twisted_sock(kind: str, nports: int, reactor: Any, pki: str | None = None) -> dict[str, Any]:
+    from bench.handlers import Tiny, UDPEcho, data_factory
+    from twisted_sock import SocketConfig, SockService, TLSConfig
+
+    log_connections = kind == "accept-logs"
+    if log_connections:
+        kind = "accept"
 
     def build(ports: list[int]) -> Any:
-        common: dict[str, Any] = {"name": "b", "interfaces": "lo", "backlog": BACKLOG}
-        if kind == "refuse":
-            # Only 127.0.0.9 may connect; the client connects from 127.0.0.1.
-            common.update(incoming="specific-ip-any-port", target_ip="127.0.0.9")
+        common: dict[str, Any] = {"name": "b", "interfaces": "lo"}
+        if kind in ("refuse", "udp-refuse", "udp-refuse-python"):
+            # Only 127.0.0.9 may connect / send; the client uses 127.0.0.1.
+            common.update(incoming="specific-ip-any-port", target_ip=UDP_ALLOWED)
         else:
             common.update(incoming="any-ip-any-port")
+        service: dict[str, Any] = {"reactor": reactor, "log_connections": log_connections}
+        if kind.startswith("udp-"):
+            config = SocketConfig(protocol="udp", local_ports=ports, prefilter=kind != "udp-refuse-python",
+                                  **common)
+            # A UDP socket takes a zero-argument callable returning a DatagramProtocol.
+            return SockService([config], factory=UDPEcho, **service)  # type: ignore[arg-type]
+        common["backlog"] = BACKLOG
         if kind == "http":
             config = SocketConfig(http_ports=ports, **common)
-            return SockService([config], http_resource=Tiny(), reactor=reactor)
+            return SockService([config], http_resource=Tiny(), **service)
+        if kind == "tls":
+            cert, key = pki_files(pki)
+            common["tls"] = TLSConfig(certificate=cert, private_key=key, ports=ports)
         config = SocketConfig(local_ports=ports, handler="echo", **common)
-        return SockService([config], factory=data_factory(kind), reactor=reactor)
+        return SockService([config], factory=data_factory(kind), **service)
 
     from twisted_sock import BindError
 
@@ -127,20 +171,34 @@ def start_twisted_sock(kind: str, nports: int, reactor: Any) -> dict[str, Any]:
         took = time.perf_counter() - t0
         listeners = service.statistics().sockets[0].listeners
         v4 = sorted(li.port for li in listeners if li.address == "127.0.0.1")
-        return {"ports": v4, "listeners": len(listeners), "start_seconds": took}
+        info = {"ports": v4, "listeners": len(listeners), "start_seconds": took,
+                "log_connections": log_connections}
+        if kind.startswith("udp-"):
+            info["prefilter"] = [li.prefilter for li in listeners if li.address == "127.0.0.1"][0]
+        return info
     raise SystemExit("no free block of ports")
 
 
-def start_bare(kind: str, nports: int, reactor: Any) -> dict[str, Any]:
+def start_bare(kind: str, nports: int, reactor: Any, pki: str | None = None) -> dict[str, Any]:
     from twisted.internet import error
     from twisted.web.server import Site
 
-    from bench.handlers import Tiny, data_factory
+    from bench.handlers import Tiny, UDPEcho, UDPEchoFrom, data_factory
 
-    if kind == "refuse":
-        raise SystemExit("bare Twisted has no refuse server: the refuse workload compares "
-                         "against bare Twisted's accept rate")
-    factory = Site(Tiny()) if kind == "http" else data_factory(kind)
+    if kind in SOCK_ONLY:
+        raise SystemExit(f"bare Twisted has no {kind} server (a twisted-sock setting); its workload "
+                         "compares against another bare Twisted server")
+    if kind.startswith("udp-"):
+        if nports != 1:
+            raise SystemExit("the bare UDP servers open one port")
+        protocol = UDPEcho() if kind == "udp-echo" else UDPEchoFrom(UDP_ALLOWED)
+        t0 = time.perf_counter()
+        port = reactor.listenUDP(0, protocol, interface="127.0.0.1", maxPacketSize=65535)
+        took = time.perf_counter() - t0
+        return {"ports": [port.getHost().port], "listeners": 1, "start_seconds": took}
+    factory: Any = Site(Tiny()) if kind == "http" else data_factory(kind)
+    if kind == "tls":
+        factory = tls_factory(factory, pki)
     if nports == 1:
         t0 = time.perf_counter()
         port = reactor.listenTCP(0, factory, backlog=BACKLOG, interface="127.0.0.1")
@@ -164,12 +222,37 @@ def start_bare(kind: str, nports: int, reactor: Any) -> dict[str, Any]:
     raise SystemExit("no free block of ports")
 
 
+def tls_factory(factory: Any, pki: str | None) -> Any:
+    """
+    Bare Twisted's TLS server: C{TLSMemoryBIOFactory} around C{factory},
+    with C{CertificateOptions} from the same certificate and key as the
+    twisted-sock server and the same minimum version (TLS 1.2). Twisted 26
+    fails every handshake with a client offering ALPN unless
+    C{acceptableProtocols} is set (the generator offers none; set anyway).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from twisted.internet.ssl import CertificateOptions, TLSVersion
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    cert_path, key_path = pki_files(pki)
+    with open(cert_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    with open(key_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    options = CertificateOptions(privateKey=key, certificate=cert,  # type: ignore[arg-type]
+                                 raiseMinimumTo=TLSVersion.TLSv1_2, acceptableProtocols=[b"bench"])
+    return TLSMemoryBIOFactory(options, False, factory)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers", description=__doc__.split("\n\n")[0])
     parser.add_argument("impl", choices=IMPLS)
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--ports", type=int, default=1, help="data ports to open (default 1, port 0)")
     parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--pki", default=os.environ.get("BENCH_PKI"),
+                        help="tls: directory with server.pem and server.key (default $BENCH_PKI)")
     parser.add_argument("--log", choices=("stderr", "none"), default="stderr",
                         help="stderr: log as twistd does (text lines); none: discard log events")
     args = parser.parse_args(argv)
@@ -185,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         observers = [lambda event: None]
     globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
     start = start_twisted_sock if args.impl == "twisted-sock" else start_bare
-    info = start(args.kind, args.ports, reactor)
+    info = start(args.kind, args.ports, reactor, args.pki)
     ports = info.pop("ports")
     info.update(
         impl=args.impl, kind=args.kind, pid=os.getpid(), port=ports[0],

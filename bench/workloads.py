@@ -9,8 +9,8 @@ The workload registry. A workload is a few declarations:
 * its I{rows}: which metric of which variant is compared with which
   baseline, and the target.
 
-Adding one (TLS, UDP, ...) is a L{register} call with those three things;
-the runner, the tables and the JSON pick it up by name.
+Adding one is a L{register} call with those three things; the runner, the
+tables and the JSON pick it up by name.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from bench.procs import (
     core_times,
     core_usage,
     run_generator,
+    stat_cpu_seconds,
+    udp_drops,
 )
 
 # Declarations ---------------------------------------------------------------
@@ -109,12 +111,18 @@ class Context:
     wrk: str | None
     duration: float
     warmup: float
+    #: bench/tlsgen.c compiled, or None (and why not) when it does not build.
+    tlsgen: Path | None = None
+    tlsgen_error: str = ""
     connect_inflight: int = 64
     echo_connections: int = 50
     echo_bytes: int = 4096
     http_connections: int = 50
     idle_connections: int = 10000
     many_ports: int = 1000
+    tls_inflight: int = 32
+    udp_outstanding: int = 64
+    udp_bytes: int = 64
 
 
 Measurement = dict[str, Any]
@@ -135,6 +143,8 @@ class Workload:
     #: interleaved slices against long-lived servers (start-up and memory
     #: are measured on a new process).
     fresh_servers: bool = False
+    #: The variant C{--profile} runs under py-spy.
+    profile_variant: str = "twisted-sock"
 
     def variant(self, key: str) -> Variant:
         for v in self.variants:
@@ -148,6 +158,8 @@ REGISTRY: dict[str, Workload] = {}
 
 def register(workload: Workload) -> Workload:
     names = {v.key for v in workload.variants}
+    if workload.profile_variant not in names:
+        raise ValueError(f"workload {workload.name}: no variant {workload.profile_variant!r} to profile")
     for row in workload.rows:
         if row.subject not in names or (row.baseline is not None and row.baseline not in names):
             raise ValueError(f"workload {workload.name}: row {row.label!r} names an unknown variant")
@@ -310,6 +322,147 @@ def measure_http(ctx: Context, server: Server, variant: Variant) -> Measurement:
     }
 
 
+def _gen_cpu_pct(res: dict[str, Any]) -> float:
+    elapsed = res["elapsed"]
+    return 100.0 * (res["cpu_user"] + res["cpu_sys"]) / elapsed if elapsed else 0.0
+
+
+def measure_tls(ctx: Context, server: Server, variant: Variant) -> Measurement:
+    """
+    The TLS generator (bench/tlsgen.c): C{tls_inflight} new TLS connections
+    at a time, each a full handshake, one byte echoed, close_notify both
+    ways and the server's FIN. Checks that (nearly) every one went so.
+    """
+    if ctx.tlsgen is None:
+        raise BenchError(f"no TLS generator: {ctx.tlsgen_error}")
+    window = Window(server)
+    run = run_generator(
+        [str(ctx.tlsgen), "connect", "-p", str(server.port), "-c", str(ctx.tls_inflight),
+         "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}"],
+        timeout=ctx.duration + ctx.warmup + 60,
+    )
+    lines = run.json_lines()
+    if run.returncode != 0 or not lines:
+        raise BenchError(f"tlsgen connect failed ({run.returncode}): {run.stderr.strip()}")
+    res = lines[-1]
+    usage = window.close(res["total"])
+    done = res["completed"]
+    if done == 0:
+        raise BenchError(f"no TLS connection completed: {res}")
+    share = 100.0 * res["ok"] / done
+    problems = []
+    if share < 99.9:
+        problems.append(f"only {share:.3f}% of TLS connections went as expected (bad echo {res['bad_echo']}, "
+                        f"handshake failed {res['handshake_failed']}, reset {res['reset']}, "
+                        f"refused {res['refused']}, other {res['other']}, errno {res['last_errno']})")
+    if res["timeout"]:
+        problems.append(f"{res['timeout']} TLS connections had no outcome within 5 s")
+    gen_cpu = _gen_cpu_pct(res)
+    if gen_cpu >= 90 and variant.impl != "c":
+        problems.append(f"the generator used {gen_cpu:.0f}% of its core: the rate may be the generator's "
+                        "(the CPU-per-handshake row is not affected)")
+    return {
+        "rate": res["rate"],
+        "ok_share": share,
+        "completed": done,
+        "tls": f"{res['version']} {res['cipher']} {res['group']}",
+        "tls_library": res["library"],
+        "max_latency_ms": 1000 * res["max_latency"],
+        "mean_latency_ms": 1000 * res["mean_latency"],
+        "timeouts": res["timeout"],
+        "gen_cpu_pct": gen_cpu,
+        **usage,
+        "problems": problems,
+        "raw": res,
+    }
+
+
+def measure_udp_echo(ctx: Context, server: Server, variant: Variant) -> Measurement:
+    """
+    The C generator's udp-echo mode: C{udp_outstanding} datagrams of
+    C{udp_bytes} in flight, each echo checked and answered by the next.
+    """
+    window = Window(server)
+    run = run_generator(
+        [str(ctx.loadgen), "udp-echo", "-p", str(server.port), "-c", str(ctx.udp_outstanding),
+         "-m", str(ctx.udp_bytes), "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}"],
+        timeout=ctx.duration + ctx.warmup + 60,
+    )
+    lines = run.json_lines()
+    if run.returncode != 0 or not lines:
+        raise BenchError(f"loadgen udp-echo failed ({run.returncode}): {run.stderr.strip()}")
+    res = lines[-1]
+    usage = window.close(res["total"])
+    if res["messages"] == 0:
+        raise BenchError(f"no datagram came back: {res}")
+    problems = []
+    if res["errors"] or res["mismatches"]:
+        problems.append(f"{res['errors']} send/receive errors (errno {res['last_errno']}), "
+                        f"{res['mismatches']} bad echoes")
+    if res["lost"] > res["messages"] / 1000:
+        problems.append(f"{res['lost']} datagrams lost (no echo within 1 s)")
+    return {
+        "rate": res["rate"],
+        "messages": res["messages"],
+        "lost": res["lost"],
+        "mean_rtt_ms": res["mean_rtt_ms"],
+        "gen_cpu_pct": _gen_cpu_pct(res),
+        **usage,
+        "problems": problems,
+        "raw": res,
+    }
+
+
+def measure_udp_flood(ctx: Context, server: Server, variant: Variant) -> Measurement:
+    """
+    The C generator's udp-flood mode: C{udp_bytes} datagrams from 127.0.0.1
+    as fast as it can send them, all refused by the server's policy. The
+    figure is the server's CPU time (utime + stime from /proc/PID/stat)
+    per million datagrams sent; the kernel's drop counter of the server's
+    socket (/proc/net/udp) tells how many never reached Python (dropped by
+    the prefilter, or by a full receive buffer when Python fell behind).
+    """
+    drops0 = udp_drops(server.port)
+    cpu0 = stat_cpu_seconds(server.pid)
+    window = Window(server)
+    run = run_generator(
+        [str(ctx.loadgen), "udp-flood", "-p", str(server.port), "-m", str(ctx.udp_bytes),
+         "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}"],
+        timeout=ctx.duration + ctx.warmup + 60,
+    )
+    lines = run.json_lines()
+    if run.returncode != 0 or not lines:
+        raise BenchError(f"loadgen udp-flood failed ({run.returncode}): {run.stderr.strip()}")
+    res = lines[-1]
+    sent = res["total"]
+    usage = window.close(sent)
+    cpu = stat_cpu_seconds(server.pid) - cpu0
+    drops1 = udp_drops(server.port)
+    if sent == 0:
+        raise BenchError(f"no datagram sent: {res}")
+    dropped = drops1 - drops0 if drops0 is not None and drops1 is not None else None
+    read = sent - dropped if dropped is not None else None
+    problems = []
+    if res["errors"]:
+        problems.append(f"{res['errors']} send errors (errno {res['last_errno']})")
+    if dropped is None:
+        problems.append(f"no UDP socket on 127.0.0.1:{server.port} in /proc/net/udp")
+    if server.info.get("prefilter") and dropped is not None and dropped < 0.999 * sent:
+        problems.append(f"the kernel dropped only {dropped} of {sent} datagrams with the prefilter on")
+    return {
+        "rate": res["rate"],
+        "sent": sent,
+        "srv_cpu_s_per_m": 1e6 * cpu / sent,
+        "kernel_drop_pct": 100.0 * dropped / sent if dropped is not None else None,
+        "python_read": read,
+        "srv_us_per_read": 1e6 * cpu / read if read and read >= 1000 else None,
+        "gen_cpu_pct": _gen_cpu_pct(res),
+        **usage,
+        "problems": problems,
+        "raw": res,
+    }
+
+
 IDLE_SOURCES = "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
 
 
@@ -377,6 +530,10 @@ def ceiling(kind: str) -> Variant:
                    label="C server (generator ceiling)")
 
 
+#: The note of the informational rows about twisted-sock's connection log.
+LOGS_NOTE = "log_connections = true (one log event per connection) against bare accept; informational"
+
+
 register(Workload(
     name="accept",
     title="accept: connect, server closes",
@@ -384,16 +541,24 @@ register(Workload(
     description="Each connection is accepted and closed at once by the server (a protocol calling "
                 "transport.loseConnection() in connectionMade); 64 connects in flight; any-ip-any-port "
                 "mode. Both servers listen with backlog 1024 (twisted-sock's default; passed to the "
-                "bare listenTCP, whose default is 50).",
+                "bare listenTCP, whose default is 50). twisted-sock runs with log_connections=False "
+                "(bare Twisted logs nothing per connection); a third server, twisted-sock with "
+                "log_connections=True logging to its log file, shows what the per-connection log "
+                "event costs.",
     variants=(
         Variant("twisted-sock", "twisted-sock", "accept", expect="eof"),
         Variant("bare", "bare", "accept", expect="eof", label="bare Twisted"),
+        Variant("sock-logs", "twisted-sock", "accept-logs", expect="eof",
+                label="twisted-sock + connection logs"),
         ceiling("accept"),
     ),
     measure=measure_connect,
     rows=(
         Row("accept", "rate", "conn/s", target=Target(">=", 0.95)),
         Row("accept: server CPU per connection", "srv_us_per_op", COST, target=SAME_COST, note=CPU_NOTE),
+        Row("accept + connection logs", "rate", "conn/s", subject="sock-logs", note=LOGS_NOTE),
+        Row("accept + connection logs: server CPU per connection", "srv_us_per_op", COST,
+            subject="sock-logs", note=LOGS_NOTE),
     ),
 ))
 
@@ -504,12 +669,90 @@ register(Workload(
     rows=(Row("idle", "bytes_per_conn", "B/conn", target=Target("<=", 1.2)),),
 ))
 
+register(Workload(
+    name="tls",
+    title="tls: new TLS connections (ECDSA P-256)",
+    generator="C tlsgen (BoringSSL or libssl), 32 in flight",
+    description="Every connection a full TLS handshake (TLS 1.3 as negotiated, no resumption, no ALPN, "
+                "no SNI) with an ECDSA P-256 certificate from twisted_sock.testing.make_pki, then the "
+                "client sends one byte, the server echoes it and closes (close_notify, answered, then "
+                "FIN). twisted-sock: an implicit-TLS data port (TLSConfig ports=[0]), the application "
+                "built after the handshake; bare Twisted: TLSMemoryBIOFactory around the same protocol "
+                "on listenTCP (backlog 1024), CertificateOptions from the same certificate and key, "
+                "minimum TLS 1.2, acceptableProtocols set. openssl s_time does one connection at a "
+                "time and left both servers half idle, hence bench/tlsgen.c.",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "tls"),
+        Variant("bare", "bare", "tls", label="bare TLSMemoryBIOFactory"),
+        ceiling("tls"),
+    ),
+    measure=measure_tls,
+    rows=(
+        Row("tls", "rate", "handshakes/s", target=Target(">=", 0.95)),
+        Row("tls: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST, note=CPU_NOTE),
+    ),
+    needs=("tlsgen",),
+))
 
-def available(workload: Workload) -> str | None:
+register(Workload(
+    name="udp",
+    title="udp: 64-byte datagram echo, 64 outstanding",
+    generator="C loadgen (udp-echo mode)",
+    description="One client socket keeps 64 datagrams of 64 bytes in flight; every echo is checked and "
+                "answered by the next datagram. twisted-sock: a UDP socket in any-ip-any-port mode on lo "
+                "(127.0.0.1 and ::1); bare Twisted: listenUDP(0, proto, interface='127.0.0.1', "
+                "maxPacketSize=65535). Both run the same DatagramProtocol (transport.write(data, addr)).",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "udp-echo"),
+        Variant("bare", "bare", "udp-echo", label="bare Twisted"),
+        ceiling("udp-echo"),
+    ),
+    measure=measure_udp_echo,
+    rows=(
+        Row("udp", "rate", "dgram/s", target=Target(">=", 0.95), note="echoed datagrams"),
+        Row("udp: server CPU per datagram", "srv_us_per_op", COST, target=SAME_COST, note=CPU_NOTE),
+    ),
+))
+
+register(Workload(
+    name="udp-refused-flood",
+    title="udp-refused-flood: 64-byte datagrams, all refused",
+    generator="C loadgen (udp-flood mode)",
+    description="A UDP socket in specific-ip-any-port mode with target_ip 127.0.0.9 is flooded from "
+                "127.0.0.1 (sendmmsg, as fast as one core sends): every datagram is refused. With "
+                "prefilter = true (the default) a kernel BPF filter drops them before Python; with "
+                "prefilter = false the port's read loop drops them in Python; bare Twisted: a "
+                "DatagramProtocol dropping every datagram not from 127.0.0.9 in datagramReceived. The "
+                "figure is the server's CPU time (utime + stime, /proc/PID/stat) per million datagrams "
+                "sent; the servers that drop in Python run at 100 % and the kernel drops the overflow, "
+                "so CPU per datagram read (sent less the socket's drop counter) compares those two.",
+    variants=(
+        Variant("prefilter", "twisted-sock", "udp-refuse", label="twisted-sock, kernel prefilter"),
+        Variant("python", "twisted-sock", "udp-refuse-python", label="twisted-sock, prefilter = false"),
+        Variant("bare", "bare", "udp-refuse", label="bare Twisted, check in datagramReceived"),
+    ),
+    measure=measure_udp_flood,
+    profile_variant="python",
+    rows=(
+        Row("udp-refused-flood: server CPU per M datagrams", "srv_cpu_s_per_m", "s/M", subject="prefilter",
+            baseline="python", target=Target("<=", 0.1), note="prefilter against prefilter = false"),
+        Row("udp-refused-flood: dropped in the kernel", "kernel_drop_pct", "%", subject="prefilter",
+            baseline=None, target=Target(">=", 99.9, on="value", unit="%"), note="prefilter on"),
+        Row("udp-refused-flood: Python check, CPU per datagram read", "srv_us_per_read", COST,
+            subject="python", baseline="bare", note="prefilter = false against bare Twisted; informational"),
+    ),
+))
+
+
+def available(workload: Workload, ctx: Context | None = None) -> str | None:
     """
-    Why C{workload} cannot run here, or C{None}.
+    Why C{workload} cannot run here, or C{None}. C{needs} names programs on
+    the PATH, and C{"tlsgen"}: bench/tlsgen.c built (C{ctx.tlsgen}).
     """
     for tool in workload.needs:
-        if shutil.which(tool) is None:
+        if tool == "tlsgen":
+            if ctx is not None and ctx.tlsgen is None:
+                return ctx.tlsgen_error or "bench/tlsgen.c is not built"
+        elif shutil.which(tool) is None:
             return f"{tool} is not installed"
     return None

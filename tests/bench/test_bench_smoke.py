@@ -2,7 +2,9 @@
 Smoke test of the benchmark runner (bench/): not a benchmark. One short
 round of the accept workload checks that the runner, the server processes,
 the compiled C load generator and the JSON output work together; it takes a
-few seconds and is bounded at 30. The numbers are not checked.
+few seconds and is bounded at 30. The UDP modes of the C generator and the
+TLS generator are checked against their own C servers (a second each). The
+numbers are not checked.
 """
 
 from __future__ import annotations
@@ -58,4 +60,67 @@ def test_list_names_every_workload() -> None:
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    assert {"accept", "refuse", "echo", "http", "many-ports", "idle"} <= names
+    assert {"accept", "refuse", "echo", "http", "many-ports", "idle", "tls", "udp",
+            "udp-refused-flood"} <= names
+
+
+def _serve(argv: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, f"{argv[0]} serve printed nothing"
+    return proc, json.loads(line)["port"]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.close()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+
+
+def _last_json(argv: list[str]) -> dict:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_loadgen_udp_modes_against_the_c_server() -> None:
+    require_tool("gcc")
+    from bench.build import loadgen
+
+    binary = str(loadgen())
+    server, port = _serve([binary, "serve", "-k", "udp-echo", "-t", "20"])
+    try:
+        echo = _last_json([binary, "udp-echo", "-p", str(port), "-c", "8", "-m", "64",
+                           "-d", "0.3", "-w", "0.1"])
+        assert echo["messages"] > 0
+        assert echo["mismatches"] == 0 and echo["errors"] == 0
+        flood = _last_json([binary, "udp-flood", "-p", str(port), "-m", "64", "-d", "0.2", "-w", "0"])
+        assert flood["sent"] > 0 and flood["errors"] == 0
+    finally:
+        _stop(server)
+
+
+def test_tlsgen_against_its_own_server(tmp_path: Path) -> None:
+    require_tool("gcc")
+    from bench.build import tlsgen
+    from bench.procs import BenchError
+    from twisted_sock.testing import make_pki
+
+    try:
+        binary = str(tlsgen())
+    except BenchError as e:
+        pytest.skip(f"bench/tlsgen.c does not build here: {str(e).splitlines()[0]}")
+    pki = make_pki(str(tmp_path))
+    server, port = _serve([binary, "serve", "-C", pki.server_certificate, "-K", pki.server_key, "-t", "20"])
+    try:
+        res = _last_json([binary, "connect", "-p", str(port), "-c", "4", "-d", "0.5", "-w", "0.1"])
+        assert res["ok"] > 0 and res["ok"] == res["completed"], res
+        assert res["version"].startswith("TLSv1")
+    finally:
+        _stop(server)
