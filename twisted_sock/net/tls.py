@@ -191,6 +191,7 @@ class _TLSPending(Protocol):
 
     _done = False
     _timer: Any = None
+    _raw: Any = None
 
     def __init__(self, session: TLSSession, app: AppBuilder, addr: Any) -> None:
         self._session = session
@@ -199,15 +200,14 @@ class _TLSPending(Protocol):
 
     def makeConnection(self, transport: Any) -> None:
         self.transport = transport
-        raw = _raw(transport)
+        self._raw = raw = _raw(transport)
         if raw is not None:
             self._timer = raw.reactor.callLater(self._session.tls.handshake_timeout,
                                                 self._timed_out)
 
     def _timed_out(self) -> None:
         self._timer = None
-        raw = _raw(self.transport)
-        self._session.handshake_failed(raw, "handshake timed out")
+        self._session.handshake_failed(self._raw, "handshake timed out")
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def _cancel(self) -> None:
@@ -219,7 +219,7 @@ class _TLSPending(Protocol):
         self._cancel()
         self._done = True
         tls_protocol: Any = self.transport
-        raw = _raw(tls_protocol)
+        raw = self._raw
         if not self._session.completed(tls_protocol, raw):
             return
         app = self._app.build(self._addr)
@@ -235,7 +235,7 @@ class _TLSPending(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel()
         if not self._done:
-            self._session.handshake_failed(_raw(self.transport), _describe(reason))
+            self._session.handshake_failed(self._raw, _describe(reason))
 
 
 class _PendingFactory:

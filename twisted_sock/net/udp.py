@@ -211,6 +211,7 @@ class DatagramPort(udp.Port):
         ipv6 = self.addressFamily == socket.AF_INET6
         fast = self._fast
         policy, master = state.policy, state.master.enabled
+        needs_peer = policy.needs_peer_address
         hook = state.hook
         read = refused = accepted = 0
         try:
@@ -230,7 +231,7 @@ class DatagramPort(udp.Port):
                 if ipv6:
                     addr = addr[:2]
                 if not fast:
-                    peer = parse_peer_host(addr[0]) if policy.needs_peer_address else None
+                    peer = parse_peer_host(addr[0]) if needs_peer else None
                     decision = decide(policy, master, peer, addr[1])
                     if decision.accepted and hook is not None:
                         decision = self._ask_hook(hook, addr)
