@@ -39,6 +39,14 @@ class Twistd:
         )
         self.log: list[str] = []
         self.listeners: dict[tuple[str, str], int] = {}
+        try:
+            self._wait_until_listening()
+        except BaseException:
+            self.proc.kill()  # never leave a server behind
+            self.proc.wait(timeout=START_TIMEOUT)
+            raise
+
+    def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
