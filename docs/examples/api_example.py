@@ -9,8 +9,8 @@ prints what happened. Run it with:  python docs/examples/api_example.py
 import errno
 
 from twisted.internet import defer, task
-from twisted.internet.error import ConnectError
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectError
 from twisted.internet.protocol import Factory, Protocol
 
 from twisted_sock import SocketConfig, SockService, connection_info

@@ -10,7 +10,6 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from twisted_sock import ShutdownReason, SocketConfig, SockService, connection_info
 
-
 # --- the code under test (normally imported from your package) -----------
 
 class Upper(protocol.Protocol):
