@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
 from twisted_sock.errors import BindError
-from twisted_sock.net.tcp import _os_reason
+from twisted_sock.net.tcp import os_reason
 from twisted_sock.net.unix import _umask, clear_stale, socket_address
 
 if TYPE_CHECKING:
@@ -69,4 +69,4 @@ def open_admin(path: str, service: SockService, reactor: Any) -> Any:
         with _umask(0o600):
             return reactor.listenUNIX(socket_address(path), AdminFactory(service), mode=0o600)
     except error.CannotListenError as e:
-        raise BindError(path, None, _os_reason(e.socketError), socket="admin") from None
+        raise BindError(path, None, os_reason(e.socketError), socket="admin") from None

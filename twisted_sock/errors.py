@@ -104,8 +104,6 @@ class BindError(SockError, OSError):
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
     return repr(value)
 
 

@@ -33,7 +33,8 @@ _FLAGS = [
     ["mode", None, None, "File mode of the --unix socket [default: 0600]."],
     ["interfaces", None, None, 'Interface names ("lo,eth0") or "*" for all addresses [default: *].'],
     ["incoming", None, None,
-     "none | specific-ip-port | specific-ip-any-port | any-ip-any-port [default: none]."],
+     "none | specific-ip-port | specific-ip-any-port | any-ip-any-port "
+     "[default: none; any-ip-any-port with --unix]."],
     ["target-ip", None, None, "Allowed peer address(es)/network(s), comma-separated."],
     ["target-port", None, None, "Allowed peer port (specific-ip-port)."],
     ["handler", None, None, "echo | discard | chat | package.module:attr [default: echo]."],

@@ -24,7 +24,14 @@ from twisted_sock.config.address import (
     parse_local,
     parse_local_address,
 )
-from twisted_sock.config.tls import KeyMaterial, _alpn_list, _load_material, _min_version, _path, _read
+from twisted_sock.config.tls import (
+    KeyMaterial,
+    alpn_list,
+    file_path,
+    load_material,
+    min_version_name,
+    read_file,
+)
 from twisted_sock.errors import ConfigError
 
 #: Default seconds for the whole opening: name resolution, connect, STARTTLS
@@ -95,8 +102,8 @@ class ClientTLS:
             coerce(key, _optional_path(key))
         coerce("server_name", lambda v: None if v is None else check_host(_text(v, "server_name")))
         coerce("verify_hostname", lambda v: None if v is None else check_host(_text(v, "verify_hostname")))
-        coerce("alpn", _alpn_list)
-        coerce("min_version", _min_version)
+        coerce("alpn", alpn_list)
+        coerce("min_version", min_version_name)
         if self.certificate is not None and self.private_key is None:
             raise ConfigError("a client certificate needs its private key", key="private_key")
         if self.private_key is not None and self.certificate is None:
@@ -108,7 +115,7 @@ class ClientTLS:
         material = None
         if self.certificate is not None and self.private_key is not None:
             try:
-                material = _load_material(self.certificate, self.private_key, None)
+                material = load_material(self.certificate, self.private_key, None)
             except ConfigError as e:
                 raise _rekeyed(e, {"tls.certificate": "certificate", "tls.private_key": "private_key"}) \
                     from None
@@ -116,7 +123,7 @@ class ClientTLS:
         cas: tuple[x509.Certificate, ...] = ()
         if self.ca is not None:
             try:
-                pem = _read(self.ca, "ca")
+                pem = read_file(self.ca, "ca")
             except ConfigError as e:
                 raise _rekeyed(e, {"tls.ca": "ca"}) from None
             try:
@@ -143,7 +150,7 @@ class ClientTLS:
 
 def _optional_path(what: str) -> Callable[[Any], str | None]:
     def coerce(value: Any) -> str | None:
-        return None if value is None else _path(value, what)
+        return None if value is None else file_path(value, what)
 
     return coerce
 

@@ -370,4 +370,8 @@ class ServiceConfig:
 
     @property
     def base_dir(self) -> str:
+        """
+        The directory relative paths of this configuration are relative to.
+        """
         return os.path.dirname(os.path.abspath(self.file)) if self.file else os.getcwd()
+

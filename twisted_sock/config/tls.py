@@ -115,23 +115,23 @@ class TLSConfig:
             except (ValueError, TypeError) as e:
                 raise ConfigError(str(e), key=f"tls.{key}", value=raw) from None
 
-        coerce("certificate", lambda v: _path(v, "certificate"))
-        coerce("private_key", lambda v: _path(v, "private_key"))
-        coerce("client_ca", lambda v: None if v is None else _path(v, "client_ca"))
+        coerce("certificate", lambda v: file_path(v, "certificate"))
+        coerce("private_key", lambda v: file_path(v, "private_key"))
+        coerce("client_ca", lambda v: None if v is None else file_path(v, "client_ca"))
         coerce("ports", values.port_list)
         coerce("starttls", lambda v: _choice(v, STARTTLS_MODES, "starttls"))
-        coerce("alpn", _alpn_list)
+        coerce("alpn", alpn_list)
         coerce("alpn_required", lambda v: values.boolean(v, "alpn_required"))
         coerce("require_client_certificate",
                lambda v: values.boolean(v, "require_client_certificate"))
-        coerce("min_version", _min_version)
+        coerce("min_version", min_version_name)
         coerce("handshake_timeout", lambda v: _positive_seconds(v, "handshake_timeout"))
         coerce("sniff_timeout", lambda v: _positive_seconds(v, "sniff_timeout"))
         if self.accept_alpn is not None and not callable(self.accept_alpn):
             raise ConfigError("must be callable", key="tls.accept_alpn", value=self.accept_alpn)
         if self.require_client_certificate and self.client_ca is None:
             raise ConfigError("require_client_certificate needs client_ca", key="tls.client_ca")
-        set_(self, "material", _load_material(self.certificate, self.private_key, self.client_ca))
+        set_(self, "material", load_material(self.certificate, self.private_key, self.client_ca))
 
     def offered(self, mode: str) -> tuple[str, ...]:
         """
@@ -143,7 +143,7 @@ class TLSConfig:
         return self.alpn  # type: ignore[no-any-return]
 
 
-def _path(value: Any, what: str) -> str:
+def file_path(value: Any, what: str) -> str:
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise ValueError(f"{what} must be a file path")
     return os.path.abspath(os.fspath(value))
@@ -157,7 +157,7 @@ def _choice(value: Any, choices: tuple[str, ...], what: str) -> str:
     return value.strip().lower()
 
 
-def _min_version(value: Any) -> str:
+def min_version_name(value: Any) -> str:
     text = str(value).strip()
     for version in MIN_VERSIONS:
         if text.lower() in (version.lower(), version[4:], version.lower().replace("v", " v")):
@@ -172,7 +172,7 @@ def _positive_seconds(value: Any, what: str) -> float:
     return number
 
 
-def _alpn_list(value: Any) -> tuple[str, ...]:
+def alpn_list(value: Any) -> tuple[str, ...]:
     if value in (None, (), [], ""):
         return ()
     names = values.name_list(value, "alpn")
@@ -183,7 +183,7 @@ def _alpn_list(value: Any) -> tuple[str, ...]:
     return names
 
 
-def _read(path: str, what: str) -> bytes:
+def read_file(path: str, what: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -193,9 +193,9 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(f"cannot read: {e.strerror}", key=f"tls.{what}", value=path) from None
 
 
-def _load_material(cert_path: str, key_path: str, ca_path: str | None) -> KeyMaterial:
-    cert_pem = _read(cert_path, "certificate")
-    key_pem = _read(key_path, "private_key")
+def load_material(cert_path: str, key_path: str, ca_path: str | None) -> KeyMaterial:
+    cert_pem = read_file(cert_path, "certificate")
+    key_pem = read_file(key_path, "private_key")
     try:
         chain = tuple(x509.load_pem_x509_certificates(cert_pem))
     except ValueError:
@@ -216,7 +216,7 @@ def _load_material(cert_path: str, key_path: str, ca_path: str | None) -> KeyMat
                           key="tls.private_key", value=key_path)
     cas: tuple[x509.Certificate, ...] = ()
     if ca_path is not None:
-        ca_pem = _read(ca_path, "client_ca")
+        ca_pem = read_file(ca_path, "client_ca")
         try:
             cas = tuple(x509.load_pem_x509_certificates(ca_pem))
         except ValueError:

@@ -305,13 +305,16 @@ def file_mode(value: Any) -> int:
     """
     if isinstance(value, bool):
         raise ValueError("mode must be an octal string such as \"0660\"")
+    shown = value
     if isinstance(value, str):
         text = value.strip().lower().removeprefix("0o")
         if not text or any(c not in "01234567" for c in text):
             raise ValueError(f"{value!r} is not an octal file mode")
         value = int(text, 8)
     if not isinstance(value, int) or not 0 <= value <= 0o777:
-        raise ValueError(f"{value!r} is not a file mode (0000-0777)")
+        if isinstance(value, int):
+            shown = f"{shown!r} (0o{value:o})" if isinstance(shown, str) else f"0o{value:o}"
+        raise ValueError(f"{shown} is not a file mode (0000-0777)")
     return value
 
 

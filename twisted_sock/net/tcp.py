@@ -31,6 +31,7 @@ from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
+from twisted_sock.policy.incoming import REFUSE_PROXY_HEADER
 from twisted_sock.reasons import ShutdownReason
 
 log = Logger(namespace="twisted_sock")
@@ -347,6 +348,26 @@ class _Refuser(_Pending):
         pass
 
 
+def _hand_over(transport: Any, protocol: Any, state: SocketState, data: list[bytes]) -> bool:
+    """
+    Give a held connection (accept hook, PROXY header) its next protocol
+    and the bytes read meanwhile; a refusal by the handler's factory resets
+    it. C{False} when the connection was refused.
+    """
+    if isinstance(protocol, _Refuser):
+        refuse_by_handler(transport)
+        return False
+    if not isinstance(protocol, _Pending):  # the application itself: it counts now
+        state.accepted += 1
+        transport.sock_counted = True
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    for chunk in data:
+        if chunk:
+            protocol.dataReceived(chunk)
+    return True
+
+
 class _HookGate(_Pending):
     """
     Holds a connection while the user's C{accept} hook decides (it may return
@@ -398,18 +419,9 @@ class _HookGate(_Pending):
                                      transport.sock_credentials)
             _Refuser(already_counted=True).makeConnection(transport)
             return
-        protocol = self._factory.build_application(self._addr)
-        if isinstance(protocol, _Refuser):
-            refuse_by_handler(transport)
-            return
-        state.accepted += 1
-        transport.sock_counted = True
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
-        for chunk in self._buffer:
-            protocol.dataReceived(chunk)
-        self._buffer = []
-        transport.resumeProducing()
+        buffered, self._buffer = self._buffer, []
+        if _hand_over(transport, self._factory.build_application(self._addr), state, buffered):
+            transport.resumeProducing()
 
     def dataReceived(self, data: bytes) -> None:
         self._buffer.append(data)
@@ -441,8 +453,7 @@ class _ProxyGate(_Pending):
     def makeConnection(self, transport: Any) -> None:
         self.transport = transport
         self.connected = 1
-        self._timer = transport.reactor.callLater(PROXY_HEADER_TIMEOUT, self._refuse,
-                                                  "bad-proxy-header", "no PROXY header in time")
+        self._timer = transport.reactor.callLater(PROXY_HEADER_TIMEOUT, self._refuse)
 
     def dataReceived(self, data: bytes) -> None:
         from twisted_sock.policy.proxy import ProxyHeaderError
@@ -451,8 +462,8 @@ class _ProxyGate(_Pending):
             return
         try:
             header = self._reader.feed(data)
-        except ProxyHeaderError as e:
-            self._refuse("bad-proxy-header", str(e))
+        except ProxyHeaderError:
+            self._refuse()
             return
         if header is None:
             return
@@ -473,19 +484,12 @@ class _ProxyGate(_Pending):
             transport.sock_proxy_peer = header.source
         # A LOCAL/UNKNOWN header (the proxy's own health check) keeps the
         # proxy as the peer: it was admitted as a trusted proxy.
-        protocol = self._factory.after_decision(self._addr)
-        if isinstance(protocol, _Refuser):
-            refuse_by_handler(transport)
-            return
-        if not isinstance(protocol, _Pending):
-            state.accepted += 1
-            transport.sock_counted = True
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
-        if header.rest:
-            protocol.dataReceived(header.rest)
+        _hand_over(transport, self._factory.after_decision(self._addr), state, [header.rest])
 
-    def _refuse(self, reason: str, why: str) -> None:
+    def _refuse(self) -> None:
+        """
+        No valid PROXY header (invalid, too long, or not in time): reset.
+        """
         self._timer = None
         transport: Any = self.transport
         if transport is None or transport.disconnected:
@@ -493,7 +497,7 @@ class _ProxyGate(_Pending):
         state = self._factory.state
         # Counted and logged (rate-limited) like every refusal.
         state.refused_connection(transport.client[0], transport.client[1], transport.server.sock_port,
-                                 reason)
+                                 REFUSE_PROXY_HEADER.reason)
         transport.sock_reason = ShutdownReason.REJECTED
         transport.abortConnection()
 
@@ -564,11 +568,11 @@ def open_tcp_listener(spec: ListenerSpec, factory: IProtocolFactory, state: Sock
     try:
         port.startListening()
     except error.CannotListenError as e:
-        raise BindError(spec.address, spec.port, _os_reason(e.socketError), socket=spec.socket) from None
+        raise BindError(spec.address, spec.port, os_reason(e.socketError), socket=spec.socket) from None
     return port
 
 
-def _os_reason(err: Any) -> str:
+def os_reason(err: Any) -> str:
     if isinstance(err, OSError) and err.strerror:
         name = errno.errorcode.get(err.errno or 0, "")
         return f"{err.strerror} ({name})" if name else err.strerror

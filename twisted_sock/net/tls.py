@@ -127,16 +127,7 @@ class TLSSession:
         self.state = state
 
     def handshake_failed(self, raw: Any, why: str) -> None:
-        if raw is None or raw.sock_reason is not None:
-            return
-        raw.sock_reason = ShutdownReason.TLS_HANDSHAKE_FAILED
-        state = self.state
-        state.tls_failures += 1
-        host, port = raw.client[0], raw.client[1]
-        state.tls_log.event(
-            lambda: f"socket {state.name!r}: TLS handshake failed with "
-            f"{_hostport(host, port)} on port {raw.server.sock_port}: {why}"
-        )
+        record_handshake_failure(raw, why)
 
     def completed(self, tls_protocol: Any, raw: Any) -> bool:
         """
@@ -168,6 +159,23 @@ class TLSSession:
         return ok
 
 
+def record_handshake_failure(raw: Any, why: str) -> None:
+    """
+    A handshake on a connection twisted-sock accepted failed: reason
+    C{TLS_HANDSHAKE_FAILED}, counted in C{tls_failures}, logged (rate-limited).
+    """
+    if raw is None or raw.sock_reason is not None:
+        return
+    raw.sock_reason = ShutdownReason.TLS_HANDSHAKE_FAILED
+    state = raw.sock_state
+    state.tls_failures += 1
+    host, port = raw.client[0], raw.client[1]
+    state.tls_log.event(
+        lambda: f"socket {state.name!r}: TLS handshake failed with "
+        f"{_hostport(host, port)} on port {raw.server.sock_port}: {why}"
+    )
+
+
 def _describe(reason: Failure | None) -> str:
     if reason is None:
         return "closed before the handshake finished"
@@ -191,7 +199,7 @@ class _TLSPending(Protocol):
 
     _done = False
     _timer: Any = None
-    _raw: Any = None
+    _raw_transport: Any = None
 
     def __init__(self, session: TLSSession, app: AppBuilder, addr: Any) -> None:
         self._session = session
@@ -200,14 +208,14 @@ class _TLSPending(Protocol):
 
     def makeConnection(self, transport: Any) -> None:
         self.transport = transport
-        self._raw = raw = _raw(transport)
+        self._raw_transport = raw = _raw(transport)
         if raw is not None:
             self._timer = raw.reactor.callLater(self._session.tls.handshake_timeout,
                                                 self._timed_out)
 
     def _timed_out(self) -> None:
         self._timer = None
-        self._session.handshake_failed(self._raw, "handshake timed out")
+        self._session.handshake_failed(self._raw_transport, "handshake timed out")
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def _cancel(self) -> None:
@@ -219,7 +227,7 @@ class _TLSPending(Protocol):
         self._cancel()
         self._done = True
         tls_protocol: Any = self.transport
-        raw = self._raw
+        raw = self._raw_transport
         if not self._session.completed(tls_protocol, raw):
             return
         app = self._app.build(self._addr)
@@ -235,7 +243,7 @@ class _TLSPending(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel()
         if not self._done:
-            self._session.handshake_failed(self._raw, _describe(reason))
+            self._session.handshake_failed(self._raw_transport, _describe(reason))
 
 
 class _PendingFactory:
@@ -326,8 +334,9 @@ class _StartTLSProtocol(Protocol):
         if verdict.kind is Kind.STARTTLS:
             transport.write(b"READY\r\n" if verdict.crlf else b"READY\n")
             if verdict.data:
-                log.info("socket {socket!r}: discarded {count} plaintext byte(s) sent after STARTTLS",
-                         socket=self._factory.session.state.name, count=len(verdict.data))
+                state, count = self._factory.session.state, len(verdict.data)
+                state.tls_log.event(lambda: f"socket {state.name!r}: discarded {count} plaintext "
+                                    "byte(s) sent after STARTTLS")
         transport.startTLS(self._factory.options)
         self._timer = transport.reactor.callLater(self._factory.tls.handshake_timeout,
                                                   self._handshake_timeout)
@@ -408,9 +417,7 @@ class _HandshakeWatch:
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._tls.wrappedProtocol = self._inner
         if not self._done.called:
-            raw = _raw(self._tls.transport)
-            if raw is not None:
-                TLSSession(None, raw.sock_state).handshake_failed(raw, _describe(reason))  # type: ignore[arg-type]
+            record_handshake_failure(_raw(self._tls.transport), _describe(reason))
             self._done.errback(Failure(TLSHandshakeError(_describe(reason))))
         self._inner.connectionLost(reason)
 

@@ -243,7 +243,7 @@ class DatagramPort(udp.Port):
                 try:
                     protocol.datagramReceived(data, addr)
                 except Exception:
-                    self._handler_log.event(_handler_error_text(state.name, addr))
+                    self._handler_log.event(handler_error_text(state.name, addr))
         finally:
             self.sock_accepted += accepted
             state.accepted += accepted
@@ -289,7 +289,7 @@ def handler_error_log(socket_name: str, clock: Any) -> RateLimitedLog:
     return RateLimitedLog(emit, clock)
 
 
-def _handler_error_text(socket_name: str, addr: Any) -> Any:
+def handler_error_text(socket_name: str, addr: Any) -> Any:
     return lambda: f"socket {socket_name!r}: handler raised on a datagram from {addr[0]}:{addr[1]}"
 
 
@@ -304,9 +304,9 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     try:
         port.startListening()
     except error.CannotListenError as e:
-        from twisted_sock.net.tcp import _os_reason
+        from twisted_sock.net.tcp import os_reason
 
-        raise BindError(spec.address, spec.port, _os_reason(e.socketError), socket=spec.socket) from None
+        raise BindError(spec.address, spec.port, os_reason(e.socketError), socket=spec.socket) from None
     except OSError as e:
         if getattr(port, "connected", False):
             port.stopListening()

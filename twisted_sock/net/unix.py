@@ -31,8 +31,8 @@ from twisted.logger import Logger
 from twisted_sock.errors import BindError
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import IdleSockServer, SockServer, _os_reason
-from twisted_sock.net.udp import MAX_DATAGRAM, _handler_error_text, handler_error_log
+from twisted_sock.net.tcp import IdleSockServer, SockServer, os_reason
+from twisted_sock.net.udp import MAX_DATAGRAM, handler_error_log, handler_error_text
 
 log = Logger(namespace="twisted_sock")
 
@@ -97,7 +97,7 @@ def clear_stale(path: str, kind: int) -> None:
     except OSError as e:
         if e.errno == errno.EPROTOTYPE:
             raise BindError(path, None, "a socket of another type is listening on it") from None
-        raise BindError(path, None, _os_reason(e)) from None
+        raise BindError(path, None, os_reason(e)) from None
     finally:
         probe.close()
     raise BindError(path, None, "another server is already listening on it")
@@ -272,7 +272,7 @@ class LocalDatagramPort(unix.DatagramPort):
             try:
                 protocol.datagramReceived(data, addr)
             except Exception:
-                self._handler_log.event(_handler_error_text(state.name, (addr or "(unbound)", "")))
+                self._handler_log.event(handler_error_text(state.name, (addr or "(unbound)", "")))
 
     def _ask_hook(self, hook: Any, addr: Any) -> Any:
         """
@@ -334,9 +334,9 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     try:
         port.startListening()
     except error.CannotListenError as e:
-        raise BindError(spec.address, None, _os_reason(e.socketError), socket=spec.socket) from None
+        raise BindError(spec.address, None, os_reason(e.socketError), socket=spec.socket) from None
     except OSError as e:
         if getattr(port, "connected", False):
             port.connectionLost(None)
-        raise BindError(spec.address, None, _os_reason(e), socket=spec.socket) from None
+        raise BindError(spec.address, None, os_reason(e), socket=spec.socket) from None
     return port
