@@ -6,8 +6,10 @@ test keeps running.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
+import ssl
 import subprocess
 from dataclasses import dataclass
 
@@ -110,3 +112,43 @@ def socat_exchange(host: str, port: int, payload: bytes) -> bytes:
         input=payload, capture_output=True, timeout=TIMEOUT,
     )
     return done.stdout
+
+
+def last_words(raw: socket.socket, ctx: ssl.SSLContext, payload: bytes, *,
+               server_side: bool = False) -> tuple[bytes, bool]:
+    """
+    A TLS handshake over the connected C{raw} socket (through memory BIOs,
+    so that what is sent when is ours to choose), then what is left of our
+    handshake, C{payload} and our C{close_notify} sent as one segment --
+    what a peer that writes and closes at once produces. Reads until the
+    other end closes; returns the plaintext it sent and whether its
+    C{close_notify} came after it.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_side=server_side,
+                       server_hostname=None if server_side else "localhost")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            if not data:
+                raise ConnectionError("closed during the TLS handshake") from None
+            incoming.write(data)
+    tls.write(payload)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.unwrap()
+    raw.sendall(outgoing.read())
+    got = b""
+    while data := raw.recv(65536):
+        incoming.write(data)
+        try:
+            while chunk := tls.read(65536):
+                got += chunk
+        except ssl.SSLWantReadError:
+            continue
+        except ssl.SSLZeroReturnError:
+            return got, True
+    return got, False

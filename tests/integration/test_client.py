@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from tests.conftest import ipv6_loopback, require_tool
 from tests.integration import handlers_for_tests as rec
+from tests.integration.clients import last_words
 from tests.integration.conftest import port_of, tcp, until
 from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd
 from twisted_sock import ConnectionFailed, ShutdownReason, SocketConfig, TLSConfig, open_socket
@@ -1314,3 +1315,26 @@ async def test_api_names_ipv6_and_local_port(serve):
     assert connecting.info is not None and connecting.info.local.port == local
     await until(lambda: any(i.peer.port == local for i in rec.INFOS))
     await close(protocol)
+
+
+@pytest_twisted.ensureDeferred
+async def test_api_reply_to_data_that_came_with_close_notify(pki):
+    """
+    A server that sends its last words and close_notify in one segment
+    still gets the protocol's reply to them (Twisted's TLS layer would drop
+    it; see twisted_sock.net.tls.SockTLSProtocol).
+    """
+    server = ThreadServer(lambda conn, addr: last_words(conn, server_context(pki), b"hello\n",
+                                                        server_side=True))
+
+    class Replier(Collector):
+        def dataReceived(self, data: bytes) -> None:
+            super().dataReceived(data)
+            self.transport.write(b"reply to " + data)  # type: ignore[union-attr]
+
+    connecting = open_socket(server.address, Factory.forProtocol(Replier), tls=True,
+                             ca=pki.ca_certificate, server_name="localhost")
+    protocol = await connecting.addTimeout(TIMEOUT, reactor)
+    await protocol.closed.addTimeout(TIMEOUT, reactor)
+    assert protocol.received == b"hello\n"
+    assert await threads.deferToThread(server.result) == (b"reply to hello\n", True)

@@ -19,7 +19,7 @@ from twisted.internet import threads
 
 from tests.conftest import require_tool
 from tests.integration import handlers_for_tests as rec
-from tests.integration.clients import TIMEOUT, connect, curl, exchange, wait_for_close
+from tests.integration.clients import TIMEOUT, connect, curl, exchange, last_words, wait_for_close
 from tests.integration.conftest import port_of, tcp, until
 from twisted_sock import TLSConfig
 from twisted_sock.testing import TestPKI, make_pki
@@ -381,3 +381,59 @@ async def test_connection_info_for_http2_requests(serve, pki):
     done = await threads.deferToThread(curl, f"https://localhost:{port}/", "--cacert",
                                        pki.ca_certificate, "--http2")
     assert done.stdout == "sock0 http True h2\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_reply_to_data_that_came_with_close_notify(serve, pki):
+    """
+    Data and the client's close_notify in one segment: the echo is sent
+    before the server's close_notify (Twisted's TLS layer drops writes
+    still aggregated when it answers a close_notify; see SockTLSProtocol).
+    """
+    service = serve(tcp(tls=tls_config(pki)))
+    port = port_of(service)
+
+    def run():
+        with connect("127.0.0.1", port) as raw:
+            return last_words(raw, client_context(pki), b"last words\n")
+
+    for _ in range(5):
+        assert await threads.deferToThread(run) == (b"last words\n", True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_reply_to_data_that_came_with_close_notify_after_starttls(serve, pki):
+    """
+    The same on a STARTTLS port (the TLS layer comes from startTLS).
+    """
+    service = serve(tcp(tls=tls_config(pki, ports=[], starttls="command")))
+    port = port_of(service)
+
+    def run():
+        with connect("127.0.0.1", port) as raw:
+            raw.sendall(b"STARTTLS\n")
+            assert raw.recv(6) == b"READY\n"
+            return last_words(raw, client_context(pki), b"after starttls\n")
+
+    assert await threads.deferToThread(run) == (b"after starttls\n", True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_request_that_came_with_close_notify_is_answered(serve, pki):
+    """
+    An HTTP/1.0 request followed at once by close_notify still gets its
+    response over HTTPS.
+    """
+    service = serve(tcp(local_ports=[], http_ports=[0], tls=tls_config(pki)))
+    port = port_of(service, mode="http")
+
+    def run():
+        with connect("127.0.0.1", port) as raw:
+            request = b"GET /status.json HTTP/1.0\r\nHost: localhost\r\n\r\n"
+            return last_words(raw, client_context(pki), request)
+
+    got, clean = await threads.deferToThread(run)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 "), got[:200]
+    assert json.loads(body)["sockets"][0]["name"] == "sock0"
+    assert clean
