@@ -774,16 +774,12 @@ def twistd_sock(pki, tmp_path_factory) -> Iterator[dict[str, dict[tuple[str, str
     server = Twistd("--config", "sock.toml", cwd=str(directory))
     sockets: dict[str, dict[tuple[str, str], Any]] = {}
     try:
-        lines = [line for line in server.log if LISTENING.search(line)]
-        deadline = time.monotonic() + TIMEOUT
-        while len(sockets) < 5:
-            assert time.monotonic() < deadline, "twistd did not log every listener"
-            if not lines:
-                lines.append(server.proc.stdout.readline())  # type: ignore[union-attr]
-            line = lines.pop(0)
-            match = LISTENING.search(line)
-            if match:
-                sockets[match.group(1)] = _parse_listeners(line)
+        line = next(line for line in server.log if LISTENING.search(line))
+        while True:
+            sockets[LISTENING.search(line).group(1)] = _parse_listeners(line)  # type: ignore[union-attr]
+            if len(sockets) == 5:
+                break
+            line = server.wait_for(LISTENING, TIMEOUT)
         yield sockets
     finally:
         server.stop()

@@ -13,7 +13,6 @@ import signal
 import socket
 import stat
 import textwrap
-import time
 
 from tests.integration.clients import exchange
 from tests.integration.conftest import free_port
@@ -48,15 +47,9 @@ def admin(path: str, command: str) -> str:
 
 def wait_for_log(server: Twistd, needle: str, timeout: float = 10.0) -> str:
     """
-    Read the server's log lines until one contains C{needle}.
+    The server's next log line that contains C{needle}.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = server.proc.stdout.readline()  # type: ignore[union-attr]
-        server.log.append(line)
-        if needle in line:
-            return line
-    raise AssertionError(f"{needle!r} not logged:\n" + "".join(server.log[-20:]))
+    return server.wait_for(needle, timeout)
 
 
 

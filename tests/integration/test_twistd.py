@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,10 @@ START_TIMEOUT = 20.0
 class Twistd:
     """
     A C{twistd -n sock ...} subprocess; knows the listeners it logged.
+
+    A thread reads its output line by line into L{log} from the start to
+    the end, so no line is lost between L{wait_for} and L{stop} and a
+    server that logs a lot never blocks on a full pipe.
     """
 
     def __init__(self, *args: str, cwd: str | None = None) -> None:
@@ -39,40 +44,78 @@ class Twistd:
         )
         self.log: list[str] = []
         self.listeners: dict[tuple[str, str], int] = {}
+        self._seen = 0
+        self._ended = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         try:
-            self._wait_until_listening()
+            self._parse_listening(self.wait_for(LISTENING, START_TIMEOUT))
         except BaseException:
             self.proc.kill()  # never leave a server behind
             self.proc.wait(timeout=START_TIMEOUT)
             raise
 
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+    def _read(self) -> None:
         assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError("twistd exited:\n" + "".join(self.log))
-            self.log.append(line)
-            match = LISTENING.search(line)
-            if match:
-                for item in match.group(2).split(", "):
-                    hostport, mode = item.rsplit(" ", 1)
-                    if hostport.startswith(("/", "@")):  # a UNIX socket path
-                        self.listeners[(hostport, mode.strip("()"))] = 0
-                        continue
-                    host, _, port = hostport.rpartition(":")
-                    self.listeners[(host.strip("[]"), mode.strip("()"))] = int(port)
-                return
-        raise AssertionError("twistd did not start in time:\n" + "".join(self.log))
+        for line in self.proc.stdout:
+            with self._changed:
+                self.log.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def _parse_listening(self, line: str) -> None:
+        match = LISTENING.search(line)
+        assert match is not None
+        for item in match.group(2).split(", "):
+            hostport, mode = item.rsplit(" ", 1)
+            if hostport.startswith(("/", "@")):  # a UNIX socket path
+                self.listeners[(hostport, mode.strip("()"))] = 0
+                continue
+            host, _, port = hostport.rpartition(":")
+            self.listeners[(host.strip("[]"), mode.strip("()"))] = int(port)
+
+    def wait_for(self, needle: str | re.Pattern[str], timeout: float = 10.0) -> str:
+        """
+        The next log line (after those already returned) that contains
+        C{needle} or matches it; fails after C{timeout} seconds or when
+        twistd exits first.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                while self._seen < len(self.log):
+                    line = self.log[self._seen]
+                    self._seen += 1
+                    if (needle.search(line) if isinstance(needle, re.Pattern) else needle in line):
+                        return line
+                if self._ended:
+                    raise AssertionError(f"twistd exited before logging {needle!r}:\n" + "".join(self.log))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{needle!r} not logged within {timeout} s:\n"
+                                         + "".join(self.log[-20:]))
+                self._changed.wait(remaining)
 
     def port(self, mode: str = "data", host: str = "127.0.0.1") -> int:
         return self.listeners[(host, mode)]
 
     def stop(self) -> str:
+        """
+        SIGTERM, wait for the exit; returns the whole log.
+        """
         self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=START_TIMEOUT)
-        return "".join(self.log) + out
+        try:
+            self.proc.wait(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=START_TIMEOUT)
+            raise
+        self._reader.join(START_TIMEOUT)
+        with self._changed:
+            return "".join(self.log)
 
 
 def run(*argv: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -162,8 +205,8 @@ def test_config_file_with_modes(tmp_path):
     """))
     server = Twistd("--config", "sock.toml", cwd=str(tmp_path))
     try:
-        # The first listening line is for "open"; read the second too.
-        line = server.proc.stdout.readline()  # type: ignore[union-attr]
+        # The first listening line is for "open"; wait for the second too.
+        line = server.wait_for(LISTENING)
         strict_port = int(LISTENING.search(line).group(2).split(", ")[0].rsplit(":", 1)[1].split()[0])
         assert exchange("127.0.0.1", server.port("data"), b"hi").data == b"hi"
         assert exchange("127.0.0.1", strict_port, b"hi").kind == "reset"
@@ -299,7 +342,7 @@ def test_twistd_tls_flags_serve_https_and_tls_echo(tmp_path):
         assert listener["tls"] is True and len(listener["fingerprint"].split(":")) == 32
     finally:
         log = server.stop()
-    assert f"SHA-256 {listener['fingerprint']}" in log
+    assert f"SHA-256 {listener['fingerprint']}" in log, log
 
 
 @pytest.mark.parametrize(
