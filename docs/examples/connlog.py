@@ -25,7 +25,6 @@ def observer():
         if event.get("connection_ended"):
             record = {"time": round(event["log_time"], 3)}
             record.update((key, event.get(key)) for key in FIELDS)
-            record["tls"] = bool(record["tls"])          # the event's tls is text: "", " TLS", " TLS h2"
             record["duration"] = round(record["duration"], 6)
             out.write(json.dumps(record) + "\n")
 

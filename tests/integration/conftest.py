@@ -33,6 +33,38 @@ def serve() -> Iterator[Callable[..., SockService]]:
             pytest_twisted.blockon(service.stopService())
 
 
+class ConnectionEvents(list):  # type: ignore[type-arg]
+    """
+    Connection-log events (C{connection_ended}) as Twisted log observers
+    get them.
+    """
+
+    def on(self, port: int) -> list[dict[str, Any]]:
+        """
+        Those of connections to C{port} (a connection of an earlier test may
+        end while this one runs).
+        """
+        return [event for event in self if event["local_port"] == port]
+
+
+@pytest.fixture
+def connection_events() -> Iterator[ConnectionEvents]:
+    """
+    The connection-log events emitted during the test.
+    """
+    from twisted.logger import globalLogPublisher
+
+    events = ConnectionEvents()
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("connection_ended"):
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield events
+    globalLogPublisher.removeObserver(observe)
+
+
 def port_of(service: SockService, socket: str = "sock0", mode: str = "data",
             address: str = "127.0.0.1") -> int:
     """

@@ -355,3 +355,33 @@ async def test_per_ip_limit_set_at_run_time_counts_open_connections(serve):
     await until(lambda: sock.statistics().connections == 0)
     out = await threads.deferToThread(exchange, "127.0.0.1", port)
     assert out.kind == "data"
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_log_event_fields(serve, connection_events):
+    """
+    One structured event per ended connection: peer (IPv6 in brackets in
+    the text), ports, mode, no TLS, the reason, bytes from TCP_INFO (the
+    peer's FIN not counted); none with log_connections off.
+    """
+    from twisted.logger import formatEvent
+
+    host = "::1" if ipv6_loopback() else "127.0.0.1"
+    service = serve(tcp())
+    port = port_of(service, address=host)
+    assert (await threads.deferToThread(exchange, host, port, b"12345")).data == b"12345"
+    await until(lambda: len(connection_events.on(port)) == 1)
+    (event,) = connection_events.on(port)
+    assert {key: event[key] for key in ("socket", "peer", "local_port", "mode", "tls", "alpn", "reason",
+                                        "bytes_in", "bytes_out")} == {
+        "socket": "sock0", "peer": host, "local_port": port, "mode": "data", "tls": False, "alpn": None,
+        "reason": "BY_PEER", "bytes_in": 5, "bytes_out": 5}
+    peer = f"[{host}]" if ":" in host else host
+    assert formatEvent(event) == (f"connection {peer}:{event['peer_port']} on sock0 {port} (data) ended "
+                                  f"BY_PEER after {event['duration']:.3f} s, 5 B in, 5 B out")
+
+    quiet = serve(tcp(), log_connections=False)
+    quiet_port = port_of(quiet)
+    assert (await threads.deferToThread(exchange, "127.0.0.1", quiet_port, b"x")).data == b"x"
+    await until(lambda: quiet.sockets["sock0"].statistics().closed.get("BY_PEER") == 1)
+    assert connection_events.on(quiet_port) == []

@@ -437,3 +437,28 @@ async def test_https_request_that_came_with_close_notify_is_answered(serve, pki)
     assert head.startswith(b"HTTP/1.0 200 "), got[:200]
     assert json.loads(body)["sockets"][0]["name"] == "sock0"
     assert clean
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_log_event_over_tls(serve, pki, connection_events):
+    """
+    The connection log's structured event for a TLS connection with ALPN:
+    every documented field, and the text a text observer prints.
+    """
+    from twisted.logger import formatEvent
+
+    service = serve(tcp(tls=tls_config(pki, alpn=["echo"])))
+    port = port_of(service)
+    assert await threads.deferToThread(tls_exchange, pki, port, b"12345", ["echo"]) == ("echo", b"12345")
+    await until(lambda: len(connection_events.on(port)) == 1)
+    (event,) = connection_events.on(port)
+    fields = {key: event[key] for key in ("socket", "peer", "local_port", "local", "mode", "tls", "alpn",
+                                          "reason")}
+    assert fields == {"socket": "sock0", "peer": "127.0.0.1", "local_port": port, "local": port,
+                      "mode": "data", "tls": True, "alpn": "echo", "reason": "BY_PEER"}
+    assert isinstance(event["peer_port"], int) and event["peer_port"] > 0
+    assert 0 <= event["duration"] < TIMEOUT
+    assert event["bytes_in"] > 5 and event["bytes_out"] > 5  # TLS records, not just the payload
+    assert formatEvent(event) == (
+        f"connection 127.0.0.1:{event['peer_port']} on sock0 {port} (data TLS echo) ended BY_PEER "
+        f"after {event['duration']:.3f} s, {event['bytes_in']} B in, {event['bytes_out']} B out")

@@ -174,9 +174,11 @@ class SockServer(tcp.Server):
         tcp.Server.connectionLost(self, reason)
         if self.sock_reason is None:
             self.sock_reason = self.sock_default_reason
-        state.closed(self, self.sock_reason if self.sock_counted else None)
         if traffic is not None:
+            # Before closed(): that may end a drain, and what waits on it
+            # (the end of stopService) comes after this connection's event.
             _log_connection(self, traffic)
+        state.closed(self, self.sock_reason if self.sock_counted else None)
 
 
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
@@ -218,18 +220,22 @@ def _log_connection(transport: SockServer, traffic: tuple[int | None, int | None
     reason = transport.sock_reason.name if transport.sock_reason else "NORMAL"
     if bytes_in and reason == "BY_PEER":
         bytes_in -= 1  # the kernel counts the peer's FIN as one byte received
+    peer_text = f"[{peer}]:{port}" if port is not None and ":" in peer else (
+        f"{peer}:{port}" if port is not None else peer)
+    duration = transport.reactor.seconds() - transport.sock_started  # type: ignore[attr-defined]
+    traffic_text = "" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out"
+    # The message is formatted here with an f-string: twisted.logger's own
+    # format-string rendering of eight fields cost as much again as the
+    # rest of the connection (see docs/performance.rst).
     log.info(
-        "connection {peer_text} on {socket} {local} ({mode}{tls}) ended {reason} after "
-        "{duration:.3f} s{traffic_text}",
-        peer_text=f"[{peer}]:{port}" if port is not None and ":" in peer else
-        (f"{peer}:{port}" if port is not None else peer),
+        "{summary}",
+        summary=f"connection {peer_text} on {transport.sock_state.name} {server.sock_port} "
+                f"({server.sock_mode}{_tls_text(transport)}) ended {reason} after {duration:.3f} s"
+                f"{traffic_text}",
         socket=transport.sock_state.name, peer=peer, peer_port=port, local=server.sock_port,
-        local_port=server.sock_port, mode=server.sock_mode,
-        tls=_tls_text(transport),
+        local_port=server.sock_port, mode=server.sock_mode, tls=bool(transport.sock_tls),
         alpn=transport.sock_alpn, reason=reason, bytes_in=bytes_in, bytes_out=bytes_out,
-        duration=transport.reactor.seconds() - transport.sock_started,  # type: ignore[attr-defined]
-        traffic_text="" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out",
-        connection_ended=True,
+        duration=duration, connection_ended=True,
     )
 
 
