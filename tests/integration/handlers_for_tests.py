@@ -147,3 +147,16 @@ class H2Info(Resource):
 
 h2_info = H2Info()
 udp_single = FragileEcho()
+
+
+class Goodbye(Protocol):
+    """
+    Answers the first data with C{bye} and closes the connection.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"bye")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+goodbye_factory = Factory.forProtocol(Goodbye)

@@ -399,6 +399,8 @@ async def test_reply_to_data_that_came_with_close_notify(serve, pki):
 
     for _ in range(5):
         assert await threads.deferToThread(run) == (b"last words\n", True)
+    # The client's close_notify ended each session.
+    await until(lambda: service.sockets["sock0"].statistics().closed.get("BY_PEER") == 5)
 
 
 @pytest_twisted.ensureDeferred
@@ -416,6 +418,7 @@ async def test_reply_to_data_that_came_with_close_notify_after_starttls(serve, p
             return last_words(raw, client_context(pki), b"after starttls\n")
 
     assert await threads.deferToThread(run) == (b"after starttls\n", True)
+    await until(lambda: service.sockets["sock0"].statistics().closed.get("BY_PEER") == 1)
 
 
 @pytest_twisted.ensureDeferred
@@ -462,3 +465,26 @@ async def test_connection_log_event_over_tls(serve, pki, connection_events):
     assert formatEvent(event) == (
         f"connection 127.0.0.1:{event['peer_port']} on sock0 {port} (data TLS echo) ended BY_PEER "
         f"after {event['duration']:.3f} s, {event['bytes_in']} B in, {event['bytes_out']} B out")
+
+
+@pytest_twisted.ensureDeferred
+async def test_who_ended_a_tls_session(serve, pki):
+    """
+    The handler closing a TLS connection is NORMAL (the client then sees
+    our close_notify); a client's close_notify is BY_PEER (see the
+    close_notify tests above).
+    """
+    service = serve(tcp(tls=tls_config(pki), handler="tests.integration.handlers_for_tests:goodbye_factory"))
+    port = port_of(service)
+
+    def run():
+        with client_context(pki).wrap_socket(connect("127.0.0.1", port), server_hostname="localhost") as s:
+            s.sendall(b"hi")
+            got = b""
+            while chunk := s.recv(100):  # b"" at the server's close_notify
+                got += chunk
+            return got
+
+    assert await threads.deferToThread(run) == b"bye"
+    await until(lambda: service.sockets["sock0"].statistics().closed.get("NORMAL") == 1)
+    assert service.sockets["sock0"].statistics().closed.get("BY_PEER", 0) == 0

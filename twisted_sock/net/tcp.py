@@ -84,13 +84,14 @@ class _FilteringListener:
         return getattr(self._socket, name)
 
 
-def shutdown_reason(transport: tcp.Server, reason: Failure) -> ShutdownReason:
+def shutdown_reason(transport: SockServer, reason: Failure) -> ShutdownReason:
     """
     Why a connection ended, from Twisted's failure and who started the close.
     """
     value = reason.value  # isinstance: Failure.check() costs a class-name lookup per call
     if isinstance(value, error.ConnectionDone):
-        return ShutdownReason.NORMAL if transport.disconnecting else ShutdownReason.BY_PEER
+        ours = transport.disconnecting or transport.sock_tls_closing
+        return ShutdownReason.NORMAL if ours else ShutdownReason.BY_PEER
     if isinstance(value, error.ConnectionAborted):
         return ShutdownReason.NORMAL
     return ShutdownReason.LOST
@@ -112,6 +113,9 @@ class SockServer(tcp.Server):
     sock_counted = True
     sock_proxy_peer: Any = None
     sock_tls = False
+    #: Our side sent the TLS close_notify first (the TCP close may then come
+    #: from the peer).
+    sock_tls_closing = False
     sock_alpn: str | None = None
     sock_peer_certificate: Any = None
 
@@ -158,7 +162,7 @@ class SockServer(tcp.Server):
     def readConnectionLost(self, reason: Failure) -> None:
         # The peer sent FIN: whatever a half-close-aware protocol does next,
         # the peer ended the connection.
-        if self.sock_reason is None:
+        if self.sock_reason is None and not self.sock_tls_closing:
             self.sock_reason = ShutdownReason.BY_PEER
         tcp.Server.readConnectionLost(self, reason)
 

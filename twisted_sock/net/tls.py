@@ -82,7 +82,9 @@ class SockTLSProtocol(BufferingTLSTransport):
     """
     Twisted's TLS protocol (small writes aggregated until the next reactor
     turn), except that writes still aggregated when the peer's
-    C{close_notify} arrives are sent before our own C{close_notify}.
+    C{close_notify} arrives are sent before our own C{close_notify}, and
+    that a connection the peer's C{close_notify} ended is recorded as
+    C{BY_PEER}.
 
     Twisted (seen in 24.7 to 26.10) answers a C{close_notify} at once, in
     the same read: it marks the TLS connection lost and then drops every
@@ -93,6 +95,16 @@ class SockTLSProtocol(BufferingTLSTransport):
     """
 
     def _shutdownTLS(self) -> None:
+        raw = _raw(self.transport)
+        if raw is not None:
+            if self.disconnecting:
+                # Our loseConnection(): the peer may close the TCP
+                # connection once it has our close_notify.
+                raw.sock_tls_closing = True
+            elif raw.sock_reason is None and not raw.sock_tls_closing:
+                # The peer's close_notify ended the session (Twisted then
+                # closes the TCP connection itself).
+                raw.sock_reason = ShutdownReason.BY_PEER
         self._aggregator.flush()
         super()._shutdownTLS()
 
