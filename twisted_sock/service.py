@@ -444,8 +444,7 @@ class SockService(MultiService):
         states = [a.state for a in self._assemblies.values()] + self._retired
         for state in states:
             state.ports.clear()
-            state.refusal_log.stop()
-            state.tls_log.stop()
+            state.stop_logs()
         open_count = sum(len(s.connections) for s in states)
         if open_count:
             log.info("stopped accepting; draining {count} connection(s) for up to {timeout} s",

@@ -6,6 +6,7 @@ graceful drain on stop.
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -180,3 +181,43 @@ async def test_reconnect_same_ip_replaces_and_none_refuses(serve):
     finally:
         old.close()
         held.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnect_flood_is_logged_with_a_rate_limit(serve):
+    """
+    A client reconnecting in a loop (each connection replacing the last)
+    gets each replacement done, but the log only the first lines and a
+    summary of the rest.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    lines: list[str] = []
+
+    def observe(event):
+        text = formatEvent(event)
+        if event.get("log_namespace") == "twisted_sock" and "replaced" in text:
+            lines.append(text)
+
+    service = serve(tcp(max_connections=1, reconnect="same-ip"))
+    sock = service.sockets["sock0"]
+    port = port_of(service)
+    globalLogPublisher.addObserver(observe)
+    try:
+        clients = await threads.deferToThread(lambda: [connect("127.0.0.1", port) for _ in range(40)])
+        try:
+            await until(lambda: sock.statistics().closed["REPLACED"] == 39)
+            assert sock.statistics().connections == 1
+        finally:
+            for s in clients:
+                s.close()
+
+        def summarised() -> int:
+            return sum(int(m.group(1)) for line in lines
+                       if (m := re.search(r"(\d+) more connections replaced in the last second", line)))
+
+        await until(lambda: summarised() == 29)  # the summary comes within a second
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert lines[0].startswith("socket 'sock0': connection from 127.0.0.1 replaced by one from 127.0.0.1")
+    assert len([line for line in lines if "replaced by one from" in line]) == 10

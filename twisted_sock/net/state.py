@@ -77,8 +77,9 @@ class SocketState:
         self.closed_by: dict[ShutdownReason, int] = {}
         self.paused = False
         self.empty_waiters: list[Any] = []
-        self.refusal_log = RateLimitedLog(self._emit_refusal, clock)
-        self.tls_log = RateLimitedLog(self._emit_tls_failure, clock)
+        self.refusal_log = RateLimitedLog(self._summarised("refusals"), clock)
+        self.tls_log = RateLimitedLog(self._summarised("TLS handshake failures"), clock)
+        self.replace_log = RateLimitedLog(self._summarised("connections replaced"), clock)
         self.apply(config)
 
     def apply(self, config: SocketConfig) -> None:
@@ -191,8 +192,9 @@ class SocketState:
         victim: Any = choose_replaced(self.reconnect, peer, peer_port, candidates)
         if victim is None:
             return REFUSE_FULL
-        log.info("socket {socket!r}: connection from {old} replaced by one from {new} (reconnect {mode})",
-                 socket=self.name, old=victim.client[0], new=str(peer), mode=self.reconnect.value)
+        old, mode = victim.client[0], self.reconnect.value
+        self.replace_log.event(lambda: f"socket {self.name!r}: connection from {old} replaced by one "
+                                       f"from {peer} (reconnect {mode})")
         victim.sock_reason = ShutdownReason.REPLACED
         victim.abortConnection()
         self.connections.pop(victim, None)
@@ -209,26 +211,27 @@ class SocketState:
         self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
                                f"{_describe_peer(host, port, local_port, credentials)} ({reason})")
 
-    def _emit_refusal(self, text: str | None, suppressed: int) -> None:
-        if text is not None:
-            log.info("{text}", text=text, socket=self.name)
-        else:
-            log.info(
-                "socket {socket!r}: {count} more refusals in the last second (not logged each)",
-                socket=self.name,
-                count=suppressed,
-            )
+    def _summarised(self, what: str) -> Callable[[str | None, int], None]:
+        """
+        The emitter of a L{RateLimitedLog}: each line as it is, and the
+        summary "N more C{what} in the last second".
+        """
 
-    def _emit_tls_failure(self, text: str | None, suppressed: int) -> None:
-        if text is not None:
-            log.info("{text}", text=text, socket=self.name)
-        else:
-            log.info(
-                "socket {socket!r}: {count} more TLS handshake failures in the last second "
-                "(not logged each)",
-                socket=self.name,
-                count=suppressed,
-            )
+        def emit(text: str | None, suppressed: int) -> None:
+            if text is not None:
+                log.info("{text}", text=text, socket=self.name)
+            else:
+                log.info("socket {socket!r}: {count} more {what} in the last second (not logged each)",
+                         socket=self.name, count=suppressed, what=what)
+
+        return emit
+
+    def stop_logs(self) -> None:
+        """
+        Emit the pending summaries of the rate-limited logs now.
+        """
+        for limited in (self.refusal_log, self.tls_log, self.replace_log):
+            limited.stop()
 
     # Transport bookkeeping ----------------------------------------------
 
