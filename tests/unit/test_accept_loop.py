@@ -170,18 +170,21 @@ def test_delegates_other_socket_methods():
 
 
 @pytest.mark.parametrize(
-    "failure, disconnecting, expected",
+    "failure, disconnecting, tls_closing, expected",
     [
-        (error.ConnectionDone(), True, ShutdownReason.NORMAL),
-        (error.ConnectionDone(), False, ShutdownReason.BY_PEER),
-        (error.ConnectionAborted(), False, ShutdownReason.NORMAL),
-        (error.ConnectionLost(), False, ShutdownReason.LOST),
+        (error.ConnectionDone(), True, False, ShutdownReason.NORMAL),
+        (error.ConnectionDone(), False, False, ShutdownReason.BY_PEER),
+        (error.ConnectionDone(), False, True, ShutdownReason.NORMAL),
+        (error.ConnectionAborted(), False, False, ShutdownReason.NORMAL),
+        (error.ConnectionLost(), False, False, ShutdownReason.LOST),
+        (error.ConnectionLost(), False, True, ShutdownReason.LOST),
     ],
 )
-def test_shutdown_reason(failure, disconnecting, expected):
+def test_shutdown_reason(failure, disconnecting, tls_closing, expected):
     """
     Twisted's close reasons map to ShutdownReason: our clean close is
-    NORMAL, the peer's is BY_PEER, a reset or error is LOST.
+    NORMAL (also when we sent the TLS close_notify and the peer then closed
+    TCP), the peer's is BY_PEER, a reset or error is LOST.
     """
-    transport = SimpleNamespace(disconnecting=disconnecting)
+    transport = SimpleNamespace(disconnecting=disconnecting, sock_tls_closing=tls_closing)
     assert shutdown_reason(transport, Failure(failure)) is expected  # type: ignore[arg-type]
