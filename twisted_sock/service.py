@@ -7,7 +7,7 @@ added and removed) and drains connections on stop.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -31,7 +31,13 @@ from twisted_sock.net.interfaces import (
 from twisted_sock.net.listeners import close_now, open_all
 from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.net.tcp import SockFactory, open_tcp_listener
-from twisted_sock.net.tls import AppBuilder, StartTLSFactory, implicit_tls_factory
+from twisted_sock.net.tls import (
+    AppBuilder,
+    ServerOptions,
+    StartTLSFactory,
+    implicit_tls_factory,
+    server_options,
+)
 from twisted_sock.net.udp import open_datagram_listener
 from twisted_sock.net.unix import open_local_listener
 from twisted_sock.policy.incoming import IncomingMode
@@ -47,8 +53,11 @@ DECISION_KEYS = frozenset(
 )
 #: Keys that open and close listeners (all-or-nothing for the new ones).
 LISTENER_KEYS = frozenset({"local_ports", "http_ports", "interfaces", "multicast_groups", "broadcast"})
+#: TLS settings (C{[socket.tls]}) may change except these, which decide
+#: what the listeners are.
+TLS_LISTENER_KEYS = ("ports", "starttls")
 #: Everything L{LiveSocket.reconfigure} and a reload may change.
-RUNTIME_KEYS = DECISION_KEYS | LISTENER_KEYS
+RUNTIME_KEYS = DECISION_KEYS | LISTENER_KEYS | {"tls"}
 #: Default seconds open connections get to finish after C{stopService}.
 DRAIN_TIMEOUT = 10.0
 #: After the drain, seconds a clean close may take before a reset.
@@ -89,6 +98,8 @@ class LiveSocket:
         C{interfaces} (and for UDP C{multicast_groups}, C{broadcast}) open
         and close listeners: the new ones all or none, and connections on a
         removed listener are kept until they end.
+        C{tls} (a new L{TLSConfig}: the files are read again) applies to
+        the next connections; its C{ports} and C{starttls} cannot change.
 
         @raise ConfigError: at once, for an invalid value or a key that
             cannot change at run time; nothing is changed then.
@@ -122,6 +133,7 @@ class _Assembly:
         self.state = SocketState(config, service._master, reactor)
         self.live = LiveSocket(service, self.state)
         self._factories: dict[tuple[str, str], SockFactory] = {}
+        self._tls_options: dict[str, ServerOptions] = {}
         self._datagram_source: Any = None
         user = service._factory
         if config.protocol == "udp" or config.datagram:
@@ -153,19 +165,51 @@ class _Assembly:
             return open_local_listener(spec, factory, state, reactor)
         return open_tcp_listener(spec, factory, state, reactor)
 
+    def tls_options(self, mode: str) -> ServerOptions:
+        """
+        The TLS server options of this socket's C{mode} listeners (made on
+        first use, shared by its TLS and STARTTLS listeners of that mode).
+        """
+        if mode not in self._tls_options:
+            self._tls_options[mode] = ServerOptions(self.state.config.tls,  # type: ignore[arg-type]
+                                                    mode)
+        return self._tls_options[mode]
+
+    def renew_tls(self, tls: TLSConfig) -> Callable[[], None]:
+        """
+        Build the server options of new TLS settings (a renewed
+        certificate, other options) before anything changes; returns what
+        puts them in force for the next connections.
+
+        @raise ConfigError: when the settings cannot be used.
+        """
+        try:
+            built = [(holder, server_options(tls, holder.mode)) for holder in self._tls_options.values()]
+        except Exception as e:  # pyOpenSSL: e.g. an unreadable client_ca
+            raise ConfigError(f"cannot be used: {e}", socket=self.state.name, key="tls") from None
+
+        def commit() -> None:
+            for holder, options in built:
+                holder.current = options
+            for port in self.state.ports:
+                if port.sock_spec.kind in ("tls", "starttls"):
+                    port.sock_fingerprint = tls.material.fingerprint
+
+        return commit
+
     def factory(self, mode: str, kind: str) -> SockFactory:
         key = (mode, kind)
         if key not in self._factories:
-            config, state = self.state.config, self.state
+            state = self.state
             app = self._apps[mode]
             wrapped: Any = app
             if kind != "plain":
-                tls: TLSConfig = config.tls  # type: ignore[assignment]
                 builder = AppBuilder(app, state)
+                options = self.tls_options(mode)
                 if kind == "tls":
-                    wrapped = implicit_tls_factory(tls, mode, builder, state, self.service._reactor)
+                    wrapped = implicit_tls_factory(options, builder, state, self.service._reactor)
                 else:
-                    wrapped = StartTLSFactory(tls, builder, state)
+                    wrapped = StartTLSFactory(options, builder, state)
             self._factories[key] = SockFactory(state, wrapped, mode)
         return self._factories[key]
 
@@ -350,6 +394,9 @@ class SockService(MultiService):
                 to_close.extend(ports)
             to_close.extend(p for p in self._ports if p.sock_state.name in removed)
 
+        renewals = [(name, self._assemblies[name].renew_tls(config.tls))  # type: ignore[arg-type]
+                    for name, config in kept.items() if config.tls != old[name].tls]
+
         previous = {name: self._assemblies[name].state.config for name in kept}
         for name, config in kept.items():
             self._assemblies[name].state.apply(config)
@@ -380,6 +427,13 @@ class SockService(MultiService):
         self.drain_timeout = new.drain_timeout
         self._master.log_connections = new.log_connections
         self.incoming_enabled = new.incoming_enabled
+        for name, commit in renewals:
+            commit()
+            tls = kept[name].tls
+            if tls.material != previous[name].tls.material:  # type: ignore[union-attr]
+                log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint} "
+                         "(for new connections)", socket=name,
+                         subject=tls.material.subject, fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
         for name in added:
             if self._listening:
                 _log_socket(name, self._assemblies[name].state)
@@ -478,9 +532,26 @@ def _changed_keys(old: SocketConfig, new: SocketConfig) -> list[str]:
 
 def _check_runtime_change(old: SocketConfig, new: SocketConfig) -> None:
     for key in _changed_keys(old, new):
-        if key not in RUNTIME_KEYS:
+        if key == "tls":
+            _check_tls_change(old, new)
+        elif key not in RUNTIME_KEYS:
             raise ConfigError("cannot be changed at run time (restart the service)",
                               socket=new.name, key=key)
+
+
+def _check_tls_change(old: SocketConfig, new: SocketConfig) -> None:
+    """
+    The certificate, key, client CAs and the TLS options may change at run
+    time; turning TLS on or off, C{tls.ports} and C{tls.starttls} may not
+    (they decide what each listener is).
+    """
+    if old.tls is None or new.tls is None:
+        raise ConfigError("cannot be added or removed at run time (restart the service)",
+                          socket=new.name, key="tls")
+    for key in TLS_LISTENER_KEYS:
+        if getattr(old.tls, key) != getattr(new.tls, key):
+            raise ConfigError("cannot be changed at run time (restart the service)",
+                              socket=new.name, key=f"tls.{key}")
 
 
 def _log_socket(name: str, state: SocketState) -> None:

@@ -12,8 +12,10 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import textwrap
 
+from tests.conftest import require_tool
 from tests.integration.clients import exchange
 from tests.integration.conftest import free_port
 from tests.integration.test_twistd import Twistd
@@ -156,3 +158,74 @@ def test_cli_reload_and_status(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().endswith("nothing.toml: no such file")
     done = run(TWISTED_SOCK, "reload", str(tmp_path / "sock.toml"))
     assert done.returncode == 1 and "cannot reach the admin socket" in done.stderr
+
+
+def test_sighup_deploys_a_renewed_certificate(tmp_path):
+    """
+    The certificate and key files replaced (a renewal), then SIGHUP: new
+    connections get the new certificate (openssl s_client verifies it
+    against the new CA, no longer against the old one), the log and the
+    status name its fingerprint. A reload that
+    changes tls.ports is refused and the renewed certificate stays.
+    """
+    import shutil
+
+    from twisted_sock.testing import make_pki
+
+    require_tool("openssl")
+    first, renewed = make_pki(str(tmp_path / "first")), make_pki(str(tmp_path / "renewed"))
+    shutil.copy(first.server_certificate, tmp_path / "server.pem")
+    shutil.copy(first.server_key, tmp_path / "server.key")
+    port, other = free_port(), free_port()
+    tls = textwrap.dedent(f"""
+        [socket.tls]
+        certificate = "server.pem"
+        private_key = "server.key"
+        ports = "{port}"
+    """)
+    path = tmp_path / "sock.toml"
+    path.write_text(CONFIG.format(name="secure", ports=port) + tls)
+    server = Twistd("--config", "sock.toml", cwd=str(tmp_path))
+    try:
+        before = served_fingerprint(port, first.ca_certificate)
+        assert before is not None
+        shutil.copy(renewed.server_certificate, tmp_path / "server.pem")
+        shutil.copy(renewed.server_key, tmp_path / "server.key")
+        server.proc.send_signal(signal.SIGHUP)
+        line = wait_for_log(server, "(for new connections)")
+        after = served_fingerprint(port, renewed.ca_certificate)
+        assert after is not None and after != before
+        assert served_fingerprint(port, first.ca_certificate) is None
+        status = json.loads(admin(str(tmp_path / "admin.sock"), "status"))
+        assert status["sockets"][0]["listeners"][0]["fingerprint"] == after
+        assert f"SHA-256 {after} (for new connections)" in line
+
+        path.write_text(CONFIG.format(name="secure", ports=f"{port},{other}")
+                        + tls.replace(f'ports = "{port}"', f'ports = "{port},{other}"'))
+        server.proc.send_signal(signal.SIGHUP)
+        line = wait_for_log(server, "reload refused")
+        assert "tls.ports: cannot be changed at run time (restart the service)" in line
+        assert served_fingerprint(port, renewed.ca_certificate) == after
+    finally:
+        log = server.stop()
+    assert server.proc.returncode == 0, log
+
+
+def served_fingerprint(port: int, ca: str) -> str | None:
+    """
+    openssl s_client verifying the server (name localhost) against C{ca}:
+    the SHA-256 fingerprint of the certificate it was shown, or None when
+    the verification failed.
+    """
+    from cryptography import x509
+
+    from twisted_sock.config.tls import fingerprint
+
+    done = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", ca,
+                           "-verify_return_error", "-verify_hostname", "localhost"],
+                          input=b"", capture_output=True, timeout=20)
+    if done.returncode != 0:
+        assert b"verify error" in done.stderr, done.stderr
+        return None
+    assert b"Verify return code: 0 (ok)" in done.stdout
+    return fingerprint(x509.load_pem_x509_certificate(done.stdout))

@@ -8,6 +8,7 @@ made per test session.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import ssl
@@ -21,7 +22,7 @@ from tests.conftest import require_tool
 from tests.integration import handlers_for_tests as rec
 from tests.integration.clients import TIMEOUT, connect, curl, exchange, last_words, wait_for_close
 from tests.integration.conftest import port_of, tcp, until
-from twisted_sock import TLSConfig
+from twisted_sock import ConfigError, TLSConfig
 from twisted_sock.testing import TestPKI, make_pki
 
 
@@ -488,3 +489,77 @@ async def test_who_ended_a_tls_session(serve, pki):
     assert await threads.deferToThread(run) == b"bye"
     await until(lambda: service.sockets["sock0"].statistics().closed.get("NORMAL") == 1)
     assert service.sockets["sock0"].statistics().closed.get("BY_PEER", 0) == 0
+
+
+def server_fingerprint(ctx: ssl.SSLContext, port: int, starttls: bool = False) -> str:
+    """
+    Connect (after STARTTLS when asked), verify with C{ctx}, echo a byte;
+    the server certificate's SHA-256 fingerprint.
+    """
+    import hashlib
+
+    with connect("127.0.0.1", port) as raw:
+        if starttls:
+            raw.sendall(b"STARTTLS\n")
+            assert raw.recv(6) == b"READY\n"
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"x")
+            assert s.recv(1) == b"x"
+            digest = hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest().upper()
+            return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+@pytest_twisted.ensureDeferred
+async def test_renewed_certificate_applies_to_new_connections(serve, pki, tmp_path):
+    """
+    The certificate files replaced and the TLS settings applied again at
+    run time: new connections (implicit TLS and after STARTTLS) get the new
+    certificate, a connection opened before keeps its session, the status
+    shows the new fingerprint. Turning TLS off or changing tls.ports or
+    tls.starttls is refused and changes nothing.
+    """
+    import shutil
+
+    renewed = make_pki(str(tmp_path / "renewed"))
+    cert, key = str(tmp_path / "server.pem"), str(tmp_path / "server.key")
+    shutil.copy(pki.server_certificate, cert)
+    shutil.copy(pki.server_key, key)
+    service = serve(tcp(name="implicit", tls=TLSConfig(certificate=cert, private_key=key, ports=[0])),
+                    tcp(name="upgrade", tls=TLSConfig(certificate=cert, private_key=key, starttls="command")))
+    implicit, upgrade = port_of(service, "implicit"), port_of(service, "upgrade")
+    old_print = service.sockets["implicit"].config.tls.material.fingerprint
+    old_ctx, new_ctx = client_context(pki), client_context(renewed)
+
+    held = await threads.deferToThread(lambda: old_ctx.wrap_socket(connect("127.0.0.1", implicit),
+                                                                   server_hostname="localhost"))
+    with held:
+        held.sendall(b"before")
+        assert await threads.deferToThread(held.recv, 100) == b"before"
+
+        shutil.copy(renewed.server_certificate, cert)
+        shutil.copy(renewed.server_key, key)
+        for name in ("implicit", "upgrade"):
+            sock = service.sockets[name]
+            await sock.reconfigure(tls=dataclasses.replace(sock.config.tls))  # re-reads the files
+        new_print = service.sockets["implicit"].config.tls.material.fingerprint
+        assert new_print != old_print
+
+        assert await threads.deferToThread(server_fingerprint, new_ctx, implicit) == new_print
+        assert await threads.deferToThread(server_fingerprint, new_ctx, upgrade, True) == new_print
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await threads.deferToThread(server_fingerprint, old_ctx, implicit)
+        held.sendall(b"after")
+        assert await threads.deferToThread(held.recv, 100) == b"after"
+    (listener,) = [li for li in service.sockets["implicit"].statistics().listeners
+                   if li.address == "127.0.0.1"]
+    assert listener.fingerprint == new_print
+
+    with_starttls = service.sockets["upgrade"]
+    for sock, change, key in [
+        (service.sockets["implicit"], None, "tls"),
+        (with_starttls, dataclasses.replace(with_starttls.config.tls, starttls="auto"), "tls.starttls"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            await sock.reconfigure(tls=change)
+        assert caught.value.key == key and "at run time (restart the service)" in str(caught.value)
+    assert await threads.deferToThread(server_fingerprint, new_ctx, implicit) == new_print

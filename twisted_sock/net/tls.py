@@ -18,7 +18,7 @@ from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet import defer
-from twisted.internet.interfaces import IHandshakeListener, IProtocolFactory
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator, IProtocolFactory
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
@@ -76,6 +76,22 @@ def server_options(tls: TLSConfig, mode: str) -> CertificateOptions:
             flags |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
         context.set_verify(flags, lambda conn, cert, errno, depth, ok: bool(ok))
     return options
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerOptions:
+    """
+    The server TLS options of one socket's listeners of one mode, which a
+    reload may replace (a renewed certificate): each new connection gets
+    the current ones, open connections keep theirs.
+    """
+
+    def __init__(self, tls: TLSConfig, mode: str) -> None:
+        self.mode = mode
+        self.current = server_options(tls, mode)
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
+        return SSL.Connection(self.current.getContext(), None)
 
 
 class SockTLSProtocol(BufferingTLSTransport):
@@ -171,9 +187,15 @@ class TLSSession:
     accounting, and the checks after a successful handshake.
     """
 
-    def __init__(self, tls: TLSConfig, state: SocketState) -> None:
-        self.tls = tls
+    def __init__(self, state: SocketState) -> None:
         self.state = state
+
+    @property
+    def tls(self) -> TLSConfig:
+        """
+        The socket's TLS settings now (a reload may change them).
+        """
+        return self.state.config.tls  # type: ignore[return-value]
 
     def handshake_failed(self, raw: Any, why: str) -> None:
         record_handshake_failure(raw, why)
@@ -310,15 +332,13 @@ class _PendingFactory:
         self._app.doStop()
 
 
-def implicit_tls_factory(tls: TLSConfig, mode: str, app: AppBuilder, state: SocketState,
+def implicit_tls_factory(options: ServerOptions, app: AppBuilder, state: SocketState,
                          clock: Any) -> TLSMemoryBIOFactory:
     """
     The factory of an implicit-TLS port: TLS around a stand-in that builds
     the application (or twisted.web's C{Site}) after the handshake.
     """
-    session = TLSSession(tls, state)
-    return _TLSFactory(server_options(tls, mode), False,
-                       _PendingFactory(session, app), clock)  # type: ignore[arg-type]
+    return _TLSFactory(options, False, _PendingFactory(TLSSession(state), app), clock)  # type: ignore[arg-type]
 
 
 @implementer(IHandshakeListener)
@@ -418,11 +438,14 @@ class StartTLSFactory:
     C{"auto"}.
     """
 
-    def __init__(self, tls: TLSConfig, app: AppBuilder, state: SocketState) -> None:
-        self.tls = tls
+    def __init__(self, options: ServerOptions, app: AppBuilder, state: SocketState) -> None:
         self.app = app
-        self.session = TLSSession(tls, state)
-        self.options = server_options(tls, "data")
+        self.session = TLSSession(state)
+        self.options = options
+
+    @property
+    def tls(self) -> TLSConfig:
+        return self.session.tls
 
     def buildProtocol(self, addr: Any) -> _StartTLSProtocol:
         return _StartTLSProtocol(self, addr)
