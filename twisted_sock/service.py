@@ -393,6 +393,11 @@ class SockService(MultiService):
                         ports.remove(match)
                 to_close.extend(ports)
             to_close.extend(p for p in self._ports if p.sock_state.name in removed)
+        configs = {c.name: c for c in new.sockets}
+        moves = _moves(to_open, to_close, configs)
+        for spec, port in moves:
+            to_open.remove(spec)
+            to_close.remove(port)
 
         renewals = [(name, self._assemblies[name].renew_tls(config.tls))  # type: ignore[arg-type]
                     for name, config in kept.items() if config.tls != old[name].tls]
@@ -402,6 +407,7 @@ class SockService(MultiService):
             self._assemblies[name].state.apply(config)
         self._assemblies.update(added)
         try:
+            factories = [self._assemblies[spec.socket].factory(spec.mode, spec.kind) for spec, _ in moves]
             opened = open_all(to_open, self._open_one)
         except SockError as e:
             for name in added:
@@ -414,6 +420,15 @@ class SockService(MultiService):
         for port in to_close:
             self._ports.remove(port)
             port.sock_state.ports.remove(port)
+        for (spec, port), factory in zip(moves, factories, strict=True):
+            old_state, state = port.sock_state, self._assemblies[spec.socket].state
+            old_state.ports.remove(port)
+            port.sock_hand_over(spec, factory, state)
+            state.ports.append(port)
+            if spec.kind in ("tls", "starttls"):
+                port.sock_fingerprint = state.config.tls.material.fingerprint  # type: ignore[union-attr]
+            log.info("socket {socket!r} took over {where} ({mode}) from socket {old!r}",
+                     socket=spec.socket, where=_where(port), mode=spec.label, old=old_state.name)
         self._adopt(opened)
         for name in removed:
             state = self._assemblies.pop(name).state
@@ -522,6 +537,30 @@ class SockService(MultiService):
 
 def _plan(configs: Iterable[SocketConfig]) -> list[ListenerSpec]:
     return plan_service(list(configs), system_interfaces(), ipv6_available(), system_broadcasts())
+
+
+def _moves(to_open: list[ListenerSpec], to_close: list[Any],
+           configs: dict[str, SocketConfig]) -> list[tuple[ListenerSpec, Any]]:
+    """
+    The listeners a change would close and open again as they were, for
+    another socket (a rename, or a port moved between sockets): TCP
+    listeners of the same address, port, mode, TLS kind and backlog are
+    handed over instead (opening the new one first would find the port
+    taken).
+    """
+    moves: list[tuple[ListenerSpec, Any]] = []
+    free = [p for p in to_close if hasattr(p, "sock_hand_over")]
+    for spec in to_open:
+        if spec.protocol != "tcp" or spec.port == 0:
+            continue
+        for port in free:
+            old_spec = port.sock_spec
+            if (dataclasses.replace(old_spec, socket=spec.socket) == spec
+                    and port.sock_state.config.backlog == configs[spec.socket].backlog):
+                moves.append((spec, port))
+                free.remove(port)
+                break
+    return moves
 
 
 def _changed_keys(old: SocketConfig, new: SocketConfig) -> list[str]:

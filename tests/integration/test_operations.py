@@ -221,3 +221,41 @@ async def test_reconnect_flood_is_logged_with_a_rate_limit(serve):
         globalLogPublisher.removeObserver(observe)
     assert lines[0].startswith("socket 'sock0': connection from 127.0.0.1 replaced by one from 127.0.0.1")
     assert len([line for line in lines if "replaced by one from" in line]) == 10
+
+
+@pytest_twisted.ensureDeferred
+async def test_rename_keeps_the_listening_socket(serve):
+    """
+    A socket renamed with the same ports (and a port moved from one socket
+    to another) is handed over: the listener is the same object, the next
+    connection is the new socket's, a connection held on the old socket
+    keeps working and is counted there; no moment without a listener.
+    """
+    from twisted_sock import ServiceConfig
+
+    moved, kept = free_port(), free_port()
+    service = serve(tcp(name="old", local_ports=[moved, kept]), tcp(name="other", local_ports=[free_port()]))
+    before = {p for p in service._ports if p.sock_port == moved}
+    held = await threads.deferToThread(connect, "127.0.0.1", moved)
+    try:
+        assert await threads.deferToThread(ask, held, b"held") == b"held"
+        old_state = service.sockets["old"]._state
+        new = ServiceConfig((tcp(name="new", local_ports=[kept],
+                                 handler="tests.integration.handlers_for_tests:goodbye_factory"),
+                             tcp(name="other", local_ports=[service.sockets["other"].config.local_ports[0],
+                                                            moved])))
+        await service.apply_config(new)
+        assert sorted(service.sockets) == ["new", "other"]
+        assert {p for p in service._ports if p.sock_port == moved} == before  # not reopened
+        assert moved in {li.port for li in service.sockets["other"].statistics().listeners}
+        assert {li.port for li in service.sockets["new"].statistics().listeners} == {kept}
+        # "new" says bye on the kept port; "other" echoes on the moved one.
+        assert (await threads.deferToThread(exchange, "127.0.0.1", kept, b"hi", None, 3)).data == b"bye"
+        assert (await threads.deferToThread(exchange, "127.0.0.1", moved, b"echo")).data == b"echo"
+        await until(lambda: service.sockets["other"].statistics().accepted == 1)
+        assert service.sockets["new"].statistics().accepted == 1
+        assert await threads.deferToThread(ask, held, b"still") == b"still"
+        assert len(old_state.connections) == 1
+    finally:
+        held.close()
+    await until(lambda: not old_state.connections)

@@ -1,6 +1,6 @@
 """
 Reload and the admin socket against a real twistd subprocess: SIGHUP with
-a valid file (a socket renamed, a port added) and with an invalid one (one
+a valid file (a socket added and renamed, a port added) and with an invalid one (one
 log line, nothing changed); the admin socket's reload and status; SIGTERM
 exits 0 after draining; one structured log event per ended connection.
 """
@@ -84,6 +84,15 @@ def test_sighup_reload_valid_and_invalid(tmp_path):
         held.close()
         status = json.loads(admin(str(tmp_path / "admin.sock"), "status"))
         assert [s["name"] for s in status["sockets"]] == ["one", "two"]
+
+        # A TCP socket renamed with the same port: its listener is handed over.
+        path.write_text(path.read_text().replace('name = "two"', 'name = "three"'))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for_log(server, f"socket 'three' took over 127.0.0.1:{third} (data) from socket 'two'")
+        wait_for_log(server, "ok: reloaded")
+        assert exchange("127.0.0.1", third, b"renamed").data == b"renamed"
+        status = json.loads(admin(str(tmp_path / "admin.sock"), "status"))
+        assert [(s["name"], s["accepted"]) for s in status["sockets"]] == [("one", 2), ("three", 1)]
 
         path.write_text("this is [not toml")
         server.proc.send_signal(signal.SIGHUP)

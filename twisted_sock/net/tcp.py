@@ -316,6 +316,25 @@ class FilteringPort(tcp.Port):
         """
         self.transport = IdleSockServer if self.sock_state.idle_timeout else SockServer
 
+    def sock_hand_over(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState) -> None:
+        """
+        Serve another socket from the next connection on, keeping the
+        listening socket (a socket renamed, or a port moved from one socket
+        to another, in a reload: no moment without a listener). Connections
+        already accepted stay with the socket they came to.
+        """
+        old: Any = self.factory
+        self.sock_spec, self.sock_state, self.factory = spec, state, factory  # type: ignore[assignment]
+        listener: Any = self.socket
+        listener._state = state
+        factory.doStart()
+        old.doStop()
+        self.sock_refresh()
+        if self.sock_mode == "http" and state.paused:
+            self.stopReading()
+        elif self.sock_mode == "http":
+            self.startReading()
+
 
 class _Pending(Protocol):
     """
