@@ -30,7 +30,7 @@ from twisted_sock.net.interfaces import (
 )
 from twisted_sock.net.listeners import close_now, open_all
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import SockFactory, open_tcp_listener
+from twisted_sock.net.tcp import HandOver, SockFactory, open_tcp_listener
 from twisted_sock.net.tls import (
     AppBuilder,
     ServerOptions,
@@ -543,20 +543,22 @@ def _moves(to_open: list[ListenerSpec], to_close: list[Any],
            configs: dict[str, SocketConfig]) -> list[tuple[ListenerSpec, Any]]:
     """
     The listeners a change would close and open again as they were, for
-    another socket (a rename, or a port moved between sockets): TCP
-    listeners of the same address, port, mode, TLS kind and backlog are
-    handed over instead (opening the new one first would find the port
-    taken).
+    another socket (a rename, or a port moved between sockets): TCP and
+    UNIX stream listeners of the same address (or path), port, mode, TLS
+    kind, backlog and file permissions are handed over instead (opening the
+    new one first would find the port or path taken).
     """
     moves: list[tuple[ListenerSpec, Any]] = []
-    free = [p for p in to_close if hasattr(p, "sock_hand_over")]
+    free: list[Any] = [p for p in to_close if isinstance(p, HandOver)]
     for spec in to_open:
-        if spec.protocol != "tcp" or spec.port == 0:
-            continue
+        if spec.protocol == "tcp" and spec.port == 0:
+            continue  # a new free port, no conflict
+        new = configs[spec.socket]
         for port in free:
-            old_spec = port.sock_spec
+            old_spec, old = port.sock_spec, port.sock_state.config
             if (dataclasses.replace(old_spec, socket=spec.socket) == spec
-                    and port.sock_state.config.backlog == configs[spec.socket].backlog):
+                    and (old.backlog, old.mode, old.owner, old.group)
+                    == (new.backlog, new.mode, new.owner, new.group)):
                 moves.append((spec, port))
                 free.remove(port)
                 break

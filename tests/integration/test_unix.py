@@ -340,3 +340,33 @@ async def test_master_switch_and_none_on_unix(serve, tmp_path):
     assert await threads.deferToThread(stream_exchange, path, b"z") is None
     await until(lambda: service.sockets["sock0"].statistics().refused == 2)
     _ = time
+
+
+@pytest_twisted.ensureDeferred
+async def test_rename_keeps_the_socket_file(serve, tmp_path):
+    """
+    A local stream socket renamed with the same path keeps its listening
+    socket (and file: same inode); a connection held on the old name keeps
+    working. A rename that also changes the file mode is refused as before
+    (the path is taken) and changes nothing.
+    """
+    from twisted_sock import ServiceConfig
+
+    path = tmp_path / "app.sock"
+    service = serve(local(path, name="old"))
+    inode = os.stat(path).st_ino
+    held = socket.socket(socket.AF_UNIX)
+    held.settimeout(TIMEOUT)
+    await threads.deferToThread(held.connect, str(path))
+    with held:
+        await service.apply_config(ServiceConfig((local(path, name="new"),)))
+        assert list(service.sockets) == ["new"] and os.stat(path).st_ino == inode
+        assert await threads.deferToThread(stream_exchange, str(path), b"renamed") == b"renamed"
+        await until(lambda: service.sockets["new"].statistics().accepted == 1)
+        held.sendall(b"held")
+        assert await threads.deferToThread(held.recv, 10) == b"held"
+
+        with pytest.raises(BindError):
+            await service.apply_config(ServiceConfig((local(path, name="other", mode="0660"),)))
+        assert list(service.sockets) == ["new"] and os.stat(path).st_ino == inode
+    assert await threads.deferToThread(stream_exchange, str(path), b"still") == b"still"

@@ -281,7 +281,33 @@ class IdleSockServer(SockServer):
         SockServer.connectionLost(self, reason)
 
 
-class FilteringPort(tcp.Port):
+class HandOver:
+    """
+    For listening ports (TCP, UNIX stream) whose accept loop reads the
+    socket's state through C{self.socket._state}: serve another socket.
+    """
+
+    def sock_hand_over(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState) -> None:
+        """
+        Serve another socket from the next connection on, keeping the
+        listening socket (a socket renamed, or a port moved from one socket
+        to another, in a reload: no moment without a listener). Connections
+        already accepted stay with the socket they came to.
+        """
+        port: Any = self
+        old = port.factory
+        port.sock_spec, port.sock_state, port.factory = spec, state, factory
+        port.socket._state = state
+        factory.doStart()
+        old.doStop()
+        port.sock_refresh()
+        if port.sock_mode == "http" and state.paused:
+            port.stopReading()
+        elif port.sock_mode == "http":
+            port.startReading()
+
+
+class FilteringPort(HandOver, tcp.Port):
     """
     A C{tcp.Port} that runs the incoming decision in its accept loop and
     gives accepted connections a L{SockServer} transport.
@@ -315,25 +341,6 @@ class FilteringPort(tcp.Port):
         transport class follows C{idle_timeout}.
         """
         self.transport = IdleSockServer if self.sock_state.idle_timeout else SockServer
-
-    def sock_hand_over(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState) -> None:
-        """
-        Serve another socket from the next connection on, keeping the
-        listening socket (a socket renamed, or a port moved from one socket
-        to another, in a reload: no moment without a listener). Connections
-        already accepted stay with the socket they came to.
-        """
-        old: Any = self.factory
-        self.sock_spec, self.sock_state, self.factory = spec, state, factory  # type: ignore[assignment]
-        listener: Any = self.socket
-        listener._state = state
-        factory.doStart()
-        old.doStop()
-        self.sock_refresh()
-        if self.sock_mode == "http" and state.paused:
-            self.stopReading()
-        elif self.sock_mode == "http":
-            self.startReading()
 
 
 class _Pending(Protocol):

@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted_sock.errors import BindError
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import IdleSockServer, SockServer, os_reason
+from twisted_sock.net.tcp import HandOver, IdleSockServer, SockServer, os_reason
 from twisted_sock.net.udp import MAX_DATAGRAM, handler_error_log, handler_error_text
 
 log = Logger(namespace="twisted_sock")
@@ -164,7 +164,7 @@ class IdleLocalServer(unix.Server, IdleSockServer):
         self._sock_setup(server, protocol)
 
 
-class LocalStreamPort(unix.Port):
+class LocalStreamPort(HandOver, unix.Port):
     """
     A listening UNIX stream socket that runs the local decision on accept.
     """
