@@ -14,13 +14,14 @@ server closes. On UDP each line of standard input is one datagram.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from OpenSSL import SSL
 from twisted.internet import defer, error, threads
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -48,7 +49,7 @@ def _write_out(out: BinaryIO, data: bytes) -> bool:
     return True
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class _StreamBridge(Protocol):
     """
     The connection's protocol: received bytes go to standard output;
@@ -66,6 +67,7 @@ class _StreamBridge(Protocol):
         self._gone = False
         self._input_ended = False
         self._received = False
+        self._reset = False
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
@@ -75,6 +77,24 @@ class _StreamBridge(Protocol):
         if not _write_out(self._out, data):
             self._output_closed = True
             self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer's end of file (TCP and UNIX): the command ends. Twisted's
+        epoll reactor also comes here for a reset it saw as an error
+        without readable data (the kernel reports the error before the
+        closed state; seen after our half-close on a busy 2-core machine):
+        the socket's pending error tells the two apart.
+        """
+        try:
+            self._reset = bool(self.transport.getHandle().getsockopt(  # type: ignore[union-attr]
+                socket.SOL_SOCKET, socket.SO_ERROR))
+        except (OSError, AttributeError):
+            pass
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        pass
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._gone = True
@@ -95,6 +115,8 @@ class _StreamBridge(Protocol):
         # close_notify as ConnectionLost; many servers simply close once
         # they have our close_notify, so after the end of input that is a
         # clean end too.
+        if self._reset:
+            return EXIT_FAILED, f"{ShutdownReason.LOST.name}: the connection with {peer} was reset or lost"
         if reason.check(error.ConnectionDone) or (self._tls and self._input_ended):
             return EXIT_OK, None
         return EXIT_FAILED, f"{ShutdownReason.LOST.name}: the connection with {peer} was reset or lost"
