@@ -114,10 +114,9 @@ class _StreamBridge(Protocol):
         # Over TLS, Twisted reports any end without the server's
         # close_notify as ConnectionLost; many servers simply close once
         # they have our close_notify, so after the end of input that is a
-        # clean end too.
-        if self._reset:
-            return EXIT_FAILED, f"{ShutdownReason.LOST.name}: the connection with {peer} was reset or lost"
-        if reason.check(error.ConnectionDone) or (self._tls and self._input_ended):
+        # clean end too. (A reset seen in readConnectionLost is not.)
+        clean = reason.check(error.ConnectionDone) or (self._tls and self._input_ended)
+        if clean and not self._reset:
             return EXIT_OK, None
         return EXIT_FAILED, f"{ShutdownReason.LOST.name}: the connection with {peer} was reset or lost"
 

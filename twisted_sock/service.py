@@ -171,9 +171,19 @@ class _Assembly:
         first use, shared by its TLS and STARTTLS listeners of that mode).
         """
         if mode not in self._tls_options:
-            self._tls_options[mode] = ServerOptions(self.state.config.tls,  # type: ignore[arg-type]
-                                                    mode)
+            holder = ServerOptions(mode)
+            holder.current = self._server_options(self.state.config.tls, mode)  # type: ignore[arg-type]
+            self._tls_options[mode] = holder
         return self._tls_options[mode]
+
+    def _server_options(self, tls: TLSConfig, mode: str) -> Any:
+        """
+        L{server_options}, its errors as one configuration line.
+        """
+        try:
+            return server_options(tls, mode)
+        except Exception as e:  # pyOpenSSL: e.g. a client_ca file gone since it was checked
+            raise ConfigError(f"cannot be used: {e}", socket=self.state.name, key="tls") from None
 
     def renew_tls(self, tls: TLSConfig) -> Callable[[], None]:
         """
@@ -183,10 +193,7 @@ class _Assembly:
 
         @raise ConfigError: when the settings cannot be used.
         """
-        try:
-            built = [(holder, server_options(tls, holder.mode)) for holder in self._tls_options.values()]
-        except Exception as e:  # pyOpenSSL: e.g. an unreadable client_ca
-            raise ConfigError(f"cannot be used: {e}", socket=self.state.name, key="tls") from None
+        built = [(holder, self._server_options(tls, holder.mode)) for holder in self._tls_options.values()]
 
         def commit() -> None:
             for holder, options in built:

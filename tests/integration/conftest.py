@@ -33,7 +33,7 @@ def serve() -> Iterator[Callable[..., SockService]]:
             pytest_twisted.blockon(service.stopService())
 
 
-class ConnectionEvents(list):  # type: ignore[type-arg]
+class ConnectionEvents(list[dict[str, Any]]):
     """
     Connection-log events (C{connection_ended}) as Twisted log observers
     get them.

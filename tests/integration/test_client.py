@@ -35,7 +35,7 @@ from tests.conftest import ipv6_loopback, require_tool
 from tests.integration import handlers_for_tests as rec
 from tests.integration.clients import last_words
 from tests.integration.conftest import port_of, tcp, until
-from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd
+from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening
 from twisted_sock import ConnectionFailed, ShutdownReason, SocketConfig, TLSConfig, open_socket
 from twisted_sock.testing import TestPKI, make_pki
 
@@ -747,20 +747,6 @@ path = "{path}"
 """
 
 
-def _parse_listeners(line: str) -> dict[tuple[str, str], Any]:
-    found: dict[tuple[str, str], Any] = {}
-    match = LISTENING.search(line)
-    assert match is not None
-    for item in match.group(2).split(", "):
-        where, mode = item.rsplit(" ", 1)
-        if where.startswith(("/", "@")):
-            found[("unix", mode.strip("()"))] = where
-            continue
-        host, _, port = where.rpartition(":")
-        found[(host.strip("[]"), mode.strip("()"))] = int(port)
-    return found
-
-
 @pytest.fixture(scope="module")
 def twistd_sock(pki, tmp_path_factory) -> Iterator[dict[str, dict[tuple[str, str], Any]]]:
     """
@@ -776,7 +762,8 @@ def twistd_sock(pki, tmp_path_factory) -> Iterator[dict[str, dict[tuple[str, str
     try:
         line = next(line for line in server.log if LISTENING.search(line))
         while True:
-            sockets[LISTENING.search(line).group(1)] = _parse_listeners(line)  # type: ignore[union-attr]
+            name, listeners = parse_listening(line)
+            sockets[name] = listeners
             if len(sockets) == 5:
                 break
             line = server.wait_for(LISTENING, TIMEOUT)

@@ -496,7 +496,9 @@ def server_fingerprint(ctx: ssl.SSLContext, port: int, starttls: bool = False) -
     Connect (after STARTTLS when asked), verify with C{ctx}, echo a byte;
     the server certificate's SHA-256 fingerprint.
     """
-    import hashlib
+    from cryptography import x509
+
+    from twisted_sock.config.tls import fingerprint
 
     with connect("127.0.0.1", port) as raw:
         if starttls:
@@ -505,8 +507,7 @@ def server_fingerprint(ctx: ssl.SSLContext, port: int, starttls: bool = False) -
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             s.sendall(b"x")
             assert s.recv(1) == b"x"
-            digest = hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest().upper()
-            return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+            return fingerprint(x509.load_der_x509_certificate(s.getpeercert(binary_form=True)))
 
 
 @pytest_twisted.ensureDeferred
@@ -563,3 +564,23 @@ async def test_renewed_certificate_applies_to_new_connections(serve, pki, tmp_pa
             await sock.reconfigure(tls=change)
         assert caught.value.key == key and "at run time (restart the service)" in str(caught.value)
     assert await threads.deferToThread(server_fingerprint, new_ctx, implicit) == new_print
+
+
+def test_client_ca_gone_before_start_is_one_config_error(pki, tmp_path):
+    """
+    A client_ca file checked when the configuration was built but gone when
+    the listeners open: one ConfigError naming the socket and key, nothing
+    left listening.
+    """
+    import shutil
+
+    from twisted_sock import SockService
+
+    ca = tmp_path / "clients.pem"
+    shutil.copy(pki.ca_certificate, ca)
+    service = SockService([tcp(tls=tls_config(pki, client_ca=str(ca)))])
+    ca.unlink()
+    with pytest.raises(ConfigError) as caught:
+        service.startService()
+    assert caught.value.key == "tls" and "cannot be used" in str(caught.value)
+    assert not service.running and service.statistics().sockets[0].listeners == ()

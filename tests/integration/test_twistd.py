@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,24 @@ TWISTD = str(BIN / "twistd")
 TWISTED_SOCK = str(BIN / "twisted-sock")
 LISTENING = re.compile(r"socket '(\S+)' listening on (.*)")
 START_TIMEOUT = 20.0
+
+
+def parse_listening(line: str) -> tuple[str, dict[tuple[str, str], Any]]:
+    """
+    A "socket 'NAME' listening on ..." line: the name, and each listener as
+    (host, label) -> port, or ("unix", label) -> path.
+    """
+    match = LISTENING.search(line)
+    assert match is not None, line
+    found: dict[tuple[str, str], Any] = {}
+    for item in match.group(2).split(", "):
+        where, label = item.rsplit(" ", 1)
+        if where.startswith(("/", "@")):
+            found[("unix", label.strip("()"))] = where
+            continue
+        host, _, port = where.rpartition(":")
+        found[(host.strip("[]"), label.strip("()"))] = int(port)
+    return match.group(1), found
 
 
 class Twistd:
@@ -43,14 +62,14 @@ class Twistd:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
         )
         self.log: list[str] = []
-        self.listeners: dict[tuple[str, str], int] = {}
+        self.listeners: dict[tuple[str, str], Any] = {}
         self._seen = 0
         self._ended = False
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         try:
-            self._parse_listening(self.wait_for(LISTENING, START_TIMEOUT))
+            _, self.listeners = parse_listening(self.wait_for(LISTENING, START_TIMEOUT))
         except BaseException:
             self.proc.kill()  # never leave a server behind
             self.proc.wait(timeout=START_TIMEOUT)
@@ -65,17 +84,6 @@ class Twistd:
         with self._changed:
             self._ended = True
             self._changed.notify_all()
-
-    def _parse_listening(self, line: str) -> None:
-        match = LISTENING.search(line)
-        assert match is not None
-        for item in match.group(2).split(", "):
-            hostport, mode = item.rsplit(" ", 1)
-            if hostport.startswith(("/", "@")):  # a UNIX socket path
-                self.listeners[(hostport, mode.strip("()"))] = 0
-                continue
-            host, _, port = hostport.rpartition(":")
-            self.listeners[(host.strip("[]"), mode.strip("()"))] = int(port)
 
     def wait_for(self, needle: str | re.Pattern[str], timeout: float = 10.0) -> str:
         """

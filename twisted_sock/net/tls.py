@@ -81,14 +81,15 @@ def server_options(tls: TLSConfig, mode: str) -> CertificateOptions:
 @implementer(IOpenSSLServerConnectionCreator)
 class ServerOptions:
     """
-    The server TLS options of one socket's listeners of one mode, which a
-    reload may replace (a renewed certificate): each new connection gets
-    the current ones, open connections keep theirs.
+    The server TLS options (L{server_options}) of one socket's listeners of
+    one mode, which a reload may replace (a renewed certificate): each new
+    connection gets the C{current} ones, open connections keep theirs.
     """
 
-    def __init__(self, tls: TLSConfig, mode: str) -> None:
+    current: CertificateOptions
+
+    def __init__(self, mode: str) -> None:
         self.mode = mode
-        self.current = server_options(tls, mode)
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         return SSL.Connection(self.current.getContext(), None)
