@@ -34,3 +34,13 @@ def ipv6_loopback() -> bool:
     except OSError:
         return False
     return True
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """
+    Every test under C{tests/integration/} uses real sockets or processes:
+    mark it C{integration} (so C{-m "not integration"} runs the pure tests).
+    """
+    for item in items:
+        if "tests/integration/" in item.nodeid or "tests/bench/" in item.nodeid:
+            item.add_marker(pytest.mark.integration)

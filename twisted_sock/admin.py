@@ -15,7 +15,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from twisted_sock.errors import BindError
 from twisted_sock.net.tcp import os_reason
-from twisted_sock.net.unix import _umask, clear_stale, socket_address
+from twisted_sock.net.unix import clear_stale, creation_umask, socket_address
 
 if TYPE_CHECKING:
     from twisted_sock.service import SockService
@@ -66,7 +66,7 @@ def open_admin(path: str, service: SockService, reactor: Any) -> Any:
 
     clear_stale(path, socketlib.SOCK_STREAM)
     try:
-        with _umask(0o600):
+        with creation_umask(0o600):
             return reactor.listenUNIX(socket_address(path), AdminFactory(service), mode=0o600)
     except error.CannotListenError as e:
         raise BindError(path, None, os_reason(e.socketError), socket="admin") from None

@@ -29,7 +29,7 @@ from zope.interface import implementer
 from twisted_sock.client import connect
 from twisted_sock.config.client import ConnectOptions
 from twisted_sock.errors import ConnectionFailed
-from twisted_sock.net.tls import _describe as describe_tls_failure
+from twisted_sock.net.tls import describe_tls_failure
 from twisted_sock.reasons import ShutdownReason
 
 #: Exit status: a clean end.

@@ -161,3 +161,30 @@ def test_shutdown_reason_names():
     ]
     for reason in ShutdownReason:
         assert str(reason) == reason.name == reason.value
+
+
+def test_pure_layers_import_no_twisted_networking():
+    """
+    Importing the package and its pure layers (decision, configuration)
+    loads no Twisted networking, TLS or web module: the public names are
+    imported on first use (PEP 562).
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys, twisted_sock, twisted_sock.policy.incoming, twisted_sock.config\n"
+            "print(sorted(m for m in sys.modules if m.startswith("
+            "('twisted.internet', 'twisted.web', 'OpenSSL', 'twisted.protocols'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    """
+    A name the package does not export raises C{AttributeError} (so
+    C{hasattr} and C{from twisted_sock import nothing} behave).
+    """
+    with pytest.raises(AttributeError):
+        twisted_sock.nothing_here  # noqa: B018
+    assert "SockService" in dir(twisted_sock)

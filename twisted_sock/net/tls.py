@@ -248,7 +248,7 @@ def record_handshake_failure(raw: Any, why: str) -> None:
     )
 
 
-def _describe(reason: Failure | None) -> str:
+def describe_tls_failure(reason: Failure | None) -> str:
     if reason is None:
         return "closed before the handshake finished"
     value = reason.value
@@ -315,7 +315,7 @@ class _TLSPending(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel()
         if not self._done:
-            self._session.handshake_failed(self._raw_transport, _describe(reason))
+            self._session.handshake_failed(self._raw_transport, describe_tls_failure(reason))
 
 
 class _PendingFactory:
@@ -430,7 +430,7 @@ class _StartTLSProtocol(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel()
         if self._state == "handshaking":
-            self._factory.session.handshake_failed(self.transport, _describe(reason))
+            self._factory.session.handshake_failed(self.transport, describe_tls_failure(reason))
 
 
 class StartTLSFactory:
@@ -490,8 +490,8 @@ class _HandshakeWatch:
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._tls.wrappedProtocol = self._inner
         if not self._done.called:
-            record_handshake_failure(_raw(self._tls.transport), _describe(reason))
-            self._done.errback(Failure(TLSHandshakeError(_describe(reason))))
+            record_handshake_failure(_raw(self._tls.transport), describe_tls_failure(reason))
+            self._done.errback(Failure(TLSHandshakeError(describe_tls_failure(reason))))
         self._inner.connectionLost(reason)
 
     def __getattr__(self, name: str) -> Any:

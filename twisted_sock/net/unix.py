@@ -60,7 +60,7 @@ def socket_address(path: str) -> str:
 
 
 @contextlib.contextmanager
-def _umask(mode: int) -> Iterator[None]:
+def creation_umask(mode: int) -> Iterator[None]:
     """
     Create files with exactly C{mode} (the umask masks all other bits).
     """
@@ -186,7 +186,7 @@ class LocalStreamPort(HandOver, unix.Port):
             self.transport = IdleLocalServer
 
     def startListening(self) -> None:
-        with _umask(self.mode):
+        with creation_umask(self.mode):
             unix.Port.startListening(self)
         self.socket = _LocalListener(self.socket, self)  # type: ignore[assignment]
         _chown(self.sock_spec.address, self.sock_state.config)
@@ -232,7 +232,7 @@ class LocalDatagramPort(unix.DatagramPort):
                                    config.mode, reactor)
 
     def startListening(self) -> None:
-        with _umask(self.mode):
+        with creation_umask(self.mode):
             unix.DatagramPort.startListening(self)
         if self._wants_credentials:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
