@@ -29,6 +29,7 @@ from twisted_sock.net.interfaces import (
     system_interfaces,
 )
 from twisted_sock.net.listeners import close_now, open_all
+from twisted_sock.net.retired import RetiredSockets
 from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.net.tcp import HandOver, SockFactory, open_tcp_listener
 from twisted_sock.net.tls import (
@@ -267,7 +268,7 @@ class SockService(MultiService):
             self._assemblies[config.name] = _Assembly(self, config)
         self.sockets: dict[str, LiveSocket] = {n: a.live for n, a in self._assemblies.items()}
         self._ports: list[Any] = []
-        self._retired: list[SocketState] = []
+        self._retired = RetiredSockets()
         self._listening = False
 
     @classmethod
@@ -439,8 +440,7 @@ class SockService(MultiService):
         self._adopt(opened)
         for name in removed:
             state = self._assemblies.pop(name).state
-            if state.connections:
-                self._retired.append(state)
+            self._retired.add(state)
             log.info("socket {socket!r} removed ({count} connections left to finish)",
                      socket=name, count=len(state.connections))
         self._plan = plan
@@ -517,7 +517,7 @@ class SockService(MultiService):
             self._admin = None
         close_now(ports)
         self._listening = False
-        states = [a.state for a in self._assemblies.values()] + self._retired
+        states = [a.state for a in self._assemblies.values()] + list(self._retired.states)
         for state in states:
             state.ports.clear()
             state.stop_logs()
@@ -534,11 +534,13 @@ class SockService(MultiService):
 
     def statistics(self) -> ServiceStatistics:
         """
-        An immutable snapshot of every socket.
+        An immutable snapshot of every socket, and of the removed (or
+        renamed) sockets whose connections are still open (C{retired}).
         """
         return ServiceStatistics(
             incoming_enabled=self._master.enabled,
             sockets=tuple(a.state.statistics() for a in self._assemblies.values()),
+            retired=self._retired.statistics(),
         )
 
 

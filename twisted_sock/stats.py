@@ -93,15 +93,21 @@ class SocketStatistics:
 class ServiceStatistics:
     """
     A snapshot of a whole service.
+
+    @ivar retired: sockets a run-time change removed or renamed while they
+        had open connections, until their last connection ends (no
+        listeners; a name may also be in C{sockets}, or retired twice).
     """
 
     incoming_enabled: bool
     sockets: tuple[SocketStatistics, ...]
+    retired: tuple[SocketStatistics, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "incoming_enabled": self.incoming_enabled,
             "sockets": [s.as_dict() for s in self.sockets],
+            "retired": [s.as_dict() for s in self.retired],
         }
 
 

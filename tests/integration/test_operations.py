@@ -259,3 +259,33 @@ async def test_rename_keeps_the_listening_socket(serve):
     finally:
         held.close()
     await until(lambda: not old_state.connections)
+
+
+@pytest_twisted.ensureDeferred
+async def test_removed_socket_stays_in_status_until_its_last_connection_ends(serve):
+    """
+    A socket that a change renames (or removes) while a connection is open
+    on it is listed under C{retired} in the statistics and /status.json
+    (not under C{sockets}) while that connection lasts; once it closes the
+    retired socket is forgotten. Renames with a connection held and closed
+    each time leave no retired socket behind.
+    """
+    import json
+
+    from twisted_sock import ServiceConfig
+    from twisted_sock.web.render import render_json
+
+    port = free_port()
+    service = serve(tcp(name="n0", local_ports=[port]))
+    for i in range(1, 21):
+        held = await threads.deferToThread(connect, "127.0.0.1", port)
+        try:
+            assert await threads.deferToThread(ask, held, b"held") == b"held"
+            await service.apply_config(ServiceConfig((tcp(name=f"n{i}", local_ports=[port]),)))
+            doc = json.loads(render_json(service.statistics()))
+            assert [s["name"] for s in doc["sockets"]] == [f"n{i}"]
+            assert [(s["name"], s["connections"]) for s in doc["retired"]] == [(f"n{i - 1}", 1)]
+        finally:
+            held.close()
+        await until(lambda: not service.statistics().retired)
+    assert service.statistics().sockets[0].connections == 0

@@ -71,6 +71,7 @@ def test_json_schema():
                 "refused_by": {"address-not-allowed": 2, "mode-none": 1},
             }
         ],
+        "retired": [],
     }
 
 
@@ -107,7 +108,8 @@ def test_json_no_sockets():
     """
     A service without sockets renders an empty list.
     """
-    assert json.loads(render_json(ServiceStatistics(True, ()))) == {"incoming_enabled": True, "sockets": []}
+    assert json.loads(render_json(ServiceStatistics(True, ()))) == {"incoming_enabled": True, "sockets": [],
+                                                                   "retired": []}
 
 
 # --------------------------------------------------------------------------
@@ -205,6 +207,7 @@ def test_metrics_types():
         "twisted_sock_tls_failures_total": "counter",
         "twisted_sock_refused_by_total": "counter",
         "twisted_sock_closed_total": "counter",
+        "twisted_sock_retired_connections": "gauge",
     }
 
 
@@ -248,6 +251,30 @@ def test_metrics_two_sockets_grouped():
     samples = _parse(text)
     assert samples[("twisted_sock_connections", (("socket", "a"),))] == 2
     assert samples[("twisted_sock_connections", (("socket", "b"),))] == 7
+
+
+def test_retired_sockets_rendered():
+    """
+    Removed sockets whose connections are still open are listed under
+    C{retired} in the JSON (apart from C{sockets}, so a name can be in
+    both), counted per name in C{twisted_sock_retired_connections} (one
+    sample per name even when retired twice) and listed on the page.
+    """
+    gone = _socket("gone", listeners=(), connections=1)
+    stats = ServiceStatistics(True, (_socket("gone"),), (gone, _socket("gone", listeners=(), connections=2),
+                                                          _socket("old", listeners=(), connections=1)))
+    doc = json.loads(render_json(stats))
+    assert [s["name"] for s in doc["sockets"]] == ["gone"]
+    assert [(s["name"], s["connections"], s["listeners"]) for s in doc["retired"]] == [
+        ("gone", 1, []), ("gone", 2, []), ("old", 1, [])]
+    samples = _parse(render_metrics(stats).decode("utf-8"))
+    assert samples[("twisted_sock_retired_connections", (("socket", "gone"),))] == 3
+    assert samples[("twisted_sock_retired_connections", (("socket", "old"),))] == 1
+    assert samples[("twisted_sock_connections", (("socket", "gone"),))] == 2
+    page = render_html(stats).decode("utf-8")
+    assert "Removed sockets still draining" in page
+    assert "<tr><td>old</td><td class=num>1</td></tr>" in page
+    assert "draining" not in render_html(_stats()).decode("utf-8")
 
 
 # --------------------------------------------------------------------------

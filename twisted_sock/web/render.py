@@ -56,6 +56,14 @@ def render_metrics(stats: ServiceStatistics) -> bytes:
                 f'twisted_sock_closed_total{{socket="{_label(sock.name)}",'
                 f'reason="{_label(reason)}"}} {count}'
             )
+    lines.append("# HELP twisted_sock_retired_connections Connections still open on removed or "
+                 "renamed sockets.")
+    lines.append("# TYPE twisted_sock_retired_connections gauge")
+    retired: dict[str, int] = {}
+    for sock in stats.retired:
+        retired[sock.name] = retired.get(sock.name, 0) + sock.connections
+    for name, count in retired.items():
+        lines.append(f'twisted_sock_retired_connections{{socket="{_label(name)}"}} {count}')
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -106,4 +114,9 @@ def render_html(stats: ServiceStatistics, refresh: int = 5) -> bytes:
             f"{listeners}</table>\n"
             f"<p>Closed by reason: {closed}.<br>Refused by reason: {refused}.</p>"
         )
+    if stats.retired:
+        rows = "".join(f"<tr><td>{html.escape(sock.name)}</td><td class=num>{sock.connections}</td></tr>"
+                       for sock in stats.retired)
+        parts.append("<h2>Removed sockets still draining</h2>\n"
+                     f"<table><tr><th>socket</th><th>connections</th></tr>{rows}</table>")
     return _PAGE.format(refresh=refresh, master=master, sockets="\n".join(parts)).encode("utf-8")
