@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import error
+from twisted.internet import error, tcp, unix
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
 from twisted_sock.errors import BindError
+from twisted_sock.net.socketfile import SocketFile, clear_stale, remove_created, umask
 from twisted_sock.net.tcp import os_reason
-from twisted_sock.net.unix import clear_stale, creation_umask, socket_address
+from twisted_sock.net.unix import socket_address
 
 if TYPE_CHECKING:
     from twisted_sock.service import SockService
@@ -57,6 +58,28 @@ class AdminFactory(Factory):
         self.service = service
 
 
+class AdminPort(unix.Port):
+    """
+    The admin socket's listening port: on stop it removes its socket file
+    only if the path still holds the file it created.
+    """
+
+    sock_file: SocketFile | None = None
+
+    def __init__(self, path: str, factory: AdminFactory, reactor: Any) -> None:
+        unix.Port.__init__(self, socket_address(path), factory, mode=0o600, reactor=reactor)  # type: ignore[arg-type]
+        self.sock_path = path
+
+    def startListening(self) -> None:
+        with umask(0o600):
+            unix.Port.startListening(self)
+        self.sock_file = SocketFile.created(self.sock_path)
+
+    def connectionLost(self, reason: Any) -> None:
+        remove_created(self.sock_file)
+        tcp.Port.connectionLost(self, reason)
+
+
 def open_admin(path: str, service: SockService, reactor: Any) -> Any:
     """
     Listen on the admin socket (mode 0600 from the start; a stale file is
@@ -65,8 +88,9 @@ def open_admin(path: str, service: SockService, reactor: Any) -> Any:
     import socket as socketlib
 
     clear_stale(path, socketlib.SOCK_STREAM)
+    port = AdminPort(path, AdminFactory(service), reactor)
     try:
-        with creation_umask(0o600):
-            return reactor.listenUNIX(socket_address(path), AdminFactory(service), mode=0o600)
+        port.startListening()
     except error.CannotListenError as e:
         raise BindError(path, None, os_reason(e.socketError), socket="admin") from None
+    return port

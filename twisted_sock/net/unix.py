@@ -9,18 +9,16 @@ A refused stream connection is closed before any protocol exists.
 The socket file is created with the configured mode from the start (the
 process umask is narrowed around C{bind}, so there is no window with
 default permissions), optionally chowned; a stale file left by a crashed
-process is replaced, a live server's socket is never touched.
+process is replaced, a live server's socket is never touched. On stop only
+the file this listener created is removed (L{twisted_sock.net.socketfile}).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import socket
-import stat
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet import error, tcp, unix
@@ -30,6 +28,7 @@ from twisted.logger import Logger
 
 from twisted_sock.errors import BindError
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.socketfile import SocketFile, clear_stale, remove_created, umask
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver, IdleSockServer, SockServer, os_reason
 from twisted_sock.net.udp import MAX_DATAGRAM, handler_error_log, handler_error_text
@@ -57,50 +56,6 @@ def socket_address(path: str) -> str:
     The address to bind: C{@name} becomes the abstract C{"\\0name"}.
     """
     return "\0" + path[1:] if path.startswith("@") else path
-
-
-@contextlib.contextmanager
-def creation_umask(mode: int) -> Iterator[None]:
-    """
-    Create files with exactly C{mode} (the umask masks all other bits).
-    """
-    old = os.umask(0o777 ^ mode)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def clear_stale(path: str, kind: int) -> None:
-    """
-    Make C{path} free for a new socket: nothing there is fine; a socket
-    nobody listens on (left by a crashed process) is removed; a live
-    server's socket or any other file is left alone and named in a
-    L{BindError}.
-    """
-    if path.startswith("@"):
-        return
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise BindError(path, None, "the path exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, kind)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except ConnectionRefusedError:
-        os.unlink(path)
-        log.info("removed stale socket file {path} (nothing was listening)", path=path)
-        return
-    except OSError as e:
-        if e.errno == errno.EPROTOTYPE:
-            raise BindError(path, None, "a socket of another type is listening on it") from None
-        raise BindError(path, None, os_reason(e)) from None
-    finally:
-        probe.close()
-    raise BindError(path, None, "another server is already listening on it")
 
 
 class _LocalListener:
@@ -180,14 +135,16 @@ class LocalStreamPort(HandOver, unix.Port):
         self.sock_port = spec.address
         self.sock_fingerprint = None
         self.sock_pending_credentials: tuple[int, int, int] | None = None
+        self.sock_file: SocketFile | None = None
         unix.Port.__init__(self, socket_address(spec.address), factory, config.backlog,  # type: ignore[arg-type]
                            config.mode, reactor)
         if state.idle_timeout:
             self.transport = IdleLocalServer
 
     def startListening(self) -> None:
-        with creation_umask(self.mode):
+        with umask(self.mode):
             unix.Port.startListening(self)
+        self.sock_file = SocketFile.created(self.sock_spec.address)
         self.socket = _LocalListener(self.socket, self)  # type: ignore[assignment]
         _chown(self.sock_spec.address, self.sock_state.config)
         if self.sock_mode == "http" and self.sock_state.paused:
@@ -201,11 +158,9 @@ class LocalStreamPort(HandOver, unix.Port):
         self.transport = IdleLocalServer if self.sock_state.idle_timeout else LocalServer
 
     def connectionLost(self, reason: Any) -> None:
-        # Twisted unlinks the socket file; someone may have removed it already.
-        try:
-            unix.Port.connectionLost(self, reason)
-        except FileNotFoundError:
-            tcp.Port.connectionLost(self, reason)
+        # Not unix.Port's: it unlinks whatever is at the path by then.
+        remove_created(self.sock_file)
+        tcp.Port.connectionLost(self, reason)
 
     def _getLogPrefix(self, factory: Any) -> str:
         return f"{self.sock_state.name} unix"
@@ -228,12 +183,14 @@ class LocalDatagramPort(unix.DatagramPort):
         self.sock_credentials: tuple[int, int, int] | None = None
         self._wants_credentials = config.allowed_uids is not None or config.allowed_gids is not None
         self._handler_log = handler_error_log(state.name, reactor)
+        self.sock_file: SocketFile | None = None
         unix.DatagramPort.__init__(self, socket_address(spec.address), protocol, MAX_DATAGRAM,
                                    config.mode, reactor)
 
     def startListening(self) -> None:
-        with creation_umask(self.mode):
+        with umask(self.mode):
             unix.DatagramPort.startListening(self)
+        self.sock_file = SocketFile.created(self.sock_spec.address)
         if self._wants_credentials:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         _chown(self.sock_spec.address, self.sock_state.config)
@@ -292,10 +249,7 @@ class LocalDatagramPort(unix.DatagramPort):
 
     def connectionLost(self, reason: Any = None) -> None:
         unix.DatagramPort.connectionLost(self, reason)
-        path = self.sock_spec.address
-        if not path.startswith("@"):  # Twisted leaves a datagram socket's file behind
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        remove_created(self.sock_file)  # Twisted leaves a datagram socket's file behind
 
     def _getLogPrefix(self, protocol: Any) -> str:
         return f"{self.sock_state.name} unix"
@@ -313,7 +267,7 @@ def _chown(path: str, config: Any) -> None:
     if path.startswith("@") or (config.owner is None and config.group is None):
         return
     os.chown(path, -1 if config.owner is None else config.owner,
-             -1 if config.group is None else config.group)
+             -1 if config.group is None else config.group, follow_symlinks=False)
 
 
 def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, reactor: Any) -> Any:
