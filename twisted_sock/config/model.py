@@ -289,11 +289,17 @@ class SocketConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: Why C{admin_socket = "@name"} is refused (the admin socket checks no
+#: credentials: its file mode is its only guard).
+ADMIN_ABSTRACT_REFUSED = ("must be a file path, not @name (an abstract socket has no file mode: "
+                          "any local user could reload the service)")
+
+
 def _admin_path(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str) and value.startswith("@"):
-        raise ValueError("the admin socket must be a file (its 0600 mode is its only guard), not @name")
+        raise ValueError(ADMIN_ABSTRACT_REFUSED)
     return values.unix_path(value)
 
 
