@@ -132,6 +132,42 @@ async def test_ipv4_mapped_peer_on_dual_stack_listener(serve):
 
 
 @pytest_twisted.ensureDeferred
+async def test_all_ipv6_target_on_dual_stack_listener(serve):
+    """
+    target_ip = "::/0" on a dual-stack "*" listener: ::1 is admitted, an
+    IPv4 peer (seen as ::ffff:127.0.0.1) is refused, and the start-up log
+    says once that ::/0 matches no IPv4 peer; "::/0, 0.0.0.0/0" admits
+    both.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 on this machine")
+    lines: list[str] = []
+
+    def observe(event):
+        if event.get("log_namespace") == "twisted_sock" and "matches no IPv4 peer" in formatEvent(event):
+            lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        v6 = serve(tcp(name="v6", interfaces="*", incoming="specific-ip-any-port", target_ip="::/0"))
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert lines == ["socket 'v6': target_ip ::/0 matches no IPv4 peer (IPv4 peers, also as "
+                     "::ffff:a.b.c.d, are compared as IPv4 addresses; add 0.0.0.0/0 or IPv4 "
+                     "networks to allow them)"]
+    both = serve(tcp(name="both", interfaces="*", incoming="specific-ip-any-port",
+                     target_ip="::/0, 0.0.0.0/0"))
+    kinds = []
+    for service, name in ((v6, "v6"), (both, "both")):
+        (listener,) = service.sockets[name].statistics().listeners
+        for host in ("::1", "127.0.0.1"):
+            kinds.append((await threads.deferToThread(exchange, host, listener.port)).kind)
+    assert kinds == ["data", "reset", "data", "data"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_ipv6_target(serve):
     """
     An IPv6 target written in a long form (0:0:0:0:0:0:0:1) admits ::1 and

@@ -158,13 +158,25 @@ def test_none_refuses_a_target_match():
         ("2001:db8::/32", "2001:db9::1", REFUSE_ADDRESS),
         ("0.0.0.0/0", "203.0.113.9", ACCEPT),
         ("0.0.0.0/0", "2001:db8::1", REFUSE_ADDRESS),
+        # ::/0 is every IPv6 peer; IPv4 peers (also seen as ::ffff:a.b.c.d)
+        # are IPv4 addresses, outside it.
+        ("::/0", "2001:db8::1", ACCEPT),
+        ("::/0", "::1", ACCEPT),
+        ("::/0", "203.0.113.9", REFUSE_ADDRESS),
+        ("::/0", "::ffff:203.0.113.9", REFUSE_ADDRESS),
+        ("::/0, 0.0.0.0/0", "::ffff:203.0.113.9", ACCEPT),
+        # The whole mapped range, spelled in IPv6, is every IPv4 peer.
+        ("::ffff:0:0/96", "203.0.113.9", ACCEPT),
+        ("::ffff:0:0/96", "::ffff:203.0.113.9", ACCEPT),
+        ("::ffff:0:0/96", "2001:db8::1", REFUSE_ADDRESS),
     ],
 )
 def test_address_forms(target, host, expected):
     """
     Targets normalised at configuration time and peers normalised at the
     edge compare as addresses: scopes, mapped forms, long IPv6 spellings and
-    networks; an IPv4 network never matches an IPv6 peer.
+    networks; an IPv4 network never matches an IPv6 peer, and C{::/0}
+    never matches an IPv4 peer, whatever form the listener reports it in.
     """
     config = SocketConfig(name="t", local_ports=[1], incoming=IP_ANY, target_ip=target)
     assert decide(config.policy, True, parse_peer_host(host), 1234) is expected

@@ -16,7 +16,7 @@ from twisted_sock.config import values
 from twisted_sock.config.refs import check_handler, check_http
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
-from twisted_sock.policy.addresses import IPAddress, IPNetwork
+from twisted_sock.policy.addresses import IPAddress, IPNetwork, misses_ipv4_peers
 from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_policy
 from twisted_sock.policy.reconnect import ReconnectMode
 
@@ -240,6 +240,13 @@ class SocketConfig:
         out = []
         if self.protocol == "udp" and self.http_ports:
             out.append(f"socket {self.name!r}: http_ports are ignored for udp (UDP has no http ports)")
+        for key, used in (("target_ip", self.incoming.needs_target_ip),  # type: ignore[union-attr]
+                          ("trusted_proxies", self.proxy_protocol)):
+            networks = misses_ipv4_peers(getattr(self, key)) if used else ()
+            if networks:
+                out.append(f"socket {self.name!r}: {key} {', '.join(map(str, networks))} matches no IPv4 "
+                           f"peer (IPv4 peers, also as ::ffff:a.b.c.d, are compared as IPv4 addresses; "
+                           f"add 0.0.0.0/0 or IPv4 networks to allow them)")
         return tuple(out)
 
     @property

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Iterable
 from typing import TypeAlias
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The IPv4-mapped range: what a dual-stack listener reports IPv4 peers as,
+#: and what L{normalise_address} turns into IPv4 before any comparison.
+IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 def normalise_address(address: IPAddress) -> IPAddress:
@@ -41,3 +46,17 @@ def parse_peer_host(host: str) -> IPAddress | None:
         return normalise_address(ipaddress.ip_address(host.partition("%")[0]))
     except ValueError:
         return None
+
+
+def misses_ipv4_peers(targets: Iterable[IPAddress | IPNetwork]) -> tuple[ipaddress.IPv6Network, ...]:
+    """
+    The IPv6 networks of C{targets} (already normalised) that look as if
+    they let IPv4 peers in through their IPv4-mapped part (C{::/0},
+    C{::/80} ...) but cannot: peers are compared as IPv4 addresses. Empty
+    when C{targets} also holds an IPv4 address or network (then IPv4 peers
+    are meant to be matched there).
+    """
+    if any(t.version == 4 for t in targets):
+        return ()
+    return tuple(t for t in targets
+                 if isinstance(t, ipaddress.IPv6Network) and t.supernet_of(IPV4_MAPPED))
