@@ -261,6 +261,7 @@ async def test_rename_keeps_the_listening_socket(serve):
     await until(lambda: not old_state.connections)
 
 
+@pytest.mark.integration
 @pytest_twisted.ensureDeferred
 async def test_removed_socket_stays_in_status_until_its_last_connection_ends(serve):
     """

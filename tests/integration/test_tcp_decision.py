@@ -131,6 +131,7 @@ async def test_ipv4_mapped_peer_on_dual_stack_listener(serve):
     assert (ok.kind, bad.kind) == ("data", "reset")
 
 
+@pytest.mark.integration
 @pytest_twisted.ensureDeferred
 async def test_all_ipv6_target_on_dual_stack_listener(serve):
     """
