@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
 from twisted_sock.errors import BindError
-from twisted_sock.net.socketfile import SocketFile, clear_stale, remove_created, umask
+from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.tcp import os_reason
 from twisted_sock.net.unix import socket_address
 
@@ -71,7 +71,7 @@ class AdminPort(unix.Port):
         self.sock_path = path
 
     def startListening(self) -> None:
-        with umask(0o600):
+        with creation_umask(0o600):
             unix.Port.startListening(self)
         self.sock_file = SocketFile.created(self.sock_path)
 

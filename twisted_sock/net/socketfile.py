@@ -35,7 +35,7 @@ def is_abstract(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def umask(mode: int) -> Iterator[None]:
+def creation_umask(mode: int) -> Iterator[None]:
     """
     Create files with exactly C{mode} (the umask masks all other bits).
     """

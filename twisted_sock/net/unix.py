@@ -28,7 +28,7 @@ from twisted.logger import Logger
 
 from twisted_sock.errors import BindError
 from twisted_sock.net.interfaces import ListenerSpec
-from twisted_sock.net.socketfile import SocketFile, clear_stale, remove_created, umask
+from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver, IdleSockServer, SockServer, os_reason
 from twisted_sock.net.udp import MAX_DATAGRAM, handler_error_log, handler_error_text
@@ -142,7 +142,7 @@ class LocalStreamPort(HandOver, unix.Port):
             self.transport = IdleLocalServer
 
     def startListening(self) -> None:
-        with umask(self.mode):
+        with creation_umask(self.mode):
             unix.Port.startListening(self)
         self.sock_file = SocketFile.created(self.sock_spec.address)
         self.socket = _LocalListener(self.socket, self)  # type: ignore[assignment]
@@ -188,7 +188,7 @@ class LocalDatagramPort(unix.DatagramPort):
                                    config.mode, reactor)
 
     def startListening(self) -> None:
-        with umask(self.mode):
+        with creation_umask(self.mode):
             unix.DatagramPort.startListening(self)
         self.sock_file = SocketFile.created(self.sock_spec.address)
         if self._wants_credentials:
