@@ -174,7 +174,7 @@ def connect_options(args: argparse.Namespace) -> tuple[ConnectOptions, float]:
 
 def _connect(args: argparse.Namespace) -> int:
     options, wait = connect_options(args)
-    from twisted_sock.netcat import run_connect
+    from twisted_sock.client.netcat import run_connect
 
     def say(line: str) -> None:
         print(f"twisted-sock: {line}", file=sys.stderr, flush=True)

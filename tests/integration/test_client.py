@@ -1337,7 +1337,7 @@ def test_cli_end_of_file_or_reset_after_half_close(reset, expected):
     """
     import select
 
-    from twisted_sock.netcat import _StreamBridge
+    from twisted_sock.client.netcat import _StreamBridge
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         ours = socket.create_connection(listener.getsockname(), TIMEOUT)

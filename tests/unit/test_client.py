@@ -2,8 +2,9 @@
 The client's pure parts, with no sockets: the STARTTLS answer detector
 (L{ReadyAnswer}) fed whole and byte by byte, in step with the server's
 detector; L{ClientTLS} and L{ConnectOptions} validation; the failure ->
-L{ShutdownReason} table; and C{twisted-sock connect}'s bad input (one line,
-exit status 2, no reactor started).
+L{ShutdownReason} table; L{Connecting}'s early writes and cancelling (a
+memory reactor); and C{twisted-sock connect}'s bad input (one line, exit
+status 2, no reactor started).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pytest
 from twisted.internet import error
 
 from twisted_sock import ShutdownReason, TLSHandshakeError, cli
-from twisted_sock.client import as_connection_failed, open_socket, reason_for
+from twisted_sock.client import Connecting, as_connection_failed, open_socket, reason_for
+from twisted_sock.client.result import Outbox
 from twisted_sock.config.address import Target
 from twisted_sock.config.client import ClientTLS, ConnectOptions
 from twisted_sock.errors import ConfigError, ConnectionFailed
@@ -337,6 +339,59 @@ def test_open_socket_needs_a_protocol():
         open_socket("127.0.0.1:1", object(), reactor=Clock())
     with pytest.raises(TypeError):
         open_socket("udp:127.0.0.1:1", object(), reactor=Clock())
+
+
+# --------------------------------------------------------------------------
+# Connecting: early writes, cancelling
+
+
+def test_early_writes_are_kept_then_sent():
+    """
+    Bytes written to a L{Connecting} before the connection is usable are
+    kept, in order, and sent when its L{Outbox} opens; later writes go
+    straight through; once closed, writes are discarded.
+    """
+    from twisted.internet.testing import StringTransport
+
+    outbox = Outbox()
+    connecting = Connecting(outbox=outbox)
+    connecting.write(b"one ")
+    connecting.writeSequence([b"two ", b"three "])
+    transport = StringTransport()
+    assert transport.value() == b""
+    outbox.open(transport)
+    assert transport.value() == b"one two three "
+    connecting.write(b"four")
+    assert transport.value() == b"one two three four"
+    outbox.close()
+    connecting.write(b"lost")
+    assert transport.value() == b"one two three four"
+    with pytest.raises(TypeError):
+        connecting.write("text")  # type: ignore[arg-type]
+
+
+def test_cancel_ends_the_attempt():
+    """
+    Cancelling a L{Connecting} still connecting stops its timer and its
+    connection attempt, fails it with C{CancelledError}, and discards what
+    was written to it.
+    """
+    from twisted.internet.defer import CancelledError
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.testing import MemoryReactorClock
+
+    reactor = MemoryReactorClock()
+    connecting = open_socket("127.0.0.1:1", Factory.forProtocol(Protocol), reactor=reactor)
+    assert reactor.getDelayedCalls()
+    (connector,) = reactor.connectors
+    connecting.write(b"never sent")
+    failures = []
+    connecting.addErrback(failures.append)
+    connecting.cancel()
+    (failure,) = failures
+    assert failure.check(CancelledError)
+    assert reactor.getDelayedCalls() == []
+    assert connector.stoppedConnecting
 
 
 # --------------------------------------------------------------------------

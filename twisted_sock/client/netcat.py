@@ -1,6 +1,6 @@
 """
 C{twisted-sock connect}: standard input to a connection, the connection to
-standard output (netcat-like), over L{twisted_sock.client.connect}.
+standard output (netcat-like), over L{twisted_sock.client.open.connect}.
 
 Standard input is read by a thread (raw C{os.read} on the descriptor, so
 pipes, terminals and regular files all work and no buffered-reader lock is
@@ -21,12 +21,13 @@ from typing import Any, BinaryIO
 
 from OpenSSL import SSL
 from twisted.internet import defer, error, threads
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_sock.client import connect
+from twisted_sock.client.attempt import cancel_call
+from twisted_sock.client.open import connect
 from twisted_sock.config.client import ConnectOptions
 from twisted_sock.errors import ConnectionFailed
 from twisted_sock.net.tls import describe_tls_failure
@@ -174,11 +175,10 @@ class _DatagramBridge(DatagramProtocol):
         self._sent = 0
         self._replies = 0
         self._eof = False
-        self._timer: Any = None
+        self._timer: IDelayedCall | None = None
 
     def _finish(self, outcome: Outcome) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = None
         if not self._finished.called:
             if self.transport is not None:
@@ -191,10 +191,8 @@ class _DatagramBridge(DatagramProtocol):
         if self._replies >= self._sent:
             self._finish((EXIT_OK, None))
             return
-        if self._timer is not None and self._timer.active():
-            self._timer.reset(self._wait)
-        else:
-            self._timer = self._reactor.callLater(self._wait, self._finish, (EXIT_OK, None))
+        cancel_call(self._timer)
+        self._timer = self._reactor.callLater(self._wait, self._finish, (EXIT_OK, None))
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self._replies += 1
