@@ -77,10 +77,10 @@ def recording(monkeypatch):
     """
     import types
 
-    import twisted_sock.net.tcp as tcp
+    import twisted_sock.net.acceptfail as acceptfail
 
     RecordingSocket.made.clear()
-    monkeypatch.setattr(tcp, "_socket", types.SimpleNamespace(socket=RecordingSocket))
+    monkeypatch.setattr(acceptfail, "_socket", types.SimpleNamespace(socket=RecordingSocket))
 
 
 def listener_for(peers, mode="data", **config):

@@ -48,11 +48,14 @@ class MasterSwitch:
     service, and the service-wide C{log_connections} setting.
     """
 
-    __slots__ = ("enabled", "log_connections")
+    __slots__ = ("enabled", "log_connections", "accept_waiting")
 
     def __init__(self, enabled: bool = True, log_connections: bool = True) -> None:
         self.enabled = enabled
         self.log_connections = log_connections
+        #: Listeners backing off after a failed accept(): any connection
+        #: that closes (a descriptor freed) lets them try again.
+        self.accept_waiting: set[Any] = set()
 
 
 class SocketState:
@@ -80,6 +83,7 @@ class SocketState:
         self.refusal_log = RateLimitedLog(self._summarised("refusals"), clock)
         self.tls_log = RateLimitedLog(self._summarised("TLS handshake failures"), clock)
         self.replace_log = RateLimitedLog(self._summarised("connections replaced"), clock)
+        self.accept_log = RateLimitedLog(self._summarised("failed accepts"), clock)
         self.apply(config)
 
     def apply(self, config: SocketConfig) -> None:
@@ -101,7 +105,10 @@ class SocketState:
         self.trusted = compile_policy(IncomingMode.SPECIFIC_IP_ANY_PORT, config.trusted_proxies)
         self._limited = self.max_total is not None or self.max_per_peer is not None
         self._needs_peer = self.policy.needs_peer_address or self.max_per_peer is not None
-        self._resume_if_possible()
+        if self.full:
+            self.pause_http()  # a lowered limit: the http ports wait
+        else:
+            self._resume_if_possible()
         self.refresh_ports()
 
     def refresh_ports(self) -> None:
@@ -211,6 +218,18 @@ class SocketState:
         self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
                                f"{_describe_peer(host, port, local_port, credentials)} ({reason})")
 
+    def accept_failed(self, count: int, local_port: Any, error: str, reset: int) -> None:
+        """
+        C{accept()} failed (C{error}): count C{count} connections under
+        C{ACCEPT_FAILED} and log it (rate-limited); C{reset} of them were
+        accepted into the spare descriptor and reset.
+        """
+        closed_by = self.closed_by
+        reason = ShutdownReason.ACCEPT_FAILED
+        closed_by[reason] = closed_by.get(reason, 0) + count
+        self.accept_log.event(lambda: f"socket {self.name!r}: accept failed on {local_port} ({error}); "
+                              f"{reset} connection(s) reset; backing off")
+
     def _summarised(self, what: str) -> Callable[[str | None, int], None]:
         """
         The emitter of a L{RateLimitedLog}: each line as it is, and the
@@ -230,7 +249,7 @@ class SocketState:
         """
         Emit the pending summaries of the rate-limited logs now.
         """
-        for limited in (self.refusal_log, self.tls_log, self.replace_log):
+        for limited in (self.refusal_log, self.tls_log, self.replace_log, self.accept_log):
             limited.stop()
 
     # Transport bookkeeping ----------------------------------------------
@@ -241,8 +260,8 @@ class SocketState:
             self.accepted += 1
         if self.max_per_peer is not None:
             self.per_peer[transport.sock_peer] += 1
-        if self.max_total is not None and len(self.connections) >= self.max_total:
-            self._pause_http()
+        if not self.paused and self.max_total is not None and len(self.connections) >= self.max_total:
+            self.pause_http()
 
     def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
         self.connections.pop(transport, None)
@@ -258,17 +277,23 @@ class SocketState:
             closed_by[reason] = closed_by.get(reason, 0) + 1
         if self.paused:
             self._resume_if_possible()
+        if self.master.accept_waiting:
+            for pause in list(self.master.accept_waiting):
+                pause.resume()
         if not self.connections and self.empty_waiters:
             waiters, self.empty_waiters = self.empty_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
 
-    def _pause_http(self) -> None:
-        if not self.paused:
-            self.paused = True
-            for port in self.ports:
-                if port.sock_mode == "http" and port.connected:
-                    port.stopReading()
+    def pause_http(self) -> None:
+        """
+        The socket is full: its http ports stop reading (the peers wait in
+        the kernel's queue) until L{closed} frees a slot.
+        """
+        self.paused = True
+        for port in self.ports:
+            if port.sock_mode == "http" and port.connected:
+                port.stopReading()
 
     def _resume_if_possible(self) -> None:
         if self.paused and not self.full:

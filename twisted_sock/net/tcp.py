@@ -13,7 +13,6 @@ on the data path.
 
 from __future__ import annotations
 
-import _socket
 import errno
 import socket
 import struct
@@ -27,6 +26,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_sock.errors import BindError
+from twisted_sock.net.acceptfail import (
+    ACCEPT_ERRORS,
+    AcceptPause,
+    accept_failed,
+    reset_descriptor,
+    start_accepting,
+)
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
@@ -36,7 +42,6 @@ from twisted_sock.reasons import ShutdownReason
 
 log = Logger(namespace="twisted_sock")
 
-_LINGER_RST = struct.pack("ii", 1, 0)
 #: Refused connections handled in one pass of the accept loop before the
 #: reactor gets control back (fairness under a flood).
 _REFUSALS_PER_PASS = 256
@@ -64,19 +69,25 @@ class _FilteringListener:
     def accept(self) -> tuple[socket.socket, Any]:
         state = self._state
         if self._http and state.full:
-            # Leave the connection in the kernel's queue: the peer waits.
+            # Leave the connection in the kernel's queue: the peer waits;
+            # and stop reading until a slot frees, or the level-triggered
+            # reactor calls again at once (whatever made the socket full).
+            state.pause_http()
             raise BlockingIOError(errno.EAGAIN, "socket at max_connections")
         for _ in range(_REFUSALS_PER_PASS):
-            fd, addr = self._accept()
+            try:
+                fd, addr = self._accept()
+            except OSError as e:
+                if e.errno not in ACCEPT_ERRORS:
+                    raise
+                accept_failed(self._port, e, self._accept, self._family, self._type, self._proto,
+                              _REFUSALS_PER_PASS)
+                raise BlockingIOError(errno.EAGAIN, "accept failed; backing off") from None
             decision = state.admit(addr)
             if decision.accepted:
                 # What socket.socket.accept() does with the descriptor.
                 return socket.socket(self._family, self._type, self._proto, fileno=fd), addr
-            refused = _socket.socket(self._family, self._type, self._proto, fd)
-            try:
-                refused.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-            finally:
-                refused.close()
+            reset_descriptor(fd, self._family, self._type, self._proto)
             state.refused_connection(addr[0], addr[1], self._port.sock_port, decision.reason)
         raise BlockingIOError(errno.EAGAIN, "refusal batch done")
 
@@ -314,6 +325,7 @@ class FilteringPort(HandOver, tcp.Port):
     """
 
     transport: type[SockServer] = SockServer
+    sock_accept_pause: AcceptPause | None = None
 
     def __init__(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState,
                  reactor: Any, backlog: int) -> None:
@@ -329,8 +341,12 @@ class FilteringPort(HandOver, tcp.Port):
         tcp.Port.startListening(self)
         self.sock_port: int = self._realPortNumber or self.port  # type: ignore[assignment]
         self.socket = _FilteringListener(self.socket, self)  # type: ignore[assignment]
-        if self.sock_mode == "http" and self.sock_state.paused:
-            self.stopReading()
+        start_accepting(self)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.sock_accept_pause is not None:
+            self.sock_accept_pause.cancel()
+        tcp.Port.connectionLost(self, reason)
 
     def _getLogPrefix(self, factory: Any) -> str:
         return f"{self.sock_state.name} {self.sock_mode}"

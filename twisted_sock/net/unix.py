@@ -27,6 +27,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from twisted_sock.errors import BindError
+from twisted_sock.net.acceptfail import ACCEPT_ERRORS, AcceptPause, accept_failed, start_accepting
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.state import SocketState
@@ -77,9 +78,18 @@ class _LocalListener:
     def accept(self) -> tuple[socket.socket, Any]:
         state = self._state
         if self._http and state.full:
+            state.pause_http()  # until a slot frees (see _FilteringListener)
             raise BlockingIOError(errno.EAGAIN, "socket at max_connections")
         for _ in range(_REFUSALS_PER_PASS):
-            skt, addr = self._accept()
+            try:
+                skt, addr = self._accept()
+            except OSError as e:
+                if e.errno not in ACCEPT_ERRORS:
+                    raise
+                sock = self._socket
+                accept_failed(self._port, e, sock._accept,  # type: ignore[attr-defined]
+                              sock.family, sock.type, sock.proto, _REFUSALS_PER_PASS)
+                raise BlockingIOError(errno.EAGAIN, "accept failed; backing off") from None
             credentials = peer_credentials(skt)
             decision = state.admit_local(credentials)
             if decision.accepted:
@@ -125,6 +135,7 @@ class LocalStreamPort(HandOver, unix.Port):
     """
 
     transport: type[SockServer] = LocalServer  # type: ignore[assignment]
+    sock_accept_pause: AcceptPause | None = None
 
     def __init__(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState,
                  reactor: Any) -> None:
@@ -147,8 +158,7 @@ class LocalStreamPort(HandOver, unix.Port):
         self.sock_file = SocketFile.created(self.sock_spec.address)
         self.socket = _LocalListener(self.socket, self)  # type: ignore[assignment]
         _chown(self.sock_spec.address, self.sock_state.config)
-        if self.sock_mode == "http" and self.sock_state.paused:
-            self.stopReading()
+        start_accepting(self)
 
     def sock_refresh(self) -> None:
         """
@@ -158,6 +168,8 @@ class LocalStreamPort(HandOver, unix.Port):
         self.transport = IdleLocalServer if self.sock_state.idle_timeout else LocalServer
 
     def connectionLost(self, reason: Any) -> None:
+        if self.sock_accept_pause is not None:
+            self.sock_accept_pause.cancel()
         # Not unix.Port's: it unlinks whatever is at the path by then.
         remove_created(self.sock_file)
         tcp.Port.connectionLost(self, reason)
