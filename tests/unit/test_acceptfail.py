@@ -290,3 +290,65 @@ def test_lowering_the_limit_pauses_http_ports():
     assert state.paused and not port.reading
     state.apply(SocketConfig(incoming="any-ip-any-port", http_ports=[8080], max_connections=5))
     assert not state.paused and port.reading
+
+
+class LocalQueue(Queue):
+    """
+    A UNIX listening socket: C{accept()} at the Python level (a socket
+    object), C{_accept()} at the C level.
+    """
+
+    family, type, proto = socket.AF_UNIX, socket.SOCK_STREAM, 0
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        fd, addr = self._accept()
+        return socket.socket(fileno=fd), addr
+
+
+def make_local_listener(queue: LocalQueue, mode: str = "data", **config: Any):
+    from twisted_sock.net.unix import _LocalListener
+
+    state = SocketState(SocketConfig(protocol="unix", path="/tmp/x.sock", **config),
+                        MasterSwitch(True), Clock())
+    port = FakePort(mode)
+    port.sock_state = state  # type: ignore[assignment]
+    port.sock_accept_pause = AcceptPause(port, state.clock, state.master.accept_waiting)  # type: ignore[attr-defined]
+    state.ports.append(port)
+    return _LocalListener(queue, port), port, state  # type: ignore[arg-type]
+
+
+def test_local_listener_full_http_stops_reading():
+    """
+    A local stream socket serving http stops reading while full, like TCP.
+    """
+    queue = LocalQueue(1)
+    flt, port, state = make_local_listener(queue, "http", serve="http", max_connections=1)
+    try:
+        state.connections[Held()] = None  # type: ignore[index]
+        with pytest.raises(BlockingIOError):
+            flt.accept()
+        assert not port.reading and state.paused and len(queue.queue) == 1
+    finally:
+        queue.close()
+
+
+def test_local_listener_emfile(monkeypatch):
+    """
+    A local stream listener out of descriptors closes the waiting
+    connections through the spare, counts them under ACCEPT_FAILED and
+    backs off.
+    """
+    spare = SpareDescriptor()
+    spare.reserve()
+    monkeypatch.setattr(acceptfail, "SPARE", spare)
+    queue = LocalQueue(3, errno.EMFILE)
+    flt, port, state = make_local_listener(queue)
+    try:
+        with pytest.raises(BlockingIOError):
+            flt.accept()
+        assert state.closed_by[ShutdownReason.ACCEPT_FAILED] == 3
+        assert not queue.queue and not port.reading
+        assert all(peer.recv(1) == b"" for peer in queue.peers)
+    finally:
+        spare.release()
+        queue.close()
