@@ -187,15 +187,23 @@ def test_reset_waiting_uses_spare():
         queue.close()
 
 
+def port_of(state: SocketState, mode: str) -> FakePort:
+    """
+    A L{FakePort} of C{state}, with its back-off.
+    """
+    port = FakePort(mode)
+    port.sock_state = state  # type: ignore[assignment]
+    port.sock_accept_pause = AcceptPause(port, state.clock, state.master.accept_waiting)  # type: ignore[attr-defined]
+    state.ports.append(port)
+    return port
+
+
 def make_listener(queue: Queue, mode: str = "data", **config: Any):
     config.setdefault("local_ports", [8001])
     state = SocketState(SocketConfig(incoming="any-ip-any-port", **config), MasterSwitch(True),
                         Clock())
     queue.family, queue.type, queue.proto = socket.AF_UNIX, socket.SOCK_STREAM, 0  # type: ignore[attr-defined]
-    port = FakePort(mode)
-    port.sock_state = state  # type: ignore[assignment]
-    port.sock_accept_pause = AcceptPause(port, state.clock, state.master.accept_waiting)  # type: ignore[attr-defined]
-    state.ports.append(port)
+    port = port_of(state, mode)
     return _FilteringListener(queue, port), port, state  # type: ignore[arg-type]
 
 
@@ -310,10 +318,7 @@ def make_local_listener(queue: LocalQueue, mode: str = "data", **config: Any):
 
     state = SocketState(SocketConfig(protocol="unix", path="/tmp/x.sock", **config),
                         MasterSwitch(True), Clock())
-    port = FakePort(mode)
-    port.sock_state = state  # type: ignore[assignment]
-    port.sock_accept_pause = AcceptPause(port, state.clock, state.master.accept_waiting)  # type: ignore[attr-defined]
-    state.ports.append(port)
+    port = port_of(state, mode)
     return _LocalListener(queue, port), port, state  # type: ignore[arg-type]
 
 
