@@ -198,12 +198,12 @@ def _run_reactor(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
 
         def finished(result: Any) -> None:
             outcome.append(result)
-            reactor.stop()  # type: ignore[attr-defined]
+            reactor.stop()
 
         done.addBoth(finished)
 
-    reactor.callWhenRunning(start)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.callWhenRunning(start)
+    reactor.run()
     if not outcome:
         return 130
     result = outcome[0]
@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         child.set_defaults(run=command.run)
     args = parser.parse_args(argv)
     try:
-        return args.run(args)  # type: ignore[no-any-return]
+        return args.run(args)
     except BrokenPipeError:  # e.g. twisted-sock status ... | head
         sys.stderr.close()
         return 0

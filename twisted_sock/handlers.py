@@ -156,7 +156,7 @@ def handler_factory(handler: str, *, socket: str | None = None) -> IProtocolFact
     except ValueError as e:
         raise ConfigError(str(e), socket=socket, key="handler", value=handler) from None
     if IProtocolFactory.providedBy(obj) and not isinstance(obj, type):
-        return obj  # type: ignore[no-any-return]
+        return obj
     if isinstance(obj, type) and issubclass(obj, Protocol):
         return Factory.forProtocol(obj)
     if callable(obj):
@@ -166,7 +166,7 @@ def handler_factory(handler: str, *, socket: str | None = None) -> IProtocolFact
             raise ConfigError(f"calling it failed: {type(e).__name__}: {e}",
                               socket=socket, key="handler", value=handler) from None
         if IProtocolFactory.providedBy(made):
-            return made  # type: ignore[no-any-return]
+            return made
     raise ConfigError("is not a Twisted protocol factory (nor a callable returning one)",
                       socket=socket, key="handler", value=handler)
 
@@ -182,13 +182,13 @@ def http_resource(http: str, status: IResource, *, socket: str | None = None) ->
     if http.startswith("static:"):
         from twisted.web.static import File
 
-        return File(http[len("static:"):])  # type: ignore[no-any-return]
+        return File(http[len("static:"):])
     try:
         obj = resolve_reference(http)
     except ValueError as e:
         raise ConfigError(str(e), socket=socket, key="http", value=http) from None
     if IResource.providedBy(obj) and not isinstance(obj, type):
-        return obj  # type: ignore[no-any-return]
+        return obj
     if callable(obj):
         try:
             made = obj()
@@ -196,6 +196,6 @@ def http_resource(http: str, status: IResource, *, socket: str | None = None) ->
             raise ConfigError(f"calling it failed: {type(e).__name__}: {e}",
                               socket=socket, key="http", value=http) from None
         if IResource.providedBy(made):
-            return made  # type: ignore[no-any-return]
+            return made
     raise ConfigError("is not a twisted.web IResource (nor a callable returning one)",
                       socket=socket, key="http", value=http)

@@ -49,7 +49,7 @@ class ConnectionInfo:
         C{None}.
         """
         cert = self.peer_certificate
-        return None if cert is None else cert.subject.rfc4514_string()  # type: ignore[no-any-return]
+        return None if cert is None else cert.subject.rfc4514_string()
 
     @property
     def peer_fingerprint(self) -> str | None:
@@ -72,7 +72,7 @@ def normalised_address(addr: Any) -> Any:
     if isinstance(addr, address.IPv6Address) and addr.host.startswith("::ffff:"):
         peer = parse_peer_host(addr.host)
         if peer is not None and peer.version == 4:
-            return address.IPv4Address(addr.type, str(peer), addr.port)  # type: ignore[arg-type]
+            return address.IPv4Address(addr.type, str(peer), addr.port)
     return addr
 
 

@@ -319,7 +319,7 @@ class SockService(MultiService):
         port = self._assemblies[spec.socket].open(spec)
         state = port.sock_state
         if spec.kind in ("tls", "starttls"):
-            port.sock_fingerprint = state.config.tls.material.fingerprint  # type: ignore[union-attr]
+            port.sock_fingerprint = state.config.tls.material.fingerprint
         return port
 
     def _adopt(self, ports: list[Any]) -> None:

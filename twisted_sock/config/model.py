@@ -256,7 +256,7 @@ class SocketConfig:
         (a port in both lists is HTTP).
         """
         if self.protocol != "tcp":
-            return self.local_ports  # type: ignore[no-any-return]
+            return self.local_ports
         http = set(self.http_ports) - {0}
         return tuple(p for p in self.local_ports if p == 0 or p not in http)
 
@@ -283,7 +283,7 @@ class SocketConfig:
 
     @property
     def targets(self) -> tuple[IPAddress | IPNetwork, ...]:
-        return self.target_ip  # type: ignore[no-any-return]
+        return self.target_ip
 
     def replace(self, **changes: Any) -> SocketConfig:
         """

@@ -342,7 +342,7 @@ def _one_id(item: Any, what: str, lookup: Any) -> int:
         return int(item)
     if isinstance(item, str) and item.strip():
         try:
-            return lookup(item.strip())  # type: ignore[no-any-return]
+            return lookup(item.strip())
         except KeyError:
             raise ValueError(f"unknown {what[:-1]} {item!r}") from None
     raise ValueError(f"{item!r} is not a {what[:-1]}")

@@ -177,7 +177,7 @@ def plan_listeners(
 def _plan_udp(config: SocketConfig, addresses: tuple[str, ...],
               broadcasts: InterfaceTable) -> list[ListenerSpec]:
     extra: list[tuple[str, str]] = []
-    for group, _ in config.multicast_groups:  # type: ignore[attr-defined]
+    for group, _ in config.multicast_groups:
         if (str(group), "multicast") not in extra:
             extra.append((str(group), "multicast"))
     if config.broadcast and config.interfaces != ("*",):

@@ -135,7 +135,7 @@ class SocketState:
         if credentials is not None:
             _, uid, gid = credentials
         decision = decide_credentials(self.master.enabled, self.policy.mode, uid, gid,
-                                      config.allowed_uids, config.allowed_gids)  # type: ignore[arg-type]
+                                      config.allowed_uids, config.allowed_gids)
         if decision.accepted and self.max_total is not None:
             decision = check_limits(len(self.connections), self.max_total)
         return decision

@@ -340,7 +340,7 @@ class FilteringPort(HandOver, tcp.Port):
     def startListening(self) -> None:
         tcp.Port.startListening(self)
         self.sock_port: int = self._realPortNumber or self.port  # type: ignore[assignment]
-        self.socket = _FilteringListener(self.socket, self)  # type: ignore[assignment]
+        self.socket = _FilteringListener(self.socket, self)
         start_accepting(self)
 
     def connectionLost(self, reason: Failure) -> None:

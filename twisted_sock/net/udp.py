@@ -158,7 +158,7 @@ class DatagramPort(udp.Port):
         skt = udp.Port.createInternetSocket(self)
         if self.sock_spec.kind in ("multicast", "broadcast"):
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        return skt  # type: ignore[no-any-return]
+        return skt
 
     def startListening(self) -> None:
         udp.Port.startListening(self)
@@ -168,7 +168,7 @@ class DatagramPort(udp.Port):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         if self.sock_spec.kind == "multicast":
             group = ipaddress.ip_address(self.sock_spec.address)
-            for wanted, source in config.multicast_groups:  # type: ignore[attr-defined]
+            for wanted, source in config.multicast_groups:
                 if wanted == group:
                     for index in self._ifindexes:
                         join_group(self.socket, group, source, index)

@@ -47,7 +47,7 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int] | None:
     """
     try:
         return _CREDENTIALS.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                   _CREDENTIALS.size))  # type: ignore[return-value]
+                                                   _CREDENTIALS.size))
     except OSError:
         return None
 
@@ -156,7 +156,7 @@ class LocalStreamPort(HandOver, unix.Port):
         with creation_umask(self.mode):
             unix.Port.startListening(self)
         self.sock_file = SocketFile.created(self.sock_spec.address)
-        self.socket = _LocalListener(self.socket, self)  # type: ignore[assignment]
+        self.socket = _LocalListener(self.socket, self)
         _chown(self.sock_spec.address, self.sock_state.config)
         start_accepting(self)
 
@@ -271,7 +271,7 @@ def _credentials_from(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, int
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and \
                 len(payload) >= _CREDENTIALS.size:
-            return _CREDENTIALS.unpack(payload[:_CREDENTIALS.size])  # type: ignore[return-value]
+            return _CREDENTIALS.unpack(payload[:_CREDENTIALS.size])
     return None
 
 

@@ -155,7 +155,7 @@ def compile_policy(
             elif net not in networks:
                 networks.append(net)
         else:
-            addresses.add(target)  # type: ignore[arg-type]
+            addresses.add(target)
     return IncomingPolicy(mode, frozenset(addresses), tuple(networks), target_port)
 
 
