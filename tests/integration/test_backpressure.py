@@ -171,7 +171,7 @@ def test_echo_to_a_peer_that_does_not_read_stays_bounded(twistd, pki, tmp_path, 
     idle = rss(server.proc.pid)
     with connect(server, pki) as sock:
         sent, peak, digest = flood(sock, server.proc.pid)
-        print(f"echo {case}: idle {idle >> 20} MiB, peak {peak >> 20} MiB, sent {sent >> 20} MiB")
+        print(f"echo {case}: idle {idle >> 20} MiB, peak {peak >> 20} MiB, sent {sent >> 10} KiB")
         assert peak < idle + BOUND, (idle, peak, sent)
         assert sent < FLOOD_BYTES  # the server stopped reading
         assert read_back(sock, sent) == digest
