@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolFactory
+from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolFactory, IPushProducer
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.web.resource import IResource
 from zope.interface import implementer
@@ -16,23 +17,66 @@ from zope.interface import implementer
 from twisted_sock.config.refs import resolve_reference
 from twisted_sock.errors import ConfigError
 
+log = Logger(namespace="twisted_sock")
 
-@implementer(IHalfCloseableProtocol)
+
+@implementer(IHalfCloseableProtocol, IPushProducer)
 class Echo(Protocol):
     """
-    Sends back everything it receives. When the client half-closes (for
-    example C{printf hi | socat - TCP:host:8001}), what is still buffered is
-    sent before the connection closes.
+    Sends back everything it receives, and stops reading while its peer does
+    not read: it is the streaming producer of its own transport, so a full
+    write buffer (Twisted's C{bufferSize}, 64 KiB; under TLS, the TCP
+    transport's) pauses reading and a drained one resumes it.
+
+    When the client half-closes (for example C{printf hi | socat -
+    TCP:host:8001}), what is still buffered is sent before the connection
+    closes.
     """
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
         self.transport.write(data)  # type: ignore[union-attr]
 
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def resumeProducing(self) -> None:
+        if not _finishing(self.transport):
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def stopProducing(self) -> None:
+        pass
+
     def readConnectionLost(self) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        _unregister_and_close(self.transport)
 
     def writeConnectionLost(self) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        _unregister_and_close(self.transport)
+
+
+def _unregister_and_close(transport: Any) -> None:
+    """
+    Close a transport on which the protocol is the registered producer:
+    unregistered first, as a transport (TLS's in particular) does not close
+    while a producer is registered.
+    """
+    transport.unregisterProducer()
+    transport.loseConnection()
+
+
+def _finishing(transport: Any) -> bool:
+    """
+    Called as a producer's C{resumeProducing}: C{True} (and the producer
+    unregistered) when the transport was closed from outside (idle
+    timeout, stop) while the producer was paused -- Twisted then resumes
+    the producer instead of closing, and would wait for it for ever.
+    """
+    if getattr(transport, "disconnecting", False):
+        transport.unregisterProducer()
+        return True
+    return False
 
 
 class Discard(Protocol):
@@ -44,38 +88,105 @@ class Discard(Protocol):
         pass
 
 
+#: Bytes of chat lines a member may have waiting beyond its transport's own
+#: write buffer (64 KiB) before it is disconnected for not reading.
+CHAT_MAX_UNSENT = 1024 * 1024
+
+
+@implementer(IPushProducer)
 class Chat(LineOnlyReceiver):
     """
     Every line a client sends goes to all other clients of the same socket.
     Lines end with LF (a CR before it is kept); lines over 16 KiB close the
     sender's connection.
+
+    Each member is the streaming producer of its own transport, which tells
+    it when its write buffer is full (L{pauseProducing}) and when it has
+    drained (L{resumeProducing}). Lines for a member whose buffer is full
+    are still queued, up to the factory's C{max_unsent} bytes; one more
+    and the member is reset, with one line in the log saying why.
     """
 
     delimiter = b"\n"
     MAX_LENGTH = 16384
     factory: ChatFactory
+    _full = False
+    _unsent = 0
+    _dropped = False
 
     def connectionMade(self) -> None:
         self.factory.clients.add(self)
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Any = None) -> None:
         self.factory.clients.discard(self)
 
     def lineReceived(self, line: bytes) -> None:
-        for client in self.factory.clients:
+        for client in tuple(self.factory.clients):
             if client is not self:
-                client.sendLine(line)
+                client.deliver(line)
+
+    def deliver(self, line: bytes) -> None:
+        """
+        Send C{line} to this member, or reset it if its unsent output
+        would pass the bound.
+        """
+        if self._full:
+            self._unsent += len(line) + 1
+            if self._unsent > self.factory.max_unsent:
+                self._drop()
+                return
+        self.sendLine(line)
+
+    def _drop(self) -> None:
+        self.factory.clients.discard(self)
+        if self._dropped:
+            return
+        self._dropped = True
+        transport: Any = self.transport
+        peer = _peer_text(transport.getPeer())
+        log.warn("{summary}", summary=(
+            f"chat on {self.factory.socket or 'a socket'}: member {peer} reset: not reading "
+            f"(more than {self.factory.max_unsent} bytes unsent)"),
+            socket=self.factory.socket, peer=peer, max_unsent=self.factory.max_unsent)
+        transport.abortConnection()
+
+    def pauseProducing(self) -> None:
+        self._full = True
+
+    def resumeProducing(self) -> None:
+        self._full = False
+        self._unsent = 0
+        _finishing(self.transport)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        _unregister_and_close(self.transport)
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _peer_text(address: Any) -> str:
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None:
+        return "(local peer)"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class ChatFactory(Factory):
     """
     One chat room: the clients of one socket.
+
+    @ivar max_unsent: the bytes of lines a member may have waiting beyond
+        its transport's write buffer before it is reset.
     """
 
     protocol = Chat  # type: ignore[assignment]
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_unsent: int = CHAT_MAX_UNSENT, socket: str | None = None) -> None:
         self.clients: set[Chat] = set()
+        self.max_unsent = max_unsent
+        self.socket = socket
 
 
 class EchoDatagram(DatagramProtocol):
@@ -150,7 +261,7 @@ def handler_factory(handler: str, *, socket: str | None = None) -> IProtocolFact
     if handler == "discard":
         return Factory.forProtocol(Discard)
     if handler == "chat":
-        return ChatFactory()
+        return ChatFactory(socket=socket)
     try:
         obj = resolve_reference(handler)
     except ValueError as e:
