@@ -385,3 +385,27 @@ async def test_connection_log_event_fields(serve, connection_events):
     assert (await threads.deferToThread(exchange, "127.0.0.1", quiet_port, b"x")).data == b"x"
     await until(lambda: quiet.sockets["sock0"].statistics().closed.get("BY_PEER") == 1)
     assert connection_events.on(quiet_port) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_timeout_ends_a_peer_that_never_reads(serve):
+    """
+    A peer that sends to echo but never reads leaves the server with unsent
+    data and echo paused; idle_timeout still ends the connection (a clean
+    close cannot flush, so it is reset after a grace period) instead of
+    holding it for ever.
+    """
+    service = serve(tcp(idle_timeout=0.5))
+    port = port_of(service)
+    s = await threads.deferToThread(connect, "127.0.0.1", port)
+    s.setblocking(False)
+    chunk = b"x" * 65536
+    with s:
+        for _ in range(2000):  # bounded: fill the server's buffers until it stops reading
+            try:
+                s.send(chunk)
+            except BlockingIOError:
+                break
+        await until(lambda: service.sockets["sock0"].statistics().closed["IDLE_TIMEOUT"] == 1,
+                    timeout=12.0)
+    assert service.sockets["sock0"].statistics().connections == 0

@@ -260,6 +260,11 @@ def _tls_text(transport: SockServer) -> str:
     return " TLS" + (f" {transport.sock_alpn}" if transport.sock_alpn else "")
 
 
+#: Seconds a connection closed by C{idle_timeout} has to flush what is
+#: buffered for its peer before it is reset.
+IDLE_CLOSE_GRACE = 2.0
+
+
 class IdleSockServer(SockServer):
     """
     A L{SockServer} that closes itself after C{idle_timeout} seconds without
@@ -273,6 +278,11 @@ class IdleSockServer(SockServer):
 
     def _idleTimedOut(self) -> None:
         self.close_with(ShutdownReason.IDLE_TIMEOUT)
+        # A clean close waits until what is buffered has been sent: a peer
+        # that does not read would hold the connection (and its buffer) for
+        # ever. Reset it if it is still open after a grace period.
+        self._idle_abort = self.reactor.callLater(  # type: ignore[attr-defined]
+            IDLE_CLOSE_GRACE, self.abortConnection)
 
     def _dataReceived(self, data: bytes | None) -> Any:
         self._idle.touch()
@@ -289,6 +299,9 @@ class IdleSockServer(SockServer):
     def connectionLost(self, reason: Failure) -> None:
         if hasattr(self, "_idle"):
             self._idle.cancel()
+        abort = getattr(self, "_idle_abort", None)
+        if abort is not None and abort.active():
+            abort.cancel()
         SockServer.connectionLost(self, reason)
 
 
