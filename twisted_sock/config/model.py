@@ -36,6 +36,8 @@ PROTOCOL_KEYS = {
     "max_connections": ("tcp", "unix"),
     "max_connections_per_ip": ("tcp",),
     "idle_timeout": ("tcp", "unix"),
+    "http_header_timeout": ("tcp", "unix"),
+    "http_idle_timeout": ("tcp", "unix"),
     "tls": ("tcp",),
     "multicast_groups": ("udp",),
     "broadcast": ("udp",),
@@ -80,6 +82,8 @@ class SocketConfig:
     max_connections: int | None = None
     max_connections_per_ip: int | None = None
     idle_timeout: float = 0
+    http_header_timeout: float = 10.0
+    http_idle_timeout: float = 60.0
     backlog: int = DEFAULT_BACKLOG
     tls: TLSConfig | dict[str, Any] | None = None
     multicast_groups: Any = ()
@@ -128,7 +132,8 @@ class SocketConfig:
             "max_connections_per_ip",
             lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
         )
-        coerce("idle_timeout", lambda v: values.non_negative_number(v, "idle_timeout"))
+        for key in ("idle_timeout", "http_header_timeout", "http_idle_timeout"):
+            coerce(key, lambda v, key=key: values.non_negative_number(v, key))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
         coerce("multicast_groups", values.multicast_list)
