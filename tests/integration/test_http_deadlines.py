@@ -19,6 +19,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from tests.integration.clients import TIMEOUT, curl
 from tests.integration.conftest import port_of, tcp, until
+from twisted_sock import SocketConfig
 from twisted_sock.reasons import ShutdownReason
 
 pytestmark = pytest.mark.integration
@@ -94,13 +95,20 @@ async def test_trickling_heads_are_cut_and_curl_gets_through(serve):
     assert closed[ShutdownReason.IDLE_TIMEOUT.name] >= 4
 
 
-def keep_alive_request(port: int) -> tuple[bytes, float | None]:
+def keep_alive_request(address: int | str) -> tuple[bytes, float | None]:
     """
-    One HTTP/1.1 request on a kept-alive connection; returns the response
-    head and the seconds the server then took to close the idle connection
-    (C{None}: still open after 10 s).
+    One HTTP/1.1 request on a kept-alive connection to a loopback port or
+    a UNIX socket path; returns the response head and the seconds the
+    server then took to close the idle connection (C{None}: still open
+    after 10 s).
     """
-    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
+    if isinstance(address, str):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(TIMEOUT)
+        s.connect(address)
+    else:
+        s = socket.create_connection(("127.0.0.1", address), TIMEOUT)
+    with s:
         s.sendall(b"GET /status.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
         data = b""
         while b"\r\n\r\n" not in data:
@@ -124,10 +132,11 @@ def keep_alive_request(port: int) -> tuple[bytes, float | None]:
 async def test_idle_keep_alive_connection_is_closed(serve):
     """
     After its response, a keep-alive connection that sends nothing more is
-    closed after C{http_idle_timeout} (1 s here; Twisted's own timeout
-    would wait 60 s), reason C{IDLE_TIMEOUT}.
+    closed after C{http_idle_timeout} (set to 1 s at run time here;
+    Twisted's own timeout would wait 60 s), reason C{IDLE_TIMEOUT}.
     """
-    service = serve(http_socket(http_idle_timeout=1))
+    service = serve(http_socket())
+    await service.sockets["sock0"].reconfigure(http_idle_timeout=1)
     head, waited = await threads.deferToThread(keep_alive_request, port_of(service, mode="http"))
     assert head.startswith(b"HTTP/1.1 200 ")
     assert waited is not None and 0.8 <= waited < 6.0
@@ -177,3 +186,17 @@ async def test_slow_steady_download_is_not_cut(serve):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "x" * 8 * 1024
     assert reactor.seconds() - started > 3.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_unix_http_socket_has_the_deadlines(serve, tmp_path):
+    """
+    A UNIX socket with C{serve = "http"} closes an idle keep-alive
+    connection after C{http_idle_timeout} too.
+    """
+    path = str(tmp_path / "http.sock")
+    service = serve(SocketConfig(protocol="unix", path=path, serve="http", http_idle_timeout=1))
+    head, waited = await threads.deferToThread(keep_alive_request, path)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert waited is not None and 0.8 <= waited < 6.0
+    await until(lambda: service.sockets["sock0"].statistics().closed[ShutdownReason.IDLE_TIMEOUT.name] == 1)
