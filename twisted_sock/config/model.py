@@ -7,6 +7,7 @@ cannot exist.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ class SocketConfig:
             lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
         )
         for key in ("idle_timeout", "http_header_timeout", "http_idle_timeout"):
-            coerce(key, lambda v, key=key: values.non_negative_number(v, key))
+            coerce(key, functools.partial(_seconds, what=key))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
         coerce("multicast_groups", values.multicast_list)
@@ -300,6 +301,10 @@ def _admin_path(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("@"):
         raise ValueError("the admin socket must be a file (its 0600 mode is its only guard), not @name")
     return values.unix_path(value)
+
+
+def _seconds(value: Any, what: str) -> float:
+    return values.non_negative_number(value, what)
 
 
 def _serve(value: Any) -> str:

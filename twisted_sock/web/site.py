@@ -113,7 +113,7 @@ class DeadlineHTTPChannel(HTTPChannel):
         close_bounded(self.transport, self._sock_site.clock, ShutdownReason.IDLE_TIMEOUT,
                       self.loseConnection)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         if self.sock_deadlines is not None:
             self.sock_deadlines.cancel()
         super().connectionLost(reason)
@@ -156,7 +156,7 @@ class SockSite(Site):
 
         def expired(phase: Phase) -> None:
             channel.conn.close_connection()
-            channel.transport.write(channel.conn.data_to_send())
+            channel.transport.write(channel.conn.data_to_send())  # type: ignore[union-attr]
             channel.sock_closing = True
             channel.sock_close = None
             close_bounded(channel.transport, clock, ShutdownReason.IDLE_TIMEOUT)

@@ -140,7 +140,7 @@ class BoundedH2Connection(H2Connection):  # type: ignore[misc]
                 self._handlePriorityUpdate(event)
             elif kind is h2.events.ConnectionTerminated:
                 self.sock_closing = True
-                self.transport.loseConnection()
+                self.transport.loseConnection()  # type: ignore[union-attr]
                 self.connectionLost(Failure(ConnectionLost("Remote peer sent GOAWAY")),
                                     _cancelTimeouts=False)
                 self.sock_stop()
@@ -184,7 +184,7 @@ class BoundedH2Connection(H2Connection):  # type: ignore[misc]
             close, self.sock_close = self.sock_close, None
             close()
 
-    def connectionLost(self, reason: Failure, _cancelTimeouts: bool = True) -> None:
+    def connectionLost(self, reason: Failure, _cancelTimeouts: bool = True) -> None:  # type: ignore[override]
         if self.sock_deadlines is not None:
             self.sock_deadlines.cancel()
         super().connectionLost(reason, _cancelTimeouts)
