@@ -74,8 +74,11 @@ class SockHTTPChannelProtocol(_GenericHTTPChannelProtocol):  # type: ignore[misc
     def dataReceived(self, data: bytes) -> None:
         if self._negotiatedProtocol is None:
             http1 = self._channel
-            # Let Twisted make its choice on no data: HTTP/1.1 ignores an
-            # empty read, HTTP/2 is built and connected but sees nothing.
+            if getattr(http1.transport, "negotiatedProtocol", None) != b"h2":
+                super().dataReceived(data)  # HTTP/1.1: Twisted's choice as it is
+                return
+            # Let Twisted build and connect its HTTP/2 connection on no
+            # data, then make it ours before it reads anything.
             super().dataReceived(b"")
             channel = self._channel
             if type(channel) is H2Connection:
