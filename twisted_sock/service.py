@@ -15,7 +15,6 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.logger import Logger
 from twisted.web.resource import IResource
-from twisted.web.server import Site
 
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.config.tls import TLSConfig
@@ -43,6 +42,7 @@ from twisted_sock.net.udp import open_datagram_listener
 from twisted_sock.net.unix import open_local_listener
 from twisted_sock.policy.incoming import IncomingMode
 from twisted_sock.stats import ServiceStatistics, SocketStatistics
+from twisted_sock.web.site import SockSite
 from twisted_sock.web.status import StatusResource
 
 log = Logger(namespace="twisted_sock")
@@ -50,7 +50,8 @@ log = Logger(namespace="twisted_sock")
 #: Keys that apply to the next connection without touching listeners.
 DECISION_KEYS = frozenset(
     {"incoming", "target_ip", "target_port", "max_connections", "max_connections_per_ip",
-     "idle_timeout", "accept", "reconnect", "prefilter", "trusted_proxies"}
+     "idle_timeout", "http_header_timeout", "http_idle_timeout", "accept", "reconnect",
+     "prefilter", "trusted_proxies"}
 )
 #: Keys that open and close listeners (all-or-nothing for the new ones).
 LISTENER_KEYS = frozenset({"local_ports", "http_ports", "interfaces", "multicast_groups", "broadcast"})
@@ -148,7 +149,7 @@ class _Assembly:
             resource = service._http_resource
             if resource is None:
                 resource = http_resource(config.http, service._status, socket=config.name)
-            self._apps = {"data": data, "http": Site(resource)}
+            self._apps = {"data": data, "http": SockSite(resource, self.state, reactor)}
 
     def open(self, spec: ListenerSpec) -> Any:
         state, reactor = self.state, self.service._reactor

@@ -53,6 +53,8 @@ def test_defaults():
         "max_connections": None,
         "max_connections_per_ip": None,
         "idle_timeout": 0.0,
+        "http_header_timeout": 10.0,
+        "http_idle_timeout": 60.0,
         "backlog": DEFAULT_BACKLOG,
         "tls": None,
         "multicast_groups": (),

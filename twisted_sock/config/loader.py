@@ -34,6 +34,8 @@ SOCKET_KEYS = frozenset(
         "max_connections",
         "max_connections_per_ip",
         "idle_timeout",
+        "http_header_timeout",
+        "http_idle_timeout",
         "backlog",
         "tls",
         "multicast_groups",

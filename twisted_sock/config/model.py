@@ -7,6 +7,7 @@ cannot exist.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ PROTOCOL_KEYS = {
     "max_connections": ("tcp", "unix"),
     "max_connections_per_ip": ("tcp",),
     "idle_timeout": ("tcp", "unix"),
+    "http_header_timeout": ("tcp", "unix"),
+    "http_idle_timeout": ("tcp", "unix"),
     "tls": ("tcp",),
     "multicast_groups": ("udp",),
     "broadcast": ("udp",),
@@ -80,6 +83,8 @@ class SocketConfig:
     max_connections: int | None = None
     max_connections_per_ip: int | None = None
     idle_timeout: float = 0
+    http_header_timeout: float = 10.0
+    http_idle_timeout: float = 60.0
     backlog: int = DEFAULT_BACKLOG
     tls: TLSConfig | dict[str, Any] | None = None
     multicast_groups: Any = ()
@@ -128,7 +133,8 @@ class SocketConfig:
             "max_connections_per_ip",
             lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
         )
-        coerce("idle_timeout", lambda v: values.non_negative_number(v, "idle_timeout"))
+        for key in ("idle_timeout", "http_header_timeout", "http_idle_timeout"):
+            coerce(key, functools.partial(_seconds, what=key))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
         coerce("multicast_groups", values.multicast_list)
@@ -308,6 +314,10 @@ def _admin_path(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("@"):
         raise ValueError(ADMIN_ABSTRACT_REFUSED)
     return values.unix_path(value)
+
+
+def _seconds(value: Any, what: str) -> float:
+    return values.non_negative_number(value, what)
 
 
 def _serve(value: Any) -> str:
