@@ -452,11 +452,8 @@ class SockService(MultiService):
         self.incoming_enabled = new.incoming_enabled
         for name, commit in renewals:
             commit()
-            tls = kept[name].tls
-            if tls.material != previous[name].tls.material:  # type: ignore[union-attr]
-                log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint} "
-                         "(for new connections)", socket=name,
-                         subject=tls.material.subject, fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
+            for line in kept[name].tls.certificate_lines(previous[name].tls):  # type: ignore[union-attr,arg-type]
+                log.info("socket {socket!r} {line} (for new connections)", socket=name, line=line)
         for name in added:
             if self._listening:
                 _log_socket(name, self._assemblies[name].state)
@@ -609,10 +606,8 @@ def _log_socket(name: str, state: SocketState) -> None:
     where = ", ".join(f"{_where(p)} ({p.sock_spec.label})" for p in state.ports)
     log.info("socket {socket!r} listening on {where}", socket=name, where=where)
     tls = state.config.tls
-    if tls is not None:
-        log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint}",
-                 socket=name, subject=tls.material.subject,  # type: ignore[union-attr]
-                 fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
+    for line in tls.certificate_lines() if tls is not None else ():  # type: ignore[union-attr]
+        log.info("socket {socket!r} {line}", socket=name, line=line)
     if state.config.incoming is IncomingMode.NONE:
         _warn_refuses_all(state.config)
     for warning in state.config.warnings:

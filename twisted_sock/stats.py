@@ -61,6 +61,9 @@ class SocketStatistics:
     @ivar refused: connections refused since start (all reasons).
     @ivar refused_by: refusals by decision reason (C{"address-not-allowed"} ...).
     @ivar closed: ended connections by L{ShutdownReason} name.
+    @ivar certificates: on a TLS socket, every certificate it serves as
+        C{(name, SHA-256 fingerprint)}: the default one (C{"*"}) first, then
+        each C{[socket.tls.sni."NAME"]} table's.
     """
 
     name: str
@@ -73,9 +76,10 @@ class SocketStatistics:
     tls_failures: int
     closed: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     refused_by: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    certificates: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "protocol": self.protocol,
             "incoming": self.incoming,
@@ -87,6 +91,9 @@ class SocketStatistics:
             "closed": dict(self.closed),
             "refused_by": dict(self.refused_by),
         }
+        if self.certificates:
+            out["certificates"] = [{"name": n, "fingerprint": f} for n, f in self.certificates]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -344,6 +344,8 @@ class SocketState:
             closed=closed_counts(self.closed_by),
             refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in self._refusal_reasons()}
                                         | dict(self.refused_by)),
+            certificates=tuple((n, m.fingerprint) for n, m in tls.certificates())  # type: ignore[union-attr]
+            if (tls := self.config.tls) is not None else (),
         )
 
 

@@ -20,7 +20,6 @@ from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator, IProtocolFactory
 from twisted.internet.protocol import Protocol
-from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -30,6 +29,7 @@ from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import refuse_by_handler
+from twisted_sock.net.tls_context import ServerContexts, served_names
 from twisted_sock.policy.sniff import Kind, Verdict, detector
 from twisted_sock.reasons import ShutdownReason
 
@@ -54,28 +54,18 @@ def alpn_selector(offered: tuple[str, ...]) -> Callable[[Any, list[bytes]], Any]
     return select
 
 
-def server_options(tls: TLSConfig, mode: str) -> CertificateOptions:
+def server_options(tls: TLSConfig, mode: str) -> ServerContexts:
     """
     The server-side context factory for a socket's C{"data"} or C{"http"}
-    ports. The context is built once here and reused by every connection.
+    ports (profile, SNI certificates, resumption: L{ServerContexts}). The
+    contexts are built once here and reused by every connection.
     """
-    material = tls.material
-    minimum = TLSVersion.TLSv1_3 if tls.min_version == "TLSv1.3" else TLSVersion.TLSv1_2
-    options = CertificateOptions(
-        privateKey=material.key,
-        certificate=material.chain[0],  # type: ignore[arg-type]
-        extraCertChain=list(material.chain[1:]),  # type: ignore[arg-type]
-        raiseMinimumTo=minimum,
-    )
-    context = options.getContext()
-    context.set_alpn_select_callback(alpn_selector(tls.offered(mode)))
-    if tls.client_ca is not None:
-        context.load_verify_locations(tls.client_ca)
-        flags = SSL.VERIFY_PEER
-        if tls.require_client_certificate:
-            flags |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-        context.set_verify(flags, lambda conn, cert, errno, depth, ok: bool(ok))
-    return options
+    return ServerContexts(tls, mode, alpn_selector(tls.offered(mode)), _sni_refused)
+
+
+def _sni_refused(connection: SSL.Connection, requested: str | None) -> None:
+    asked = "no server name" if requested is None else f"server name {requested!r}"
+    record_handshake_failure(_raw(connection.get_app_data()), f"{asked} has no certificate (sni_strict)")
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -86,7 +76,7 @@ class ServerOptions:
     connection gets the C{current} ones, open connections keep theirs.
     """
 
-    current: CertificateOptions
+    current: ServerContexts
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -211,6 +201,7 @@ class TLSSession:
         alpn = alpn_bytes.decode("ascii", "replace") if alpn_bytes else None
         raw.sock_tls = True
         raw.sock_alpn = alpn
+        raw.sock_server_names = served_names(tls_protocol.getHandle())
         peer_cert = tls_protocol.getPeerCertificate()
         raw.sock_peer_certificate = peer_cert.to_cryptography() if peer_cert is not None else None
         ok = True
@@ -478,6 +469,7 @@ class _HandshakeWatch:
         if raw is not None:  # a connection twisted-sock accepted: record it
             raw.sock_tls = True
             raw.sock_alpn = alpn
+            raw.sock_server_names = served_names(self._tls.getHandle())
             cert = self._tls.getPeerCertificate()
             raw.sock_peer_certificate = cert.to_cryptography() if cert is not None else None
         if IHandshakeListener.providedBy(self._inner):
