@@ -25,6 +25,10 @@ INTERMEDIATE_CIPHERS = ":".join((
     "ECDHE-ECDSA-CHACHA20-POLY1305",
     "ECDHE-RSA-CHACHA20-POLY1305",
 ))
+#: Appended to a C{ciphers} override: anonymous, null-encryption, PSK and
+#: SRP suites are never offered (they need no certificate or encrypt
+#: nothing).
+CIPHER_GUARD = ":!aNULL:!eNULL:!PSK:!SRP"
 #: Key-exchange groups of both profiles (OpenSSL names: X25519, P-256, P-384).
 PROFILE_CURVES = ("X25519", "prime256v1", "secp384r1")
 #: Other spellings an operator may use for a curve -> OpenSSL's name.
@@ -70,10 +74,11 @@ def profile_name(value: Any) -> str:
 
 def tls12_suites(ciphers: str) -> tuple[str, ...]:
     """
-    The TLS 1.2 suites OpenSSL enables for the cipher string C{ciphers}.
+    The TLS 1.2 suites OpenSSL enables for the cipher string C{ciphers}
+    (with L{CIPHER_GUARD}).
 
     @raise ValueError: when OpenSSL rejects the string or it leaves no
-        TLS 1.2 suite.
+        TLS 1.2 suite with a certificate and encryption.
     """
     from OpenSSL import SSL  # not at import: the configuration layer loads no TLS
 
@@ -82,9 +87,15 @@ def tls12_suites(ciphers: str) -> tuple[str, ...]:
         context.set_cipher_list(ciphers.encode("ascii"))
     except (SSL.Error, UnicodeEncodeError):
         raise ValueError(f"OpenSSL matches no cipher suite to {ciphers!r}") from None
-    suites = tuple(s for s in SSL.Connection(context).get_cipher_list() if not s.startswith("TLS_"))
+    try:
+        context.set_cipher_list((ciphers + CIPHER_GUARD).encode("ascii"))
+    except SSL.Error:
+        suites: tuple[str, ...] = ()
+    else:
+        suites = tuple(s for s in SSL.Connection(context).get_cipher_list() if not s.startswith("TLS_"))
     if not suites:
-        raise ValueError(f"{ciphers!r} leaves no TLS 1.2 cipher suite")
+        raise ValueError(f"{ciphers!r} leaves no TLS 1.2 cipher suite (anonymous, null-encryption, "
+                         "PSK and SRP suites are never offered)")
     return suites
 
 
@@ -139,4 +150,5 @@ def effective(profile: str, ciphers: str | None, curves: tuple[str, ...] | None,
     """
     base = PROFILES[profile]
     newest_min = max(base.min_version, min_version)
-    return Profile(base.name, newest_min, ciphers or base.ciphers, curves or base.curves)
+    chosen = ciphers + CIPHER_GUARD if ciphers else base.ciphers
+    return Profile(base.name, newest_min, chosen, curves or base.curves)
