@@ -94,6 +94,8 @@ PROTOCOLS = {
     "echo": Echo,
     "idle": Echo,
     "tls": EchoOnceAndClose,
+    "tls-resume": EchoOnceAndClose,
+    "tls12-resume": EchoOnceAndClose,
 }
 
 

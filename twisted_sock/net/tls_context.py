@@ -84,7 +84,8 @@ def served_names(connection: Any) -> tuple[str | None, str]:
     name the client sent (C{None}: none) and the certificate served (an
     C{sni} table's name, or C{"*"} for the default certificate).
     """
-    return (getattr(connection, "sock_requested_name", None),
+    raw = connection.get_servername()
+    return (raw.decode("ascii", "replace") if raw else None,
             getattr(connection, "sock_served_name", DEFAULT_NAME))
 
 
@@ -116,7 +117,8 @@ class ServerContexts:
         default = build_context(tls, mode, tls.material, select)
         self._by_name = {e.name: build_context(tls, mode, e.material, select) for e in tls.sni}
         self._refusing = build_context(tls, mode, None, select) if tls.sni_strict else None
-        default.set_tlsext_servername_callback(self._server_name)
+        if tls.sni or tls.sni_strict:  # no Python call per handshake otherwise
+            default.set_tlsext_servername_callback(self._server_name)
         self._default = default
         self.built = self._clock()
 
@@ -138,7 +140,6 @@ class ServerContexts:
         raw = connection.get_servername()
         requested = raw.decode("ascii", "replace") if raw else None
         name = choose(self._names, requested)
-        connection.sock_requested_name = requested  # type: ignore[attr-defined]
         if name is not None:
             connection.sock_served_name = name  # type: ignore[attr-defined]
             connection.set_context(self._by_name[name])
