@@ -23,8 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
+from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from twisted_sock.config.tls import KeyMaterial, TLSConfig
 from twisted_sock.config.tls_sni import DEFAULT_NAME, choose
@@ -89,6 +91,7 @@ def served_names(connection: Any) -> tuple[str | None, str]:
             getattr(connection, "sock_served_name", DEFAULT_NAME))
 
 
+@implementer(IOpenSSLContextFactory)
 class ServerContexts:
     """
     The contexts of one socket's TLS ports of one mode: the default
