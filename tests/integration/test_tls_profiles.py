@@ -83,13 +83,14 @@ async def test_intermediate_curves(serve, pki):
 async def test_modern_is_tls13_only(serve, pki):
     """
     Under C{profile = "modern"} TLS 1.2 is refused (even with a suite of
-    the intermediate list) and TLS 1.3 is accepted, on an implicit TLS port
-    and after STARTTLS alike.
+    the intermediate list) and TLS 1.3 is accepted, on an implicit TLS
+    port, an HTTPS port and after STARTTLS alike.
     """
     pair = (pki.server_certificate, pki.server_key)
-    service = serve(tcp(name="implicit", tls=_tls(pair, profile="modern")),
+    service = serve(tcp(name="implicit", http_ports=[0], tls=_tls(pair, profile="modern")),
                     tcp(name="upgrade", tls=_tls(pair, profile="modern", ports=[], starttls="auto")))
-    for port in (port_of(service, "implicit"), port_of(service, "upgrade")):
+    for port in (port_of(service, "implicit"), port_of(service, "implicit", mode="http"),
+                 port_of(service, "upgrade")):
         ok, out = await _try(port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
         assert not ok, out
         ok, out = await _try(port, "-tls1_3")

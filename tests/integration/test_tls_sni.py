@@ -110,20 +110,23 @@ async def test_sni_chooses_certificates_and_reload_renews_them(serve, pki, tmp_p
 async def test_sni_strict_refuses_unknown_names(serve, pki, tmp_path):
     """
     With C{sni_strict = true} an unknown or missing server name is refused
-    (C{TLS_HANDSHAKE_FAILED}, counted), a known one is served.
+    (C{TLS_HANDSHAKE_FAILED}, counted), a known one is served; on an
+    implicit TLS port and after STARTTLS (auto) alike.
     """
     files = _sni_files(pki, str(tmp_path / "sni"))
     tls = TLSConfig(certificate=pki.server_certificate, private_key=pki.server_key, ports=[0],
                     sni=_sni_table(files), sni_strict=True)
-    service = serve(tcp(tls=tls))
-    port = port_of(service)
-    assert await threads.deferToThread(served, pki, port, "b.example") == \
-        dict(tls.certificates())["b.example"].fingerprint
-    for asked in ("unknown.example", None):
-        with pytest.raises(ssl.SSLError):
-            await threads.deferToThread(served, pki, port, asked)
-    stats = service.sockets["sock0"].statistics()
-    assert stats.tls_failures == 2
+    service = serve(tcp(name="implicit", tls=tls),
+                    tcp(name="auto", tls=dataclasses.replace(tls, ports=[], starttls="auto")))
+    for name in ("implicit", "auto"):
+        port = port_of(service, name)
+        assert await threads.deferToThread(served, pki, port, "b.example") == \
+            dict(tls.certificates())["b.example"].fingerprint
+        for asked in ("unknown.example", None):
+            with pytest.raises(ssl.SSLError):
+                await threads.deferToThread(served, pki, port, asked)
+        assert service.sockets[name].statistics().tls_failures == 2
+        assert service.sockets[name].statistics().closed["TLS_HANDSHAKE_FAILED"] == 2
 
 
 def resumed(pki: TestPKI, port: int, version: ssl.TLSVersion) -> tuple[bool, bool]:
