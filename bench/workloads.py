@@ -689,7 +689,8 @@ register(Workload(
                 "FIN). twisted-sock: an implicit-TLS data port (TLSConfig ports=[0]), the application "
                 "built after the handshake; bare Twisted: TLSMemoryBIOFactory around the same protocol "
                 "on listenTCP (backlog 1024), CertificateOptions from the same certificate and key, "
-                "minimum TLS 1.2, acceptableProtocols set. openssl s_time does one connection at a "
+                "minimum TLS 1.2, acceptableProtocols set, session tickets on (as twisted-sock by "
+                "default: both issue tickets). openssl s_time does one connection at a "
                 "time and left both servers half idle, hence bench/tlsgen.c.",
     variants=(
         Variant("twisted-sock", "twisted-sock", "tls"),
@@ -716,7 +717,7 @@ register(Workload(
                 "handshakes per second of the same server (compare the rows).",
     variants=(
         Variant("twisted-sock", "twisted-sock", "tls-resume"),
-        Variant("bare", "bare", "tls-resume", label="bare TLSMemoryBIOFactory, tickets on"),
+        Variant("bare", "bare", "tls-resume", label="bare TLSMemoryBIOFactory"),
     ),
     measure=measure_tls,
     rows=(
@@ -735,7 +736,7 @@ register(Workload(
                 "no key exchange at all (an abbreviated handshake from the ticket).",
     variants=(
         Variant("twisted-sock", "twisted-sock", "tls12-resume"),
-        Variant("bare", "bare", "tls12-resume", label="bare TLSMemoryBIOFactory, tickets on"),
+        Variant("bare", "bare", "tls12-resume", label="bare TLSMemoryBIOFactory"),
     ),
     measure=measure_tls,
     rows=(
