@@ -344,6 +344,7 @@ class SockService(MultiService):
                 self._admin = None
             raise
         self._listening = True
+        self._status.start(self._reactor)
         if admin is not None:
             log.info("admin socket on {path} (commands: reload, status)", path=admin)
         for name, assembly in self._assemblies.items():
@@ -518,6 +519,7 @@ class SockService(MultiService):
             self._admin = None
         close_now(ports)
         self._listening = False
+        self._status.stop()
         states = [a.state for a in self._assemblies.values()] + list(self._retired.states)
         for state in states:
             state.ports.clear()
