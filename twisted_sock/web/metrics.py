@@ -66,7 +66,7 @@ def families(stats: ServiceStatistics) -> Iterator[Metric]:
     streams = [s for s in socks if not s.datagram]
     datagram = [s for s in socks if s.datagram]
     tcp = [s for s in streams if s.protocol == "tcp"]
-    yield InfoMetricFamily(_P + "build", "twisted-sock's version.", value={"version": stats.version})
+    yield InfoMetricFamily(_P + "build", "The version of twisted-sock.", value={"version": stats.version})
     yield GaugeMetricFamily(_P + "incoming_enabled", "The master switch (1 = incoming allowed).",
                             value=int(stats.incoming_enabled))
     yield _gauge("connections", "Connections open now.", socks, lambda s: s.connections)

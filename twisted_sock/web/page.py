@@ -34,22 +34,28 @@ def human_duration(seconds: float) -> str:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     minutes = int(seconds // 60)
     if minutes < 60:
-        return f"{minutes} min {int(seconds % 60)} s"
+        rest = int(seconds % 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
         return f"{hours} h {minutes} min"
     return f"{hours // 24} d {hours % 24} h"
 
 
-def _rate(value: float | None, bytes_: bool = False) -> Tag | str:
+def _rate(value: float | None, bytes_out: float | None = None) -> Tag | str:
+    """
+    A rate (per second, over the last 10 s); bytes in and out when
+    C{bytes_out} is given.
+    """
     if value is None:
         return ""
-    text = f"{human_bytes(value)}/s" if bytes_ else f"{value:.1f}/s"
+    text = f"{value:.1f}/s" if bytes_out is None else (
+        f"{human_bytes(value)}/s / {human_bytes(bytes_out)}/s")
     return tags.span(text, class_="rate", title="over the last 10 s")
 
 
 def _count(value: int, bad: str = "bad") -> Tag:
-    return tags.span(str(value), class_=bad if value else "ok")
+    return tags.span(str(value), class_=bad if value else "zero")
 
 
 class StatusPage(Element):
@@ -137,8 +143,9 @@ class StatusPage(Element):
         drops = sock.kernel_drops
         unit = "datagrams" if sock.datagram else sock.protocol
         return tags.tr(
-            tags.td(tags.b(sock.name), tags.br(), tags.small(f"{unit}, incoming {sock.incoming}")),
-            tags.td(*self._listeners(sock)),
+            tags.td(tags.b(sock.name), tags.br(), tags.small(unit), tags.br(), tags.small(sock.incoming),
+                    class_="sockname", title=f"incoming {sock.incoming}"),
+            tags.td(*self._listeners(sock), class_="listeners"),
             tags.td(*open_cell, class_="num"),
             tags.td(str(sock.accepted), _rate(rate.get("accepted")), class_="num"),
             tags.td(_count(sock.refused), _rate(rate.get("refused")),
@@ -146,7 +153,7 @@ class StatusPage(Element):
             tags.td(_count(drops) if drops is not None else tags.span("—", class_="none"), class_="num"),
             tags.td(_count(sock.tls_failures, "warn"), class_="num failures"),
             tags.td(f"{human_bytes(sock.bytes_in)} / {human_bytes(sock.bytes_out)}",
-                    _rate(rate.get("bytes_in"), True), class_="num") if not sock.datagram
+                    _rate(rate.get("bytes_in"), rate.get("bytes_out", 0.0)), class_="num") if not sock.datagram
             else tags.td(tags.span("—", class_="none"), class_="num"),
             tags.td(tags.small(ended or "none")),
             id=f"socket-{sock.name}",
