@@ -141,6 +141,8 @@ class StatusPage(Element):
         reasons = ", ".join(f"{k} {v}" for k, v in sock.refused_by.items() if v)
         ended = ", ".join(f"{k} {v}" for k, v in sock.closed.items() if v)
         drops = sock.kernel_drops
+        traffic = tags.td(f"{human_bytes(sock.bytes_in)} / {human_bytes(sock.bytes_out)}",
+                          _rate(rate.get("bytes_in"), rate.get("bytes_out", 0.0)), class_="num")
         unit = "datagrams" if sock.datagram else sock.protocol
         return tags.tr(
             tags.td(tags.b(sock.name), tags.br(), tags.small(unit), tags.br(), tags.small(sock.incoming),
@@ -152,9 +154,7 @@ class StatusPage(Element):
                     tags.span(reasons, class_="limit") if reasons else "", class_="num refused"),
             tags.td(_count(drops) if drops is not None else tags.span("—", class_="none"), class_="num"),
             tags.td(_count(sock.tls_failures, "warn"), class_="num failures"),
-            tags.td(f"{human_bytes(sock.bytes_in)} / {human_bytes(sock.bytes_out)}",
-                    _rate(rate.get("bytes_in"), rate.get("bytes_out", 0.0)), class_="num") if not sock.datagram
-            else tags.td(tags.span("—", class_="none"), class_="num"),
+            traffic if not sock.datagram else tags.td(tags.span("—", class_="none"), class_="num"),
             tags.td(tags.small(ended or "none")),
             id=f"socket-{sock.name}",
         )
