@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 from typing import Any
 
@@ -23,7 +24,8 @@ import twisted_sock
 from tests.conftest import require_tool
 from tests.integration.clients import TIMEOUT
 from tests.integration.conftest import port_of, tcp, until
-from twisted_sock import SocketConfig
+from twisted_sock import SocketConfig, TLSConfig
+from twisted_sock.testing import make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +59,11 @@ def browse(url: str, screenshot: str) -> dict[str, Any]:
             "uptime": driver.find_element(By.ID, "uptime").text,
             "web": driver.find_element(By.ID, "socket-web").text,
             "dgram": driver.find_element(By.ID, "socket-dgram").text,
+            "certificates": driver.find_element(By.ID, "certificates").text,
+            "secure": driver.find_element(By.ID, "socket-secure").text,
             "rows": [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-                     for tr in driver.find_elements(By.CSS_SELECTOR, "table.connections tr")[1:]],
+                     for tr in driver.find_elements(By.CSS_SELECTOR, "table.connections tr")
+                     if tr.find_elements(By.TAG_NAME, "td")],
             "scroll": driver.execute_script(
                 "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"),
         }
@@ -77,13 +82,27 @@ def browse(url: str, screenshot: str) -> dict[str, Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def tls_connect(port: int, ca: str) -> ssl.SSLSocket:
+    """
+    A verified TLS connection offering ALPN C{echo}, left open.
+    """
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_alpn_protocols(["echo"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(b"ping")
+    assert s.recv(4) == b"ping"
+    return s
+
+
 @pytest_twisted.ensureDeferred
 async def test_status_page_in_chromium(serve, tmp_path):
     """
     At 1280 px, without horizontal scrolling, the page shows the version,
     the pid and the uptime; the limits of a socket beside its figures; the
     open connections with peer, local port and mode (this page's own
-    connection marked and not counted); refusals and UDP kernel drops in a
+    connection marked and not counted), a TLS one with its ALPN; the
+    certificate's fingerprint once; refusals and UDP kernel drops in a
     colour apart from the plain figures.
     """
     require_tool("chromium")
@@ -93,13 +112,18 @@ async def test_status_page_in_chromium(serve, tmp_path):
                tcp(name="guarded", handler="echo", incoming="specific-ip-any-port", target_ip="127.0.0.1"),
                SocketConfig(name="dgram", protocol="udp", local_ports=[0], interfaces="lo", handler="echo",
                             incoming="specific-ip-any-port", target_ip="127.0.0.1")]
-    configs += [tcp(name=f"app{i}", handler="discard", max_connections=100 * i) for i in range(1, 8)]
+    pki = make_pki(str(tmp_path))
+    configs.append(tcp(name="secure", handler="echo", tls=TLSConfig(
+        certificate=pki.server_certificate, private_key=pki.server_key, ports=[0], alpn=["echo"])))
+    configs += [tcp(name=f"app{i}", handler="discard", max_connections=100 * i) for i in range(1, 7)]
     service = serve(*configs)
     web, guarded, dgram = port_of(service, "web"), port_of(service, "guarded"), port_of(service, "dgram")
     held = [socket.create_connection(("127.0.0.1", web), timeout=TIMEOUT) for _ in range(5)]
-    ports = {str(s.getsockname()[1]) for s in held}
+    fingerprint = service.sockets["secure"].statistics().listeners[0].fingerprint
     try:
-        for s in held:
+        held.append(await threads.deferToThread(tls_connect, port_of(service, "secure"), pki.ca_certificate))
+        ports = {str(s.getsockname()[1]) for s in held}
+        for s in held[:5]:
             s.sendall(b"hello")
         for host in ("127.0.0.2", "127.0.0.3"):
             refused = socket.socket()
@@ -125,8 +149,11 @@ async def test_status_page_in_chromium(serve, tmp_path):
     assert "5 / 50" in found["web"], found["web"]  # the page's own connection not counted
     assert "max 50 · per IP 10 · idle 5 min" in found["web"], found["web"]
     peers = [row for row in found["rows"] if row[0].split(":")[-1] in ports]
-    assert len(peers) == 5, found["rows"]
-    assert all(row[1] == str(web) and row[2] == "data" for row in peers)
+    assert len(peers) == 6, found["rows"]
+    assert sum(row[1] == str(web) and row[2] == "data" and row[3] == "" for row in peers) == 5
+    assert [row[3] for row in peers if row[1] == str(port_of(service, "secure"))] == ["TLS echo"]
+    assert found["certificates"].count(fingerprint) == 1 and "secure 127.0.0.1" in found["certificates"]
+    assert "TLS cert #1" in found["secure"] and fingerprint not in found["secure"]
     assert [row for row in found["rows"] if "(this page)" in row[0]]
     assert found["refused_colour"] == "rgb(176, 0, 32)" != found["accepted_colour"]
     assert found["drops_colour"] == "rgb(176, 0, 32)"

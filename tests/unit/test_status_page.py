@@ -91,8 +91,9 @@ def test_open_connections_and_own_request():
     sock = _socket(connections=3, open=rows)
     page = render_html(_stats(sock), requester=("127.0.0.1:5001", "8080")).decode("utf-8")
     assert "first 2 of 3" in page
-    assert ("<td>127.0.0.1:5000</td><td class=\"num\">8001</td><td>data</td><td>TLS h2</td>"
-            "<td class=\"num\">1 min 15 s</td><td class=\"num\">1.5 kB</td><td class=\"num\">2.5 MB</td>") in page
+    assert ('<td>127.0.0.1:5000</td><td class="num">8001</td><td>data</td><td>TLS h2</td>'
+            '<td class="num">1 min 15 s</td><td class="num">1.5 kB</td>'
+            '<td class="num">2.5 MB</td>') in page
     assert '127.0.0.1:5001<span class="me"> (this page)</span>' in page
     assert "not counting this page" in page and '<td class="num">2<span class="limit">' in page
 

@@ -7,6 +7,7 @@ connection durations (fixed buckets, one bisection per connection).
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from bisect import bisect_left
@@ -76,11 +77,18 @@ class ClosedFigures:
         return Durations(tuple(self.counts), self.duration_sum)
 
 
-def _endpoint(address: Any) -> str:
+def _endpoint(address: Any, credentials: tuple[int, int, int] | None = None) -> str:
+    """
+    C{host:port} (C{[host]:port} for IPv6), or a UNIX socket's path, or its
+    peer's credentials.
+    """
     host, port = getattr(address, "host", None), getattr(address, "port", None)
-    if host is None:
-        return str(getattr(address, "name", None) or "local peer")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if host is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if credentials is not None:
+        return "pid {} uid {} gid {}".format(*credentials)
+    name = getattr(address, "name", None)
+    return os.fsdecode(name) if name else "local peer"
 
 
 def open_rows(connections: Any, now: float, limit: int) -> tuple[OpenConnection, ...]:
@@ -91,11 +99,11 @@ def open_rows(connections: Any, now: float, limit: int) -> tuple[OpenConnection,
     rows = []
     for transport in islice(connections, limit):
         host = transport.getHost()
+        local = str(host.port) if hasattr(host, "port") else _endpoint(host)
         received, sent = tcp_traffic(transport.socket) if hasattr(transport, "socket") else (None, None)
         started = getattr(transport, "sock_started", now)
         rows.append(OpenConnection(
-            peer=_endpoint(transport.getPeer()),
-            local=str(host.port) if hasattr(host, "port") else str(getattr(host, "name", "")),
+            peer=_endpoint(transport.getPeer(), transport.sock_credentials), local=local,
             mode=getattr(transport.server, "sock_mode", "data"), tls=transport.sock_tls,
             alpn=transport.sock_alpn, age=max(0.0, now - started), bytes_in=received, bytes_out=sent))
     return tuple(rows)
