@@ -49,7 +49,8 @@ class FailingOpener:
     def __call__(self, spec: ListenerSpec) -> FakeListener:
         self.tried.append(spec)
         if len(self.tried) - 1 == self.fail_at:
-            raise BindError(spec.address, spec.port, "Address already in use (EADDRINUSE)", socket=spec.socket)
+            raise BindError(spec.address, spec.port, "Address already in use (EADDRINUSE)",
+                            socket=spec.socket)
         listener = FakeListener(spec)
         self.opened.append(listener)
         return listener
