@@ -34,7 +34,7 @@ from twisted_sock.service.assembly import Assembly, Parts
 from twisted_sock.service.drain import DRAIN_TIMEOUT, drain
 from twisted_sock.service.live import LiveSocket
 from twisted_sock.service.logs import log_socket
-from twisted_sock.service.planner import plan_change
+from twisted_sock.service.planner import plan_change, validate_change
 from twisted_sock.service.running import Running
 from twisted_sock.stats import ServiceStatistics
 from twisted_sock.web.status import StatusResource
@@ -181,10 +181,16 @@ class SockService(MultiService):
         that stays. All or nothing: on any error the running configuration
         is untouched.
 
+        Validated, planned (L{plan_change}, pure), then prepared: whatever
+        can fail (new sockets assembled, TLS options built, the new
+        listeners opened all or none) before anything running changes; only
+        then committed (L{apply.commit}) and logged.
+
         @raise ConfigError: at once, when C{new} changes what cannot change.
         @return: a Deferred firing when the change is in force, or failing
             with L{twisted_sock.errors.BindError}.
         """
+        validate_change(self.config, new)  # before the listener plan's own errors
         running = self._running
         listeners = running.open_listeners()
         specs = _plan(new.sockets)
