@@ -30,6 +30,7 @@ from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import refuse_by_handler
+from twisted_sock.policy.incoming import REFUSE_CLIENT_HELLO
 from twisted_sock.policy.sniff import Kind, Verdict, detector
 from twisted_sock.reasons import ShutdownReason
 
@@ -382,13 +383,20 @@ class _StartTLSProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if self._state == "sniffing":
-            verdict = self._detector.feed(data)
+            try:
+                verdict = self._detector.feed(data)
+            except Exception as e:  # a bug in a detector: a refusal, never a traceback
+                verdict = Verdict(Kind.MALFORMED, why=f"unexpected {type(e).__name__}")
             if verdict is not None:
                 self._verdict(verdict)
 
     def _verdict(self, verdict: Verdict) -> None:
         self._cancel()
         transport: Any = self.transport
+        if verdict.kind is Kind.MALFORMED:
+            self._state = "refused"
+            refuse_by_handler(transport, reason=REFUSE_CLIENT_HELLO.reason, detail=verdict.why)
+            return
         if verdict.kind is Kind.PLAIN:
             self._state = "plain"
             app = self._factory.app.build(self._addr)
