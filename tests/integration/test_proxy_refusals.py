@@ -131,3 +131,27 @@ async def test_valid_headers_still_work(serve, log_events, header, peer):
     assert (seen.host, seen.port) == (peer or ("127.0.0.1", seen.port))
     assert service.sockets["sock0"].statistics().refused == 0
     assert [e for e in log_events if "log_failure" in e] == []
+
+
+class Broken:
+    """
+    A header reader or detector with a bug: it raises on the first bytes.
+    """
+
+    def feed(self, data: bytes) -> None:
+        raise RuntimeError("a bug")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reader_bug_is_a_refusal(serve, log_events, monkeypatch):
+    """
+    Should the PROXY reader raise something other than its own error (a
+    bug), the connection is still a counted reset with one line, and no
+    traceback is logged.
+    """
+    from twisted_sock.net import tcp as tcp_module
+
+    monkeypatch.setattr(tcp_module, "ProxyHeaderReader", Broken)
+    service = serve(tcp(proxy_protocol=True, trusted_proxies=["127.0.0.1"]))
+    await expect_counted_reset(service, b"PROXY UNKNOWN\r\n", "bad-proxy-header", log_events)
+

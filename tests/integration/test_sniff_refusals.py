@@ -48,3 +48,18 @@ async def test_malformed_client_hello_is_a_counted_reset(serve, pki, log_events,
     service = serve(tcp(tls=tls))
     stats = await expect_counted_reset(service, payload, "bad-client-hello", log_events)
     assert stats.tls_failures == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_detector_bug_is_a_refusal(serve, pki, log_events, monkeypatch):
+    """
+    Should the detector raise (a bug), the connection is a counted reset
+    with one line (under C{bad-client-hello}), and no traceback is logged.
+    """
+    from tests.integration.test_proxy_refusals import Broken
+    from twisted_sock.net import tls as tls_module
+
+    monkeypatch.setattr(tls_module, "detector", lambda mode: Broken())
+    tls = TLSConfig(certificate=pki.server_certificate, private_key=pki.server_key, ports=[],
+                    starttls="auto")
+    await expect_counted_reset(serve(tcp(tls=tls)), b"hello\n", "bad-client-hello", log_events)
