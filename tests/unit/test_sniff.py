@@ -320,3 +320,18 @@ def test_detector_unknown_mode(mode):
     """
     with pytest.raises(ValueError, match=f"no detector for starttls = {mode!r}"):
         detector(mode)
+
+
+def test_safe_feed_turns_a_bug_into_malformed():
+    """
+    L{safe_feed} passes a detector's answer through, and turns an exception
+    (a bug) into a MALFORMED verdict naming it.
+    """
+    from twisted_sock.policy.sniff import safe_feed
+
+    class Broken:
+        def feed(self, data):
+            raise IndexError("oops")
+
+    assert safe_feed(StartTLSCommand(), b"HELLO\n") == Verdict(Kind.PLAIN, b"HELLO\n")
+    assert safe_feed(Broken(), b"x") == Verdict(Kind.MALFORMED, why="unexpected IndexError in the detector")

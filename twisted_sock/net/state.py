@@ -308,7 +308,7 @@ class SocketState:
     def _refusal_reasons(self) -> tuple[str, ...]:
         if self.config.protocol == "unix":
             return UNIX_REFUSAL_REASONS
-        auto = self.config.tls is not None and self.config.tls.starttls == "auto"
+        auto = getattr(self.config.tls, "starttls", None) == "auto"
         return (REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
                 + ((REFUSE_CLIENT_HELLO.reason,) if auto else ()))
 

@@ -31,7 +31,7 @@ from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import refuse_by_handler
 from twisted_sock.policy.incoming import REFUSE_CLIENT_HELLO
-from twisted_sock.policy.sniff import Kind, Verdict, detector
+from twisted_sock.policy.sniff import Kind, Verdict, detector, safe_feed
 from twisted_sock.reasons import ShutdownReason
 
 log = Logger(namespace="twisted_sock")
@@ -383,10 +383,7 @@ class _StartTLSProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if self._state == "sniffing":
-            try:
-                verdict = self._detector.feed(data)
-            except Exception as e:  # a bug in a detector: a refusal, never a traceback
-                verdict = Verdict(Kind.MALFORMED, why=f"unexpected {type(e).__name__}")
+            verdict = safe_feed(self._detector, data)
             if verdict is not None:
                 self._verdict(verdict)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class Kind(enum.Enum):
@@ -166,3 +167,16 @@ def detector(mode: str) -> StartTLSCommand | ClientHelloSniffer:
     if mode == "auto":
         return ClientHelloSniffer()
     raise ValueError(f"no detector for starttls = {mode!r}")
+
+
+def safe_feed(detector: Any, data: bytes) -> Verdict | None:
+    """
+    C{detector.feed(data)}, with any exception (a bug: the detectors raise
+    nothing) turned into a L{Kind.MALFORMED} verdict, so that it refuses
+    the connection instead of logging a traceback.
+    """
+    try:
+        verdict: Verdict | None = detector.feed(data)
+    except Exception as e:
+        return Verdict(Kind.MALFORMED, why=f"unexpected {type(e).__name__} in the detector")
+    return verdict
