@@ -21,6 +21,7 @@ from twisted_sock.policy.incoming import (
     ACCEPT,
     PROXY_REFUSAL_REASONS,
     REFUSAL_REASONS,
+    REFUSE_CLIENT_HELLO,
     REFUSE_FULL,
     REFUSE_MASTER,
     REFUSE_UNTRUSTED_PROXY,
@@ -210,15 +211,18 @@ class SocketState:
         return ACCEPT
 
     def refused_connection(self, host: Any, port: Any, local_port: Any, reason: str,
-                           credentials: tuple[int, int, int] | None = None) -> None:
+                           credentials: tuple[int, int, int] | None = None,
+                           detail: str | None = None) -> None:
         """
         Count and (rate-limited) log one refusal. For local sockets C{host}
-        is the path and C{credentials} the peer's (pid, uid, gid).
+        is the path and C{credentials} the peer's (pid, uid, gid); C{detail}
+        (one line, safe to log) says more than the reason token.
         """
         self.refused += 1
         self.refused_by[reason] += 1
+        why = reason if detail is None else f"{reason}: {detail}"
         self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
-                               f"{_describe_peer(host, port, local_port, credentials)} ({reason})")
+                               f"{_describe_peer(host, port, local_port, credentials)} ({why})")
 
     def accept_failed(self, count: int, local_port: Any, error: str, reset: int) -> None:
         """
@@ -339,7 +343,9 @@ class SocketState:
     def _refusal_reasons(self) -> tuple[str, ...]:
         if self.config.protocol == "unix":
             return UNIX_REFUSAL_REASONS
-        return REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
+        auto = getattr(self.config.tls, "starttls", None) == "auto"
+        return (REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
+                + ((REFUSE_CLIENT_HELLO.reason,) if auto else ()))
 
     def statistics(self) -> SocketStatistics:
         return SocketStatistics(

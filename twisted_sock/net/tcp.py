@@ -38,6 +38,7 @@ from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.policy.incoming import REFUSE_PROXY_HEADER
+from twisted_sock.policy.proxy import ProxyHeaderError, ProxyHeaderReader
 from twisted_sock.reasons import ShutdownReason
 
 log = Logger(namespace="twisted_sock")
@@ -354,14 +355,16 @@ class _Pending(Protocol):
     """
 
 
-def refuse_by_handler(raw: Any, closer: Any = None) -> None:
+def refuse_by_handler(raw: Any, closer: Any = None, reason: str = "handler",
+                      detail: str | None = None) -> None:
     """
     The handler's factory refused a connection the decision had accepted
-    (it returned C{None} or raised): count it, record C{REJECTED} and reset
-    (through C{closer}, e.g. the TLS layer, when given).
+    (it returned C{None} or raised), or what the peer sent first was
+    malformed (C{reason}, C{detail}): count it, record C{REJECTED} and
+    reset (through C{closer}, e.g. the TLS layer, when given).
     """
-    raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, "handler",
-                                      raw.sock_credentials)
+    raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, reason,
+                                      raw.sock_credentials, detail)
     raw.sock_counted = False
     raw.sock_reason = ShutdownReason.REJECTED
     (closer or raw).abortConnection()
@@ -483,8 +486,6 @@ class _ProxyGate(_Pending):
     """
 
     def __init__(self, factory: SockFactory, addr: Any) -> None:
-        from twisted_sock.policy.proxy import ProxyHeaderReader
-
         self._factory = factory
         self._addr = addr
         self._reader = ProxyHeaderReader()
@@ -496,14 +497,13 @@ class _ProxyGate(_Pending):
         self._timer = transport.reactor.callLater(PROXY_HEADER_TIMEOUT, self._refuse)
 
     def dataReceived(self, data: bytes) -> None:
-        from twisted_sock.policy.proxy import ProxyHeaderError
-
         if self._reader is None:
             return
         try:
             header = self._reader.feed(data)
-        except ProxyHeaderError:
-            self._refuse()
+        except Exception as e:
+            # ProxyHeaderError, or a bug: a refusal either way, never a traceback.
+            self._refuse(str(e) if isinstance(e, ProxyHeaderError) else f"unexpected {type(e).__name__}")
             return
         if header is None:
             return
@@ -526,10 +526,12 @@ class _ProxyGate(_Pending):
         # proxy as the peer: it was admitted as a trusted proxy.
         _hand_over(transport, self._factory.after_decision(self._addr), state, [header.rest])
 
-    def _refuse(self) -> None:
+    def _refuse(self, why: str = "no PROXY header in time") -> None:
         """
         No valid PROXY header (invalid, too long, or not in time): reset.
         """
+        self._reader = None  # type: ignore[assignment]
+        self._cancel()
         self._timer = None
         transport: Any = self.transport
         if transport is None or transport.disconnected:
@@ -537,7 +539,7 @@ class _ProxyGate(_Pending):
         state = self._factory.state
         # Counted and logged (rate-limited) like every refusal.
         state.refused_connection(transport.client[0], transport.client[1], transport.server.sock_port,
-                                 REFUSE_PROXY_HEADER.reason)
+                                 REFUSE_PROXY_HEADER.reason, detail=why)
         transport.sock_reason = ShutdownReason.REJECTED
         transport.abortConnection()
 
