@@ -7,9 +7,10 @@ C{status} -- and answers with one line (C{twisted-sock reload|status}).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import socket as socketlib
+from typing import Any, Protocol
 
-from twisted.internet import error, tcp, unix
+from twisted.internet import defer, error, tcp, unix
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
@@ -17,11 +18,25 @@ from twisted_sock.errors import BindError
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.tcp import os_reason
 from twisted_sock.net.unix import socket_address
-
-if TYPE_CHECKING:
-    from twisted_sock.service import SockService
+from twisted_sock.stats import ServiceStatistics
 
 COMMANDS = ("reload", "status")
+
+
+class Administered(Protocol):
+    """
+    What the admin socket's commands act on (a L{SockService}).
+    """
+
+    def reload(self) -> defer.Deferred[str]:
+        """
+        Re-read the configuration; fire with one line, never fail.
+        """
+
+    def statistics(self) -> ServiceStatistics:
+        """
+        A snapshot of the service.
+        """
 
 
 class AdminProtocol(LineOnlyReceiver):
@@ -54,7 +69,7 @@ class AdminProtocol(LineOnlyReceiver):
 class AdminFactory(Factory):
     protocol = AdminProtocol  # type: ignore[assignment]
 
-    def __init__(self, service: SockService) -> None:
+    def __init__(self, service: Administered) -> None:
         self.service = service
 
 
@@ -80,13 +95,11 @@ class AdminPort(unix.Port):
         tcp.Port.connectionLost(self, reason)
 
 
-def open_admin(path: str, service: SockService, reactor: Any) -> Any:
+def open_admin(path: str, service: Administered, reactor: Any) -> Any:
     """
     Listen on the admin socket (mode 0600 from the start; a stale file is
     replaced, a live one is left alone).
     """
-    import socket as socketlib
-
     clear_stale(path, socketlib.SOCK_STREAM)
     port = AdminPort(path, AdminFactory(service), reactor)
     try:

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
+from twisted_sock.net.figures import ClosedFigures, open_rows
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
     PROXY_REFUSAL_REASONS,
     REFUSAL_REASONS,
+    REFUSE_CLIENT_HELLO,
     REFUSE_FULL,
     REFUSE_MASTER,
     REFUSE_UNTRUSTED_PROXY,
@@ -34,7 +36,7 @@ from twisted_sock.policy.incoming import (
 from twisted_sock.policy.ratelimit import RateLimitedLog
 from twisted_sock.policy.reconnect import ReconnectMode, choose_replaced
 from twisted_sock.reasons import ShutdownReason
-from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
+from twisted_sock.stats import OPEN_ROWS, ListenerInfo, SocketStatistics, closed_counts
 
 if TYPE_CHECKING:
     from twisted_sock.net.tcp import SockServer
@@ -78,6 +80,7 @@ class SocketState:
         self.tls_failures = 0
         self.refused_by: Counter[str] = Counter()
         self.closed_by: dict[ShutdownReason, int] = {}
+        self.figures = ClosedFigures()
         self.paused = False
         self.empty_waiters: list[Any] = []
         self.refusal_log = RateLimitedLog(self._summarised("refusals"), clock)
@@ -208,15 +211,18 @@ class SocketState:
         return ACCEPT
 
     def refused_connection(self, host: Any, port: Any, local_port: Any, reason: str,
-                           credentials: tuple[int, int, int] | None = None) -> None:
+                           credentials: tuple[int, int, int] | None = None,
+                           detail: str | None = None) -> None:
         """
         Count and (rate-limited) log one refusal. For local sockets C{host}
-        is the path and C{credentials} the peer's (pid, uid, gid).
+        is the path and C{credentials} the peer's (pid, uid, gid); C{detail}
+        (one line, safe to log) says more than the reason token.
         """
         self.refused += 1
         self.refused_by[reason] += 1
+        why = reason if detail is None else f"{reason}: {detail}"
         self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
-                               f"{_describe_peer(host, port, local_port, credentials)} ({reason})")
+                               f"{_describe_peer(host, port, local_port, credentials)} ({why})")
 
     def accept_failed(self, count: int, local_port: Any, error: str, reset: int) -> None:
         """
@@ -263,7 +269,13 @@ class SocketState:
         if not self.paused and self.max_total is not None and len(self.connections) >= self.max_total:
             self.pause_http()
 
-    def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
+    def closed(self, transport: SockServer, reason: ShutdownReason | None,
+               traffic: tuple[int | None, int | None] | None = None) -> None:
+        """
+        C{transport} ended (C{reason}: C{None} when it never reached the
+        application); C{traffic} is its bytes (received, sent) from the
+        kernel.
+        """
         self.connections.pop(transport, None)
         if self.max_per_peer is not None:
             peer = transport.sock_peer
@@ -275,6 +287,8 @@ class SocketState:
         if reason is not None:
             closed_by = self.closed_by
             closed_by[reason] = closed_by.get(reason, 0) + 1
+            self.figures.closed(transport.reactor.seconds() - transport.sock_started,  # type: ignore[attr-defined]
+                                traffic, reason is ShutdownReason.BY_PEER)
         if self.paused:
             self._resume_if_possible()
         if self.master.accept_waiting:
@@ -329,7 +343,9 @@ class SocketState:
     def _refusal_reasons(self) -> tuple[str, ...]:
         if self.config.protocol == "unix":
             return UNIX_REFUSAL_REASONS
-        return REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
+        auto = getattr(self.config.tls, "starttls", None) == "auto"
+        return (REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
+                + ((REFUSE_CLIENT_HELLO.reason,) if auto else ()))
 
     def statistics(self) -> SocketStatistics:
         return SocketStatistics(
@@ -344,6 +360,14 @@ class SocketState:
             closed=closed_counts(self.closed_by),
             refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in self._refusal_reasons()}
                                         | dict(self.refused_by)),
+            bytes_in=self.figures.bytes_in,
+            bytes_out=self.figures.bytes_out,
+            durations=self.figures.durations(),
+            limits=MappingProxyType({"max_connections": self.max_total, "max_connections_per_ip":
+                                     self.max_per_peer, "idle_timeout": self.idle_timeout}),
+            by_mode=MappingProxyType(Counter(getattr(t.server, "sock_mode", "data")
+                                             for t in self.connections)),
+            open=open_rows(self.connections, self.clock.seconds(), OPEN_ROWS),
             certificates=tuple((n, m.fingerprint) for n, m in tls.certificates())  # type: ignore[union-attr]
             if (tls := self.config.tls) is not None else (),
         )

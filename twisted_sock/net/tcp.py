@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import struct
 from typing import Any
 
 from twisted.internet import error, tcp
@@ -33,11 +32,13 @@ from twisted_sock.net.acceptfail import (
     reset_descriptor,
     start_accepting,
 )
+from twisted_sock.net.figures import tcp_traffic as _traffic
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.policy.incoming import REFUSE_PROXY_HEADER
+from twisted_sock.policy.proxy import ProxyHeaderError, ProxyHeaderReader
 from twisted_sock.reasons import ShutdownReason
 
 log = Logger(namespace="twisted_sock")
@@ -144,8 +145,7 @@ class SockServer(tcp.Server):
         it).
         """
         self.sock_state: SocketState = server.sock_state
-        if self.sock_state.master.log_connections:
-            self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
+        self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
         self.sock_peer = parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None
         counted = not isinstance(protocol, _Pending)
         self.sock_counted = counted
@@ -185,39 +185,15 @@ class SockServer(tcp.Server):
         # specific one while the loss propagates.
         self.sock_default_reason = shutdown_reason(self, reason)
         state = self.sock_state
-        traffic = _traffic(self.socket) if state.master.log_connections and self.sock_counted else None
+        traffic = _traffic(self.socket) if self.sock_counted else None
         tcp.Server.connectionLost(self, reason)
         if self.sock_reason is None:
             self.sock_reason = self.sock_default_reason
-        if traffic is not None:
+        if traffic is not None and state.master.log_connections:
             # Before closed(): that may end a drain, and what waits on it
             # (the end of stopService) comes after this connection's event.
             _log_connection(self, traffic)
-        state.closed(self, self.sock_reason if self.sock_counted else None)
-
-
-_TCP_INFO = getattr(socket, "TCP_INFO", 11)
-#: struct tcp_info: tcpi_bytes_acked and tcpi_bytes_received (Linux >= 4.2).
-_TCP_INFO_BYTES = struct.Struct("=QQ")
-_TCP_INFO_OFFSET = 120
-
-
-def _traffic(sock: Any) -> tuple[int | None, int | None]:
-    """
-    Bytes received and sent (acknowledged) on a TCP socket, from the
-    kernel's C{TCP_INFO}, so counting costs nothing per read or write;
-    C{(None, None)} where unavailable (UNIX sockets, old kernels).
-    """
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None, None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size)
-    except OSError:
-        return None, None
-    if len(info) < _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size:
-        return None, None
-    sent, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
-    return received, sent
+        state.closed(self, self.sock_reason if self.sock_counted else None, traffic)
 
 
 def _log_connection(transport: SockServer, traffic: tuple[int | None, int | None]) -> None:
@@ -379,14 +355,16 @@ class _Pending(Protocol):
     """
 
 
-def refuse_by_handler(raw: Any, closer: Any = None) -> None:
+def refuse_by_handler(raw: Any, closer: Any = None, reason: str = "handler",
+                      detail: str | None = None) -> None:
     """
     The handler's factory refused a connection the decision had accepted
-    (it returned C{None} or raised): count it, record C{REJECTED} and reset
-    (through C{closer}, e.g. the TLS layer, when given).
+    (it returned C{None} or raised), or what the peer sent first was
+    malformed (C{reason}, C{detail}): count it, record C{REJECTED} and
+    reset (through C{closer}, e.g. the TLS layer, when given).
     """
-    raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, "handler",
-                                      raw.sock_credentials)
+    raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, reason,
+                                      raw.sock_credentials, detail)
     raw.sock_counted = False
     raw.sock_reason = ShutdownReason.REJECTED
     (closer or raw).abortConnection()
@@ -508,8 +486,6 @@ class _ProxyGate(_Pending):
     """
 
     def __init__(self, factory: SockFactory, addr: Any) -> None:
-        from twisted_sock.policy.proxy import ProxyHeaderReader
-
         self._factory = factory
         self._addr = addr
         self._reader = ProxyHeaderReader()
@@ -521,14 +497,13 @@ class _ProxyGate(_Pending):
         self._timer = transport.reactor.callLater(PROXY_HEADER_TIMEOUT, self._refuse)
 
     def dataReceived(self, data: bytes) -> None:
-        from twisted_sock.policy.proxy import ProxyHeaderError
-
         if self._reader is None:
             return
         try:
             header = self._reader.feed(data)
-        except ProxyHeaderError:
-            self._refuse()
+        except Exception as e:
+            # ProxyHeaderError, or a bug: a refusal either way, never a traceback.
+            self._refuse(str(e) if isinstance(e, ProxyHeaderError) else f"unexpected {type(e).__name__}")
             return
         if header is None:
             return
@@ -551,10 +526,12 @@ class _ProxyGate(_Pending):
         # proxy as the peer: it was admitted as a trusted proxy.
         _hand_over(transport, self._factory.after_decision(self._addr), state, [header.rest])
 
-    def _refuse(self) -> None:
+    def _refuse(self, why: str = "no PROXY header in time") -> None:
         """
         No valid PROXY header (invalid, too long, or not in time): reset.
         """
+        self._reader = None  # type: ignore[assignment]
+        self._cancel()
         self._timer = None
         transport: Any = self.transport
         if transport is None or transport.disconnected:
@@ -562,7 +539,7 @@ class _ProxyGate(_Pending):
         state = self._factory.state
         # Counted and logged (rate-limited) like every refusal.
         state.refused_connection(transport.client[0], transport.client[1], transport.server.sock_port,
-                                 REFUSE_PROXY_HEADER.reason)
+                                 REFUSE_PROXY_HEADER.reason, detail=why)
         transport.sock_reason = ShutdownReason.REJECTED
         transport.abortConnection()
 

@@ -30,7 +30,8 @@ from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import refuse_by_handler
 from twisted_sock.net.tls_context import ServerContexts, served_names
-from twisted_sock.policy.sniff import Kind, Verdict, detector
+from twisted_sock.policy.incoming import REFUSE_CLIENT_HELLO
+from twisted_sock.policy.sniff import Kind, Verdict, detector, safe_feed
 from twisted_sock.reasons import ShutdownReason
 
 log = Logger(namespace="twisted_sock")
@@ -373,13 +374,17 @@ class _StartTLSProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if self._state == "sniffing":
-            verdict = self._detector.feed(data)
+            verdict = safe_feed(self._detector, data)
             if verdict is not None:
                 self._verdict(verdict)
 
     def _verdict(self, verdict: Verdict) -> None:
         self._cancel()
         transport: Any = self.transport
+        if verdict.kind is Kind.MALFORMED:
+            self._state = "refused"
+            refuse_by_handler(transport, reason=REFUSE_CLIENT_HELLO.reason, detail=verdict.why)
+            return
         if verdict.kind is Kind.PLAIN:
             self._state = "plain"
             app = self._factory.app.build(self._addr)

@@ -24,6 +24,7 @@ from twisted.internet import error, udp
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import BindError
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
@@ -141,9 +142,10 @@ class DatagramPort(udp.Port):
     """
 
     def __init__(self, spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,
-                 reactor: Any, ifindexes: Sequence[int] = ()) -> None:
+                 reactor: Any, ifindexes: Sequence[int] = (), config: SocketConfig | None = None) -> None:
         self.sock_spec = spec
         self.sock_state = state
+        self._opening = state.config if config is None else config
         udp.Port.__init__(self, spec.port, protocol, spec.address, MAX_DATAGRAM, reactor)
         self.sock_mode = "data"
         self.sock_fingerprint = None
@@ -163,7 +165,7 @@ class DatagramPort(udp.Port):
     def startListening(self) -> None:
         udp.Port.startListening(self)
         self.sock_port: int = self._realPortNumber  # type: ignore[assignment]
-        config = self.sock_state.config
+        config = self._opening
         if config.broadcast and self.addressFamily == socket.AF_INET:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         if self.sock_spec.kind == "multicast":
@@ -294,13 +296,18 @@ def handler_error_text(socket_name: str, addr: Any) -> Any:
 
 
 def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,
-                           reactor: Any) -> DatagramPort:
+                           reactor: Any, config: SocketConfig | None = None) -> DatagramPort:
     """
     Bind one UDP listener; L{BindError} names the address on failure.
+
+    @param config: the socket configuration it opens with (interfaces,
+        multicast groups, broadcast), when not yet C{state}'s: a run-time
+        change opens its new listeners before the socket takes it.
     """
-    names = state.config.interfaces
+    config = state.config if config is None else config
+    names = config.interfaces
     ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
-    port = DatagramPort(spec, protocol, state, reactor, ifindexes)
+    port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
     try:
         port.startListening()
     except error.CannotListenError as e:
