@@ -20,6 +20,7 @@ from twisted.python import usage
 from twisted_sock.config.flags import as_flag_error, config_from_flags
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.service import SockService
+from twisted_sock.twisted_internals.twistd import report_start_failure
 
 log = Logger(namespace="twisted_sock")
 
@@ -138,15 +139,7 @@ class TwistdSockService(SockService):
                     os.unlink(config["pidfile"])
                 except OSError:
                     pass
-            status_pipe = config.get("statusPipe")
-            if status_pipe is not None:
-                # Daemonized: the launching twistd waits on this pipe and
-                # prints what it reads (it expects "1 " before the message).
-                try:
-                    os.write(status_pipe, b"1 " + str(e).encode("utf-8", "replace")[:98])
-                    os.close(status_pipe)
-                except OSError:
-                    pass
+            report_start_failure(config, str(e))
             _exit(str(e), 1)
 
 

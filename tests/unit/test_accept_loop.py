@@ -17,7 +17,9 @@ from twisted.python.failure import Failure
 
 from twisted_sock import ShutdownReason, SocketConfig
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import _REFUSALS_PER_PASS, _FilteringListener, shutdown_reason
+from twisted_sock.net.tcp import shutdown_reason
+from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS as _REFUSALS_PER_PASS
+from twisted_sock.twisted_internals.accept import FilteringListener as _FilteringListener
 
 
 class RecordingSocket:
@@ -77,7 +79,7 @@ def recording(monkeypatch):
     """
     import types
 
-    import twisted_sock.net.acceptfail as acceptfail
+    import twisted_sock.twisted_internals.sockets as acceptfail
 
     RecordingSocket.made.clear()
     monkeypatch.setattr(acceptfail, "_socket", types.SimpleNamespace(socket=RecordingSocket))

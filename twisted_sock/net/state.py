@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
+from twisted_sock.net.datagram import kernel_drops
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
@@ -322,8 +323,6 @@ class SocketState:
                                     self.config.tls.starttls  # type: ignore[union-attr]
                                     if spec.kind == "starttls" else None)
                 if spec.protocol == "udp":
-                    from twisted_sock.net.udp import kernel_drops
-
                     info = dataclasses.replace(
                         info, kind=spec.kind, prefilter=port.sock_filter_length > 0,
                         kernel_drops=kernel_drops(port.socket), datagrams=port.sock_accepted)

@@ -26,13 +26,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_sock.errors import BindError
-from twisted_sock.net.acceptfail import (
-    ACCEPT_ERRORS,
-    AcceptPause,
-    accept_failed,
-    reset_descriptor,
-    start_accepting,
-)
+from twisted_sock.net.acceptfail import AcceptPause, start_accepting
+from twisted_sock.net.address import normalised_address
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
@@ -40,61 +35,10 @@ from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.policy.incoming import REFUSE_PROXY_HEADER
 from twisted_sock.policy.proxy import ProxyHeaderError, ProxyHeaderReader
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.twisted_internals.accept import FilteringListener, hand_over_state, install_listener
+from twisted_sock.twisted_internals.ports import LogPrefix, TouchOnRead, real_port_number
 
 log = Logger(namespace="twisted_sock")
-
-#: Refused connections handled in one pass of the accept loop before the
-#: reactor gets control back (fairness under a flood).
-_REFUSALS_PER_PASS = 256
-
-
-class _FilteringListener:
-    """
-    Stands in for the listening socket of a L{FilteringPort}: C{accept()}
-    returns only admitted connections and resets refused ones on the spot.
-    Everything else is delegated to the real socket.
-    """
-
-    __slots__ = ("_socket", "_accept", "_port", "_state", "_http", "_family", "_type", "_proto")
-
-    def __init__(self, sock: socket.socket, port: FilteringPort) -> None:
-        self._socket = sock
-        # The C-level accept: a refused connection never becomes a Python
-        # socket.socket object (that alone is a sixth of a refusal's cost).
-        self._accept = sock._accept  # type: ignore[attr-defined]
-        self._port = port
-        self._state = port.sock_state
-        self._http = port.sock_mode == "http"
-        self._family, self._type, self._proto = sock.family, sock.type, sock.proto
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        state = self._state
-        if self._http and state.full:
-            # Leave the connection in the kernel's queue: the peer waits;
-            # and stop reading until a slot frees, or the level-triggered
-            # reactor calls again at once (whatever made the socket full).
-            state.pause_http()
-            raise BlockingIOError(errno.EAGAIN, "socket at max_connections")
-        for _ in range(_REFUSALS_PER_PASS):
-            try:
-                fd, addr = self._accept()
-            except OSError as e:
-                if e.errno not in ACCEPT_ERRORS:
-                    raise
-                accept_failed(self._port, e, self._accept, self._family, self._type, self._proto,
-                              _REFUSALS_PER_PASS)
-                raise BlockingIOError(errno.EAGAIN, "accept failed; backing off") from None
-            decision = state.admit(addr)
-            if decision.accepted:
-                # What socket.socket.accept() does with the descriptor.
-                return socket.socket(self._family, self._type, self._proto, fileno=fd), addr
-            reset_descriptor(fd, self._family, self._type, self._proto)
-            state.refused_connection(addr[0], addr[1], self._port.sock_port, decision.reason)
-        raise BlockingIOError(errno.EAGAIN, "refusal batch done")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._socket, name)
-
 
 def shutdown_reason(transport: SockServer, reason: Failure) -> ShutdownReason:
     """
@@ -266,7 +210,7 @@ def _tls_text(transport: SockServer) -> str:
 IDLE_CLOSE_GRACE = 2.0
 
 
-class IdleSockServer(SockServer):
+class IdleSockServer(TouchOnRead, SockServer):
     """
     A L{SockServer} that closes itself after C{idle_timeout} seconds without
     traffic in either direction, with reason C{IDLE_TIMEOUT}.
@@ -285,9 +229,8 @@ class IdleSockServer(SockServer):
         self._idle_abort = self.reactor.callLater(  # type: ignore[attr-defined]
             IDLE_CLOSE_GRACE, self.abortConnection)
 
-    def _dataReceived(self, data: bytes | None) -> Any:
+    def sock_on_read(self) -> None:
         self._idle.touch()
-        return SockServer._dataReceived(self, data)
 
     def write(self, data: bytes) -> None:
         self._idle.touch()
@@ -309,7 +252,7 @@ class IdleSockServer(SockServer):
 class HandOver:
     """
     For listening ports (TCP, UNIX stream) whose accept loop reads the
-    socket's state through C{self.socket._state}: serve another socket.
+    socket's state from their listening socket's stand-in: serve another socket.
     """
 
     def sock_hand_over(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState) -> None:
@@ -322,7 +265,7 @@ class HandOver:
         port: Any = self
         old = port.factory
         port.sock_spec, port.sock_state, port.factory = spec, state, factory
-        port.socket._state = state
+        hand_over_state(port, state)
         factory.doStart()
         old.doStop()
         port.sock_refresh()
@@ -332,7 +275,7 @@ class HandOver:
             port.startReading()
 
 
-class FilteringPort(HandOver, tcp.Port):
+class FilteringPort(HandOver, LogPrefix, tcp.Port):
     """
     A C{tcp.Port} that runs the incoming decision in its accept loop and
     gives accepted connections a L{SockServer} transport.
@@ -353,8 +296,8 @@ class FilteringPort(HandOver, tcp.Port):
 
     def startListening(self) -> None:
         tcp.Port.startListening(self)
-        self.sock_port: int = self._realPortNumber or self.port  # type: ignore[assignment]
-        self.socket = _FilteringListener(self.socket, self)
+        self.sock_port: int = real_port_number(self) or self.port  # type: ignore[assignment]
+        install_listener(self, FilteringListener)
         start_accepting(self)
 
     def connectionLost(self, reason: Failure) -> None:
@@ -362,7 +305,7 @@ class FilteringPort(HandOver, tcp.Port):
             self.sock_accept_pause.cancel()
         tcp.Port.connectionLost(self, reason)
 
-    def _getLogPrefix(self, factory: Any) -> str:
+    def sock_log_prefix(self) -> str:
         return f"{self.sock_state.name} {self.sock_mode}"
 
     def sock_refresh(self) -> None:
@@ -453,8 +396,6 @@ class _HookGate(_Pending):
         self.transport = transport
         self.connected = 1
         transport.pauseProducing()
-        from twisted_sock.info import normalised_address
-
         hook = self._factory.state.hook
         try:
             if hook is None:

@@ -22,17 +22,18 @@ from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnec
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
+from twisted_sock.net.address import normalised_address
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import refuse_by_handler
 from twisted_sock.policy.incoming import REFUSE_CLIENT_HELLO
 from twisted_sock.policy.sniff import Kind, Verdict, detector, safe_feed
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.twisted_internals.tls import TLSFactory, raw_transport, start_tls_layer, tls_client_default
 
 log = Logger(namespace="twisted_sock")
 
@@ -96,55 +97,6 @@ class ServerOptions:
         return SSL.Connection(self.current.getContext(), None)
 
 
-class SockTLSProtocol(BufferingTLSTransport):
-    """
-    Twisted's TLS protocol (small writes aggregated until the next reactor
-    turn), except that writes still aggregated when the peer's
-    C{close_notify} arrives are sent before our own C{close_notify}, and
-    that a connection the peer's C{close_notify} ended is recorded as
-    C{BY_PEER}.
-
-    Twisted (seen in 24.7 to 26.10) answers a C{close_notify} at once, in
-    the same read: it marks the TLS connection lost and then drops every
-    write the application made in that turn, so an echo of data that
-    arrived in the same segment as the peer's C{close_notify} (a client
-    that sends and then closes: C{twisted-sock connect}, C{openssl
-    s_client}, an HTTP/1.0 client over TLS) silently vanished.
-    """
-
-    def _shutdownTLS(self) -> None:
-        raw = _raw(self.transport)
-        if raw is not None:
-            if self.disconnecting:
-                # Our loseConnection(): the peer may close the TCP
-                # connection once it has our close_notify.
-                raw.sock_tls_closing = True
-            elif raw.sock_reason is None and not raw.sock_tls_closing:
-                # The peer's close_notify ended the session (Twisted then
-                # closes the TCP connection itself).
-                raw.sock_reason = ShutdownReason.BY_PEER
-        self._aggregator.flush()
-        super()._shutdownTLS()
-
-
-class _TLSFactory(TLSMemoryBIOFactory):
-    protocol = SockTLSProtocol
-
-
-def _start_tls_layer(transport: Any, options: Any, normal: bool = True) -> Any:
-    """
-    C{transport.startTLS(options, normal)}, with L{SockTLSProtocol} as the
-    TLS layer; returns that layer.
-    """
-    transport.startTLS(options, normal)
-    tls_protocol = transport.protocol
-    if type(tls_protocol) is BufferingTLSTransport:
-        # Twisted builds the layer from its own factory class; ours only
-        # overrides a method, so the instance can take our class.
-        tls_protocol.__class__ = SockTLSProtocol
-    return tls_protocol
-
-
 class AppBuilder:
     """
     Builds the application protocol from the user's factory, never letting
@@ -168,19 +120,6 @@ class AppBuilder:
 
     def doStop(self) -> None:
         self.factory.doStop()
-
-
-def _raw(transport: Any) -> Any:
-    """
-    The L{SockServer} under a TLS protocol (or the transport itself).
-    """
-    from twisted_sock.net.tcp import SockServer
-
-    for _ in range(4):
-        if isinstance(transport, SockServer):
-            return transport
-        transport = getattr(transport, "transport", None) or getattr(transport, "_connection", None)
-    return None
 
 
 class TLSSession:
@@ -219,8 +158,6 @@ class TLSSession:
             ok = False
         elif self.tls.accept_alpn is not None:
             try:
-                from twisted_sock.info import normalised_address
-
                 ok = bool(self.tls.accept_alpn(alpn, normalised_address(raw.getPeer())))
             except Exception:
                 log.failure("socket {socket!r}: accept_alpn hook raised; closing",
@@ -281,7 +218,7 @@ class _TLSPending(Protocol):
 
     def makeConnection(self, transport: Any) -> None:
         self.transport = transport
-        self._raw_transport = raw = _raw(transport)
+        self._raw_transport = raw = raw_transport(transport)
         if raw is not None:
             self._timer = raw.reactor.callLater(self._session.tls.handshake_timeout,
                                                 self._timed_out)
@@ -335,12 +272,12 @@ class _PendingFactory:
 
 
 def implicit_tls_factory(options: ServerOptions, app: AppBuilder, state: SocketState,
-                         clock: Any) -> TLSMemoryBIOFactory:
+                         clock: Any) -> TLSFactory:
     """
     The factory of an implicit-TLS port: TLS around a stand-in that builds
     the application (or twisted.web's C{Site}) after the handshake.
     """
-    return _TLSFactory(options, False, _PendingFactory(TLSSession(state), app), clock)  # type: ignore[arg-type]
+    return TLSFactory(options, False, _PendingFactory(TLSSession(state), app), clock)  # type: ignore[arg-type]
 
 
 @implementer(IHandshakeListener)
@@ -412,7 +349,7 @@ class _StartTLSProtocol(Protocol):
                 state, count = self._factory.session.state, len(verdict.data)
                 state.tls_log.event(lambda: f"socket {state.name!r}: discarded {count} plaintext "
                                     "byte(s) sent after STARTTLS")
-        tls_protocol = _start_tls_layer(transport, self._factory.options)
+        tls_protocol = start_tls_layer(transport, self._factory.options)
         self._timer = transport.reactor.callLater(self._factory.tls.handshake_timeout,
                                                   self._handshake_timeout)
         if verdict.kind is Kind.TLS:
@@ -479,7 +416,7 @@ class _HandshakeWatch:
         self._tls.wrappedProtocol = self._inner
         alpn_bytes = self._tls.negotiatedProtocol
         alpn = alpn_bytes.decode("ascii", "replace") if alpn_bytes else None
-        raw = _raw(self._tls.transport)
+        raw = raw_transport(self._tls.transport)
         if raw is not None:  # a connection twisted-sock accepted: record it
             raw.sock_tls = True
             raw.sock_alpn = alpn
@@ -495,7 +432,7 @@ class _HandshakeWatch:
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._tls.wrappedProtocol = self._inner
         if not self._done.called:
-            record_handshake_failure(_raw(self._tls.transport), describe_tls_failure(reason))
+            record_handshake_failure(raw_transport(self._tls.transport), describe_tls_failure(reason))
             self._done.errback(Failure(TLSHandshakeError(describe_tls_failure(reason))))
         self._inner.connectionLost(reason)
 
@@ -516,10 +453,10 @@ def start_tls(transport: Any, options: Any, server_side: bool = True) -> defer.D
         C{None}) once the handshake completes, or failing with
         L{TLSHandshakeError} (reason C{TLS_HANDSHAKE_FAILED}).
     """
-    client_default = bool(getattr(transport, "_tlsClientDefault", False))
+    client_default = tls_client_default(transport)
     done: defer.Deferred[str | None] = defer.Deferred()
     try:
-        tls_protocol = _start_tls_layer(transport, options, server_side != client_default)
+        tls_protocol = start_tls_layer(transport, options, server_side != client_default)
     except Exception as e:
         return defer.fail(TLSHandshakeError(f"cannot start TLS: {e}"))
     tls_protocol.wrappedProtocol = _HandshakeWatch(tls_protocol, tls_protocol.wrappedProtocol, done)

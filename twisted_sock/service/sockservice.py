@@ -37,6 +37,7 @@ from twisted_sock.service.logs import log_socket
 from twisted_sock.service.planner import plan_change, validate_change
 from twisted_sock.service.running import Running
 from twisted_sock.stats import ServiceStatistics
+from twisted_sock.twisted_internals import verify as verify_twisted
 from twisted_sock.web.status import StatusResource
 
 log = Logger(namespace="twisted_sock")
@@ -140,6 +141,7 @@ class SockService(MultiService):
     def _open(self) -> None:
         if self._listening:
             return
+        verify_twisted()
         running = self._running
         admin = self.config.admin_socket
         if admin is not None:

@@ -19,7 +19,7 @@ from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import SockServer
 from twisted_sock.policy.http_deadline import HTTPDeadlines, Phase
 from twisted_sock.reasons import ShutdownReason
-from twisted_sock.web.twisted_private import BoundedH2Connection, SockHTTPChannelProtocol
+from twisted_sock.twisted_internals.http import BoundedH2Connection, SockHTTPChannelProtocol
 
 #: Seconds a connection being closed (a deadline passed, an HTTP/2
 #: protocol error) gets to send what it has buffered before it is reset.
