@@ -33,7 +33,7 @@ class DatagramReadLoop:
 
     socket: Any
     protocol: Any
-    addressFamily: int
+    addressFamily: Any
     maxThroughput: int
     _connectedAddr: Any
     sock_state: Any
