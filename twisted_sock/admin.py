@@ -10,13 +10,12 @@ import json
 import socket as socketlib
 from typing import Any, Protocol
 
-from twisted.internet import defer, error, tcp, unix
+from twisted.internet import defer, tcp, unix
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
-from twisted_sock.errors import BindError
+from twisted_sock.net.binding import binding
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
-from twisted_sock.net.tcp import os_reason
 from twisted_sock.net.unix import socket_address
 from twisted_sock.stats import ServiceStatistics
 
@@ -102,8 +101,6 @@ def open_admin(path: str, service: Administered, reactor: Any) -> Any:
     """
     clear_stale(path, socketlib.SOCK_STREAM)
     port = AdminPort(path, AdminFactory(service), reactor)
-    try:
+    with binding(path, None, "admin"):
         port.startListening()
-    except error.CannotListenError as e:
-        raise BindError(path, None, os_reason(e.socketError), socket="admin") from None
     return port

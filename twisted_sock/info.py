@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted_sock.net.address import normalised_address
-from twisted_sock.net.tcp import SockServer
+from twisted_sock.net.transport import SockServer
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.twisted_internals.ports import carrier_of_protocol
 

@@ -26,7 +26,8 @@ from twisted_sock import SocketConfig
 from twisted_sock.errors import SockError
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import FilteringPort, SockServer
+from twisted_sock.net.tcp import FilteringPort
+from twisted_sock.net.transport import SockServer
 from twisted_sock.twisted_internals.accept import listening_socket
 from twisted_sock.twisted_internals.tls import SockTLSProtocol, TLSFactory, start_tls_layer
 

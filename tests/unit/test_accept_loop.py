@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 
 from twisted_sock import ShutdownReason, SocketConfig
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import shutdown_reason
+from twisted_sock.net.transport import shutdown_reason
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS as _REFUSALS_PER_PASS
 from twisted_sock.twisted_internals.accept import FilteringListener as _FilteringListener
 

@@ -39,7 +39,7 @@ from twisted_sock.reasons import ShutdownReason
 from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
 
 if TYPE_CHECKING:
-    from twisted_sock.net.tcp import SockServer
+    from twisted_sock.net.transport import SockServer
 
 log = Logger(namespace="twisted_sock")
 

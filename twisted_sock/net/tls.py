@@ -28,8 +28,8 @@ from zope.interface import implementer
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.address import normalised_address
+from twisted_sock.net.gates import refuse_by_handler
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import refuse_by_handler
 from twisted_sock.policy.incoming import REFUSE_CLIENT_HELLO
 from twisted_sock.policy.sniff import Kind, Verdict, detector, safe_feed
 from twisted_sock.reasons import ShutdownReason

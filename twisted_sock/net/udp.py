@@ -19,7 +19,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet import error, udp
+from twisted.internet import udp
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import BindError
 from twisted_sock.net.address import normalised_address
+from twisted_sock.net.binding import binding
 from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
@@ -209,11 +210,10 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
     try:
-        port.startListening()
-    except error.CannotListenError as e:
-        from twisted_sock.net.tcp import os_reason
-
-        raise BindError(spec.address, spec.port, os_reason(e.socketError), socket=spec.socket) from None
+        with binding(spec.address, spec.port, spec.socket):
+            port.startListening()
+    except BindError:
+        raise
     except OSError as e:
         if getattr(port, "connected", False):
             port.stopListening()

@@ -20,19 +20,21 @@ import os
 import socket
 from typing import Any
 
-from twisted.internet import error, tcp, unix
+from twisted.internet import tcp, unix
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from twisted_sock.errors import BindError
 from twisted_sock.net.acceptfail import AcceptPause, start_accepting
+from twisted_sock.net.binding import binding, os_reason
 from twisted_sock.net.credentials import CREDENTIALS, credentials_from
 from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log, handler_error_text
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import HandOver, IdleSockServer, SockServer, os_reason
+from twisted_sock.net.tcp import HandOver
+from twisted_sock.net.transport import IdleSockServer, SockServer
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix
 
@@ -231,9 +233,10 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     else:
         port = LocalStreamPort(spec, target, state, reactor)
     try:
-        port.startListening()
-    except error.CannotListenError as e:
-        raise BindError(spec.address, None, os_reason(e.socketError), socket=spec.socket) from None
+        with binding(spec.address, None, spec.socket):
+            port.startListening()
+    except BindError:
+        raise
     except OSError as e:
         if getattr(port, "connected", False):
             port.connectionLost(None)

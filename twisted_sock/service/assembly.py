@@ -17,9 +17,10 @@ from twisted_sock.config.model import SocketConfig
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
+from twisted_sock.net.gates import SockFactory
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import SockFactory, open_tcp_listener
+from twisted_sock.net.tcp import open_tcp_listener
 from twisted_sock.net.tls import (
     AppBuilder,
     ServerOptions,

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 
-from twisted_sock.net.tcp import SockServer
+from twisted_sock.net.transport import SockServer
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.twisted_internals.ports import carrier
 

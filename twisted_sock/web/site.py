@@ -16,7 +16,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import SockServer
+from twisted_sock.net.transport import SockServer
 from twisted_sock.policy.http_deadline import HTTPDeadlines, Phase
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.twisted_internals.http import BoundedH2Connection, SockHTTPChannelProtocol

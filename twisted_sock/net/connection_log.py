@@ -1,0 +1,81 @@
+"""
+The one structured event logged per ended connection (with
+C{log_connections}), and the byte counts it reports (from the kernel's
+C{TCP_INFO}).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from twisted_sock.net.transport import SockServer
+
+log = Logger(namespace="twisted_sock")
+
+_TCP_INFO = getattr(socket, "TCP_INFO", 11)
+#: struct tcp_info: tcpi_bytes_acked and tcpi_bytes_received (Linux >= 4.2).
+_TCP_INFO_BYTES = struct.Struct("=QQ")
+_TCP_INFO_OFFSET = 120
+
+
+def traffic_of(sock: Any) -> tuple[int | None, int | None]:
+    """
+    Bytes received and sent (acknowledged) on a TCP socket, from the
+    kernel's C{TCP_INFO}, so counting costs nothing per read or write;
+    C{(None, None)} where unavailable (UNIX sockets, old kernels).
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None, None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size)
+    except OSError:
+        return None, None
+    if len(info) < _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size:
+        return None, None
+    sent, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
+    return received, sent
+
+
+def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]) -> None:
+    """
+    One structured event per ended connection.
+    """
+    server: Any = transport.server
+    peer = transport.client[0] if isinstance(transport.client[0], str) and transport.client[0] else (
+        "pid {} uid {} gid {}".format(*transport.sock_credentials)
+        if transport.sock_credentials else "local peer")
+    port = transport.client[1] if isinstance(transport.client[1], int) else None
+    if transport.sock_proxy_peer is not None:
+        peer, port = transport.sock_proxy_peer.host, transport.sock_proxy_peer.port
+    bytes_in, bytes_out = traffic
+    reason = transport.sock_reason.name if transport.sock_reason else "NORMAL"
+    if bytes_in and reason == "BY_PEER":
+        bytes_in -= 1  # the kernel counts the peer's FIN as one byte received
+    peer_text = f"[{peer}]:{port}" if port is not None and ":" in peer else (
+        f"{peer}:{port}" if port is not None else peer)
+    duration = transport.reactor.seconds() - transport.sock_started  # type: ignore[attr-defined]
+    traffic_text = "" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out"
+    # The message is formatted here with an f-string: twisted.logger's own
+    # format-string rendering of eight fields cost as much again as the
+    # rest of the connection (see docs/performance.rst).
+    log.info(
+        "{summary}",
+        summary=f"connection {peer_text} on {transport.sock_state.name} {server.sock_port} "
+                f"({server.sock_mode}{_tls_text(transport)}) ended {reason} after {duration:.3f} s"
+                f"{traffic_text}",
+        socket=transport.sock_state.name, peer=peer, peer_port=port, local=server.sock_port,
+        local_port=server.sock_port, mode=server.sock_mode, tls=bool(transport.sock_tls),
+        alpn=transport.sock_alpn, reason=reason, bytes_in=bytes_in, bytes_out=bytes_out,
+        duration=duration, connection_ended=True,
+    )
+
+
+def _tls_text(transport: SockServer) -> str:
+    if not transport.sock_tls:
+        return ""
+    return " TLS" + (f" {transport.sock_alpn}" if transport.sock_alpn else "")
