@@ -30,7 +30,7 @@ from twisted_sock.client.attempt import cancel_call
 from twisted_sock.client.open import connect
 from twisted_sock.config.client import ConnectOptions
 from twisted_sock.errors import ConnectionFailed
-from twisted_sock.net.tls import describe_tls_failure
+from twisted_sock.net.tls_session import describe_tls_failure
 from twisted_sock.reasons import ShutdownReason
 
 #: Exit status: a clean end.

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.net.datagram import kernel_drops
-from twisted_sock.policy.addresses import IPAddress, parse_peer_host
+from twisted_sock.policy.addresses import IPAddress, hostport, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
     PROXY_REFUSAL_REASONS,
@@ -352,12 +352,8 @@ class SocketState:
         )
 
 
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _describe_peer(host: Any, port: Any, local: Any, credentials: Any) -> str:
     if isinstance(local, int):
-        return f"{_hostport(host, port)} on port {local}"
+        return f"{hostport(host, port)} on port {local}"
     who = "a peer" if credentials is None else "pid {} uid {} gid {}".format(*credentials)
     return f"{who} on {local}"

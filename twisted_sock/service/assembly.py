@@ -19,15 +19,11 @@ from twisted_sock.errors import ConfigError
 from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
 from twisted_sock.net.gates import SockFactory
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.starttls import StartTLSFactory
 from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.net.tcp import open_tcp_listener
-from twisted_sock.net.tls import (
-    AppBuilder,
-    ServerOptions,
-    StartTLSFactory,
-    implicit_tls_factory,
-    server_options,
-)
+from twisted_sock.net.tls_options import ServerOptions, server_options
+from twisted_sock.net.tls_session import AppBuilder, implicit_tls_factory
 from twisted_sock.net.udp import open_datagram_listener
 from twisted_sock.net.unix import open_local_listener
 from twisted_sock.web.site import SockSite
