@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from twisted_sock.timers import cancel_call
 from twisted_sock.twisted_internals.sockets import reset_descriptor
 
 #: The errors of C{accept()} that mean "not now" rather than "never".
@@ -89,8 +90,7 @@ class AcceptPause:
         """
         delay = self.backoff.next_delay(self._clock.seconds())
         self._port.stopReading()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = self._clock.callLater(delay, self.resume)
         self._waiting.add(self)
         return delay
@@ -109,8 +109,7 @@ class AcceptPause:
         Forget the pending resume (the port closes).
         """
         self._waiting.discard(self)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = None
 
 

@@ -21,6 +21,7 @@ from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.incoming import REFUSE_PROXY_HEADER
 from twisted_sock.policy.proxy import ProxyHeaderError, ProxyHeaderReader
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.timers import cancel_call
 
 log = Logger(namespace="twisted_sock")
 
@@ -212,8 +213,7 @@ class _ProxyGate(Pending):
         transport.abortConnection()
 
     def _cancel(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = None
 
     def connectionLost(self, reason: Failure | None = None) -> None:

@@ -7,6 +7,7 @@ starts TLS and builds the application after the handshake.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from twisted.internet.interfaces import IHandshakeListener
@@ -26,9 +27,27 @@ from twisted_sock.net.tls_session import (
 )
 from twisted_sock.policy.incoming import REFUSE_CLIENT_HELLO
 from twisted_sock.policy.sniff import Kind, Verdict, detector, safe_feed
+from twisted_sock.timers import cancel_call
 from twisted_sock.twisted_internals.tls import start_tls_layer
 
 log = Logger(namespace="twisted_sock")
+
+class StartTLSPhase(Enum):
+    """
+    Where a connection on a STARTTLS port is.
+    """
+
+    #: Reading the first bytes (bounded in bytes and time).
+    SNIFFING = "sniffing"
+    #: What it sent first was refused; the connection is being reset.
+    REFUSED = "refused"
+    #: Handed to the application as plain data.
+    PLAIN = "plain"
+    #: TLS started; the application is built after the handshake.
+    HANDSHAKING = "handshaking"
+    #: The handshake completed.
+    TLS = "tls"
+
 
 @implementer(IHandshakeListener)
 class _StartTLSProtocol(Protocol):
@@ -40,7 +59,7 @@ class _StartTLSProtocol(Protocol):
     handshake. Plaintext that followed the C{STARTTLS} line is discarded.
     """
 
-    _state = "sniffing"
+    _state = StartTLSPhase.SNIFFING
     _timer: Any = None
 
     def __init__(self, factory: StartTLSFactory, addr: Any) -> None:
@@ -54,13 +73,12 @@ class _StartTLSProtocol(Protocol):
         self._timer = transport.reactor.callLater(self._factory.tls.sniff_timeout, self._sniff_timeout)
 
     def _cancel(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = None
 
     def _sniff_timeout(self) -> None:
         self._timer = None
-        if self._state == "sniffing":
+        if self._state is StartTLSPhase.SNIFFING:
             self._verdict(self._detector.timed_out())
 
     def _handshake_timeout(self) -> None:
@@ -69,7 +87,7 @@ class _StartTLSProtocol(Protocol):
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
-        if self._state == "sniffing":
+        if self._state is StartTLSPhase.SNIFFING:
             verdict = safe_feed(self._detector, data)
             if verdict is not None:
                 self._verdict(verdict)
@@ -78,11 +96,11 @@ class _StartTLSProtocol(Protocol):
         self._cancel()
         transport: Any = self.transport
         if verdict.kind is Kind.MALFORMED:
-            self._state = "refused"
+            self._state = StartTLSPhase.REFUSED
             refuse_by_handler(transport, reason=REFUSE_CLIENT_HELLO.reason, detail=verdict.why)
             return
         if verdict.kind is Kind.PLAIN:
-            self._state = "plain"
+            self._state = StartTLSPhase.PLAIN
             app = self._factory.app.build(self._addr)
             if app is None:
                 refuse_by_handler(transport)
@@ -92,7 +110,7 @@ class _StartTLSProtocol(Protocol):
             if verdict.data:
                 app.dataReceived(verdict.data)
             return
-        self._state = "handshaking"
+        self._state = StartTLSPhase.HANDSHAKING
         if verdict.kind is Kind.STARTTLS:
             transport.write(b"READY\r\n" if verdict.crlf else b"READY\n")
             if verdict.data:
@@ -107,7 +125,7 @@ class _StartTLSProtocol(Protocol):
 
     def handshakeCompleted(self) -> None:
         self._cancel()
-        self._state = "tls"
+        self._state = StartTLSPhase.TLS
         transport: Any = self.transport
         tls_protocol = transport.protocol
         if not self._factory.session.completed(tls_protocol, transport):
@@ -121,7 +139,7 @@ class _StartTLSProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel()
-        if self._state == "handshaking":
+        if self._state is StartTLSPhase.HANDSHAKING:
             self._factory.session.handshake_failed(self.transport, describe_tls_failure(reason))
 
 

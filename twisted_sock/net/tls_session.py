@@ -25,6 +25,7 @@ from twisted_sock.net.state import SocketState
 from twisted_sock.net.tls_options import ServerOptions
 from twisted_sock.policy.addresses import hostport
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.timers import cancel_call
 from twisted_sock.twisted_internals.tls import TLSFactory, raw_transport
 
 log = Logger(namespace="twisted_sock")
@@ -161,8 +162,7 @@ class _TLSPending(Protocol):
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def _cancel(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = None
 
     def handshakeCompleted(self) -> None:

@@ -20,6 +20,7 @@ from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.timers import cancel_call
 from twisted_sock.twisted_internals.ports import TouchOnRead
 
 
@@ -170,6 +171,5 @@ class IdleSockServer(TouchOnRead, SockServer):
         if hasattr(self, "_idle"):
             self._idle.cancel()
         abort = getattr(self, "_idle_abort", None)
-        if abort is not None and abort.active():
-            abort.cancel()
+        cancel_call(abort)
         SockServer.connectionLost(self, reason)

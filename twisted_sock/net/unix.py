@@ -60,16 +60,10 @@ class LocalServer(unix.Server, SockServer):
         self._sock_setup(server, protocol)
 
 
-class IdleLocalServer(unix.Server, IdleSockServer):
+class IdleLocalServer(LocalServer, IdleSockServer):
     """
     A L{LocalServer} with an idle timeout.
     """
-
-    def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
-                 sessionno: int, reactor: Any) -> None:
-        unix.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
-        self.sock_credentials = server.sock_pending_credentials
-        self._sock_setup(server, protocol)
 
 
 class LocalStreamPort(HandOver, LogPrefix, unix.Port):
