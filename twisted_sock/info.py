@@ -76,15 +76,16 @@ def connection_info(protocol: Any) -> ConnectionInfo:
     transport = carrier_of_protocol(protocol, SockServer)
     if transport is None:
         raise ValueError(f"{protocol!r} was not built by a twisted-sock service")
+    record = transport.sock
     return ConnectionInfo(
         socket=transport.sock_state.name,
         peer=normalised_address(transport.getPeer()),
         local_port=port if isinstance(port := transport.server.sock_port, int) else None,
         mode=transport.server.sock_mode,
-        tls=transport.sock_tls,
-        alpn=transport.sock_alpn,
-        peer_certificate=transport.sock_peer_certificate,
-        shutdown_reason=(transport.sock_reason or getattr(transport, "sock_default_reason", None))
+        tls=record.tls,
+        alpn=record.alpn,
+        peer_certificate=record.peer_certificate,
+        shutdown_reason=(record.reason or record.default_reason)
         if transport.disconnected else None,
-        peer_credentials=transport.sock_credentials,
+        peer_credentials=record.credentials,
     )

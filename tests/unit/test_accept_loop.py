@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from twisted_sock import ShutdownReason, SocketConfig
+from twisted_sock.net.connection import ConnectionRecord
 from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.net.transport import shutdown_reason
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS as _REFUSALS_PER_PASS
@@ -188,5 +189,5 @@ def test_shutdown_reason(failure, disconnecting, tls_closing, expected):
     NORMAL (also when we sent the TLS close_notify and the peer then closed
     TCP), the peer's is BY_PEER, a reset or error is LOST.
     """
-    transport = SimpleNamespace(disconnecting=disconnecting, sock_tls_closing=tls_closing)
+    transport = SimpleNamespace(disconnecting=disconnecting, sock=ConnectionRecord(tls_closing=tls_closing))
     assert shutdown_reason(transport, Failure(failure)) is expected  # type: ignore[arg-type]

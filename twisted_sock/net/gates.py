@@ -35,9 +35,9 @@ def refuse_by_handler(raw: Any, closer: Any = None, reason: str = "handler",
     reset (through C{closer}, e.g. the TLS layer, when given).
     """
     raw.sock_state.refused_connection(raw.client[0], raw.client[1], raw.server.sock_port, reason,
-                                      raw.sock_credentials, detail)
-    raw.sock_counted = False
-    raw.sock_reason = ShutdownReason.REJECTED
+                                      raw.sock.credentials, detail)
+    raw.sock.counted = False
+    raw.sock.reason = ShutdownReason.REJECTED
     (closer or raw).abortConnection()
 
 
@@ -52,8 +52,8 @@ class _Refuser(Pending):
     def makeConnection(self, transport: Any) -> None:
         self.transport = transport
         if self._already_counted:  # the accept hook refused and was counted
-            transport.sock_counted = False
-            transport.sock_reason = ShutdownReason.REJECTED
+            transport.sock.counted = False
+            transport.sock.reason = ShutdownReason.REJECTED
             transport.abortConnection()
         else:
             refuse_by_handler(transport)
@@ -73,7 +73,7 @@ def _hand_over(transport: Any, protocol: Any, state: SocketState, data: list[byt
         return False
     if not isinstance(protocol, Pending):  # the application itself: it counts now
         state.accepted += 1
-        transport.sock_counted = True
+        transport.sock.counted = True
     transport.protocol = protocol
     protocol.makeConnection(transport)
     for chunk in data:
@@ -128,7 +128,7 @@ class _HookGate(Pending):
         if not ok:
             state.refused_connection(transport.client[0], transport.client[1],
                                      transport.server.sock_port, "accept-hook",
-                                     transport.sock_credentials)
+                                     transport.sock.credentials)
             _Refuser(already_counted=True).makeConnection(transport)
             return
         buffered, self._buffer = self._buffer, []
@@ -186,11 +186,11 @@ class _ProxyGate(Pending):
             if not decision.accepted:
                 state.refused_connection(header.source.host, header.source.port,
                                          transport.server.sock_port, decision.reason)
-                transport.sock_reason = ShutdownReason.REJECTED
+                transport.sock.reason = ShutdownReason.REJECTED
                 transport.abortConnection()
                 return
             state.moved_peer(transport, client)
-            transport.sock_proxy_peer = header.source
+            transport.sock.proxy_peer = header.source
         # A LOCAL/UNKNOWN header (the proxy's own health check) keeps the
         # proxy as the peer: it was admitted as a trusted proxy.
         _hand_over(transport, self._factory.after_decision(self._addr), state, [header.rest])
@@ -209,7 +209,7 @@ class _ProxyGate(Pending):
         # Counted and logged (rate-limited) like every refusal.
         state.refused_connection(transport.client[0], transport.client[1], transport.server.sock_port,
                                  REFUSE_PROXY_HEADER.reason, detail=why)
-        transport.sock_reason = ShutdownReason.REJECTED
+        transport.sock.reason = ShutdownReason.REJECTED
         transport.abortConnection()
 
     def _cancel(self) -> None:

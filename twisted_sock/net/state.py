@@ -98,7 +98,7 @@ class SocketState:
         self.max_total = config.max_connections
         if config.max_connections_per_ip is not None and getattr(self, "max_per_peer", None) is None:
             # The counts were not kept while there was no limit: rebuild them.
-            self.per_peer = Counter(t.sock_peer for t in getattr(self, "connections", ()))
+            self.per_peer = Counter(t.sock.peer for t in getattr(self, "connections", ()))
         self.max_per_peer = config.max_connections_per_ip
         self.hook: Callable[..., Any] | None = config.accept
         self.idle_timeout = config.idle_timeout
@@ -181,14 +181,14 @@ class SocketState:
         A PROXY header named the real client: count the connection under it.
         """
         if self.max_per_peer is not None:
-            old = transport.sock_peer
+            old = transport.sock.peer
             left = self.per_peer[old] - 1
             if left > 0:
                 self.per_peer[old] = left
             else:
                 self.per_peer.pop(old, None)
             self.per_peer[client] += 1
-        transport.sock_peer = client
+        transport.sock.peer = client
 
     def _replace(self, peer: IPAddress | None, peer_port: int) -> Decision:
         """
@@ -196,15 +196,15 @@ class SocketState:
         the new one replaces (reason REPLACED) and admit the new one, or
         refuse it when none matches.
         """
-        candidates: Any = ((t, t.sock_peer, t.client[1]) for t in self.connections
-                           if getattr(t.server, "sock_mode", None) == "data" and t.sock_reason is None)
+        candidates: Any = ((t, t.sock.peer, t.client[1]) for t in self.connections
+                           if getattr(t.server, "sock_mode", None) == "data" and t.sock.reason is None)
         victim: Any = choose_replaced(self.reconnect, peer, peer_port, candidates)
         if victim is None:
             return REFUSE_FULL
         old, mode = victim.client[0], self.reconnect.value
         self.replace_log.event(lambda: f"socket {self.name!r}: connection from {old} replaced by one "
                                        f"from {peer} (reconnect {mode})")
-        victim.sock_reason = ShutdownReason.REPLACED
+        victim.sock.reason = ShutdownReason.REPLACED
         victim.abortConnection()
         self.connections.pop(victim, None)
         return ACCEPT
@@ -264,14 +264,14 @@ class SocketState:
         if counted:
             self.accepted += 1
         if self.max_per_peer is not None:
-            self.per_peer[transport.sock_peer] += 1
+            self.per_peer[transport.sock.peer] += 1
         if not self.paused and self.max_total is not None and len(self.connections) >= self.max_total:
             self.pause_http()
 
     def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
         self.connections.pop(transport, None)
         if self.max_per_peer is not None:
-            peer = transport.sock_peer
+            peer = transport.sock.peer
             left = self.per_peer[peer] - 1
             if left > 0:
                 self.per_peer[peer] = left

@@ -49,10 +49,10 @@ class _HandshakeWatch:
         alpn = alpn_bytes.decode("ascii", "replace") if alpn_bytes else None
         raw = raw_transport(self._tls.transport)
         if raw is not None:  # a connection twisted-sock accepted: record it
-            raw.sock_tls = True
-            raw.sock_alpn = alpn
+            raw.sock.tls = True
+            raw.sock.alpn = alpn
             cert = self._tls.getPeerCertificate()
-            raw.sock_peer_certificate = cert.to_cryptography() if cert is not None else None
+            raw.sock.peer_certificate = cert.to_cryptography() if cert is not None else None
         if IHandshakeListener.providedBy(self._inner):
             self._inner.handshakeCompleted()
         self._done.callback(alpn)

@@ -82,10 +82,10 @@ class TLSSession:
         """
         alpn_bytes = tls_protocol.negotiatedProtocol
         alpn = alpn_bytes.decode("ascii", "replace") if alpn_bytes else None
-        raw.sock_tls = True
-        raw.sock_alpn = alpn
+        raw.sock.tls = True
+        raw.sock.alpn = alpn
         peer_cert = tls_protocol.getPeerCertificate()
-        raw.sock_peer_certificate = peer_cert.to_cryptography() if peer_cert is not None else None
+        raw.sock.peer_certificate = peer_cert.to_cryptography() if peer_cert is not None else None
         ok = True
         if alpn is None and self.tls.alpn_required:
             ok = False
@@ -97,7 +97,7 @@ class TLSSession:
                             socket=self.state.name)
                 ok = False
         if not ok:
-            raw.sock_reason = ShutdownReason.ALPN_SELECTION_FAILED
+            raw.sock.reason = ShutdownReason.ALPN_SELECTION_FAILED
             tls_protocol.loseConnection()
         return ok
 
@@ -107,9 +107,9 @@ def record_handshake_failure(raw: Any, why: str) -> None:
     A handshake on a connection twisted-sock accepted failed: reason
     C{TLS_HANDSHAKE_FAILED}, counted in C{tls_failures}, logged (rate-limited).
     """
-    if raw is None or raw.sock_reason is not None:
+    if raw is None or raw.sock.reason is not None:
         return
-    raw.sock_reason = ShutdownReason.TLS_HANDSHAKE_FAILED
+    raw.sock.reason = ShutdownReason.TLS_HANDSHAKE_FAILED
     state = raw.sock_state
     state.tls_failures += 1
     host, port = raw.client[0], raw.client[1]

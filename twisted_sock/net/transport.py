@@ -15,6 +15,7 @@ from twisted.internet import error, tcp
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+from twisted_sock.net.connection import ConnectionRecord
 from twisted_sock.net.connection_log import log_connection, traffic_of
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
@@ -37,7 +38,7 @@ def shutdown_reason(transport: SockServer, reason: Failure) -> ShutdownReason:
     """
     value = reason.value  # isinstance: Failure.check() costs a class-name lookup per call
     if isinstance(value, error.ConnectionDone):
-        ours = transport.disconnecting or transport.sock_tls_closing
+        ours = transport.disconnecting or transport.sock.tls_closing
         return ShutdownReason.NORMAL if ours else ShutdownReason.BY_PEER
     if isinstance(value, error.ConnectionAborted):
         return ShutdownReason.NORMAL
@@ -49,50 +50,40 @@ class SockServer(tcp.Server):
     The transport of an accepted connection: a plain C{tcp.Server} that also
     reports to its socket's state and remembers why it ended.
 
-    @ivar sock_reason: the L{ShutdownReason}, once known (set before the
-        protocol's C{connectionLost} runs).
-    @ivar sock_counted: whether this connection reached the application
-        (refusals by the accept hook or by the factory are not counted in
-        C{closed}).
+    @ivar sock: the connection's L{ConnectionRecord} (the one place
+        twisted-sock keeps what it knows about the connection).
+    @ivar sock_state: the L{SocketState} of the socket it belongs to.
     """
 
-    sock_reason: ShutdownReason | None = None
-    sock_counted = True
-    sock_proxy_peer: Any = None
-    sock_tls = False
-    #: Our side sent the TLS close_notify first (the TCP close may then come
-    #: from the peer).
-    sock_tls_closing = False
-    sock_alpn: str | None = None
-    sock_peer_certificate: Any = None
-
-    sock_credentials: tuple[int, int, int] | None = None
+    sock: ConnectionRecord
 
     def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
                  sessionno: int, reactor: Any) -> None:
         tcp.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
         self._sock_setup(server, protocol)
 
-    def _sock_setup(self, server: Any, protocol: Any) -> None:
+    def _sock_setup(self, server: Any, protocol: Any,
+                    credentials: tuple[int, int, int] | None = None) -> None:
         """
         What twisted-sock adds to a new transport (separate from C{__init__}
         so UNIX transports, whose base skips subclasses' C{__init__}, share
         it).
         """
         self.sock_state: SocketState = server.sock_state
-        if self.sock_state.master.log_connections:
-            self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
-        self.sock_peer = parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None
         counted = not isinstance(protocol, Pending)
-        self.sock_counted = counted
+        self.sock = ConnectionRecord(
+            peer=parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None,
+            counted=counted, credentials=credentials,
+            started=self.reactor.seconds()  # type: ignore[attr-defined]
+            if self.sock_state.master.log_connections else None)
         self.sock_state.opened(self, counted)
 
     def close_with(self, reason: ShutdownReason, abort: bool = False) -> None:
         """
         Close this connection and record C{reason} as why it ended.
         """
-        if self.sock_reason is None:
-            self.sock_reason = reason
+        if self.sock.reason is None:
+            self.sock.reason = reason
         if abort:
             self.abortConnection()
         else:
@@ -102,15 +93,15 @@ class SockServer(tcp.Server):
         """
         The client's address: from the PROXY header when there was one.
         """
-        if self.sock_proxy_peer is not None:
-            return self.sock_proxy_peer
+        if self.sock.proxy_peer is not None:
+            return self.sock.proxy_peer
         return tcp.Server.getPeer(self)
 
     def readConnectionLost(self, reason: Failure) -> None:
         # The peer sent FIN: whatever a half-close-aware protocol does next,
         # the peer ended the connection.
-        if self.sock_reason is None and not self.sock_tls_closing:
-            self.sock_reason = ShutdownReason.BY_PEER
+        if self.sock.reason is None and not self.sock.tls_closing:
+            self.sock.reason = ShutdownReason.BY_PEER
         tcp.Server.readConnectionLost(self, reason)
 
     def connectionLost(self, reason: Failure) -> None:
@@ -119,17 +110,17 @@ class SockServer(tcp.Server):
         # The default reason is known now, for the protocol's connectionLost
         # to read; a layer below the application (TLS) may still set a more
         # specific one while the loss propagates.
-        self.sock_default_reason = shutdown_reason(self, reason)
+        self.sock.default_reason = shutdown_reason(self, reason)
         state = self.sock_state
-        traffic = traffic_of(self.socket) if state.master.log_connections and self.sock_counted else None
+        traffic = traffic_of(self.socket) if state.master.log_connections and self.sock.counted else None
         tcp.Server.connectionLost(self, reason)
-        if self.sock_reason is None:
-            self.sock_reason = self.sock_default_reason
+        if self.sock.reason is None:
+            self.sock.reason = self.sock.default_reason
         if traffic is not None:
             # Before closed(): that may end a drain, and what waits on it
             # (the end of stopService) comes after this connection's event.
             log_connection(self, traffic)
-        state.closed(self, self.sock_reason if self.sock_counted else None)
+        state.closed(self, self.sock.reason if self.sock.counted else None)
 
 
 #: Seconds a connection closed by C{idle_timeout} has to flush what is
@@ -143,8 +134,9 @@ class IdleSockServer(TouchOnRead, SockServer):
     traffic in either direction, with reason C{IDLE_TIMEOUT}.
     """
 
-    def _sock_setup(self, server: Any, protocol: Any) -> None:
-        SockServer._sock_setup(self, server, protocol)
+    def _sock_setup(self, server: Any, protocol: Any,
+                    credentials: tuple[int, int, int] | None = None) -> None:
+        SockServer._sock_setup(self, server, protocol, credentials)
         self._idle = IdleWatch(self.reactor, self.sock_state.idle_timeout,  # type: ignore[arg-type]
                                self._idleTimedOut)
 

@@ -56,8 +56,7 @@ class LocalServer(unix.Server, SockServer):
     def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
                  sessionno: int, reactor: Any) -> None:
         unix.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
-        self.sock_credentials = server.sock_pending_credentials
-        self._sock_setup(server, protocol)
+        self._sock_setup(server, protocol, server.sock_pending_credentials)
 
 
 class IdleLocalServer(LocalServer, IdleSockServer):

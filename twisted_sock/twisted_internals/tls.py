@@ -40,11 +40,11 @@ class SockTLSProtocol(BufferingTLSTransport):
             if self.disconnecting:
                 # Our loseConnection(): the peer may close the TCP
                 # connection once it has our close_notify.
-                raw.sock_tls_closing = True
-            elif raw.sock_reason is None and not raw.sock_tls_closing:
+                raw.sock.tls_closing = True
+            elif raw.sock.reason is None and not raw.sock.tls_closing:
                 # The peer's close_notify ended the session (Twisted then
                 # closes the TCP connection itself).
-                raw.sock_reason = ShutdownReason.BY_PEER
+                raw.sock.reason = ShutdownReason.BY_PEER
         self._aggregator.flush()
         super()._shutdownTLS()
 

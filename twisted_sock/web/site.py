@@ -52,8 +52,8 @@ def close_bounded(transport: Any, clock: Any, reason: ShutdownReason | None,
     """
     raw = raw_transport(transport)
     if raw is not None:
-        if reason is not None and raw.sock_reason is None:
-            raw.sock_reason = reason
+        if reason is not None and raw.sock.reason is None:
+            raw.sock.reason = reason
         raw.stopReading()
     (lose or transport.loseConnection)()
     if raw is None:
