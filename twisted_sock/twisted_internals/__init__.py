@@ -88,12 +88,13 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "called by our override"),
     Dependency("twisted.web.http:_GenericHTTPChannelProtocol", "_negotiatedProtocol",
                "HTTP/2 switch (twisted_internals.http)", "tests/unit/test_twisted_private.py"),
-    Dependency("twisted.web._http2:H2Connection", "_requestReceived",
-               "HTTP/2 workarounds (twisted_internals.http)", "tests/unit/test_twisted_private.py"),
-    Dependency("twisted.web._http2:H2Connection", "_terminate",
-               "HTTP/2 workarounds (twisted_internals.http)", "tests/unit/test_twisted_private.py"),
-    Dependency("twisted.web._http2:H2Connection", "_requestDone",
-               "HTTP/2 workarounds (twisted_internals.http)", "tests/unit/test_twisted_private.py"),
+    *(Dependency("twisted.web._http2:H2Connection", name,
+                 "HTTP/2 workarounds (twisted_internals.http)", "tests/unit/test_twisted_private.py")
+      for name in ("_requestReceived", "_requestDataReceived", "_requestEnded", "_requestAborted",
+                   "_handleWindowUpdate", "_handlePriorityUpdate", "_tryToWriteControlData",
+                   "_terminate", "_requestDone")),
+    Dependency("socket:socket", "_accept",
+               "CPython's C-level accept (twisted_internals.sockets): a bare descriptor"),
 )
 
 #: Instance attributes (set in C{__init__}, so not on the class): checked
