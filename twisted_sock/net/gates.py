@@ -26,6 +26,18 @@ from twisted_sock.timers import cancel_call
 log = Logger(namespace="twisted_sock")
 
 
+def build_or_none(factory: IProtocolFactory, socket_name: str, addr: Any) -> Any | None:
+    """
+    The application protocol from the user's factory, or C{None} when it
+    returned C{None} or raised (logged): either resets the connection.
+    """
+    try:
+        return factory.buildProtocol(addr)
+    except Exception:
+        log.failure("socket {socket!r}: the handler factory raised; resetting", socket=socket_name)
+        return None
+
+
 def refuse_by_handler(raw: Any, closer: Any = None, reason: str = "handler",
                       detail: str | None = None) -> None:
     """
@@ -248,12 +260,7 @@ class SockFactory:
         return self.build_application(addr)
 
     def build_application(self, addr: Any) -> Any:
-        try:
-            protocol = self.wrapped.buildProtocol(addr)
-        except Exception:
-            log.failure("socket {socket!r}: the handler factory raised; resetting",
-                        socket=self.state.name)
-            protocol = None
+        protocol = build_or_none(self.wrapped, self.state.name, addr)
         if protocol is None:
             return _Refuser()
         return protocol

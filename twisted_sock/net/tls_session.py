@@ -20,7 +20,7 @@ from zope.interface import implementer
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.address import normalised_address
-from twisted_sock.net.gates import refuse_by_handler
+from twisted_sock.net.gates import build_or_none, refuse_by_handler
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tls_options import ServerOptions
 from twisted_sock.policy.addresses import hostport
@@ -41,12 +41,7 @@ class AppBuilder:
         self.state = state
 
     def build(self, addr: Any) -> Any | None:
-        try:
-            return self.factory.buildProtocol(addr)
-        except Exception:
-            log.failure("socket {socket!r}: the handler factory raised; resetting",
-                        socket=self.state.name)
-            return None
+        return build_or_none(self.factory, self.state.name, addr)
 
     def doStart(self) -> None:
         self.factory.doStart()
