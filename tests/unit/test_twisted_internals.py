@@ -43,7 +43,7 @@ def private_names(source: str) -> set[str]:
 
 
 def listed() -> set[str]:
-    names = {dep.name for dep in seam.DEPENDENCIES}
+    names = {dep.name for dep in seam.DEPENDENCIES + seam.http_dependencies()}
     names |= {attribute for _, _, attribute in seam.INSTANCE_ATTRIBUTES}
     return names | set(http.H2_NAMES) | set(http.GENERIC_NAMES)
 

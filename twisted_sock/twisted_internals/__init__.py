@@ -86,13 +86,6 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "tests/integration/test_twisted_internals.py::test_start_tls_builds_our_tls_class"),
     Dependency("twisted.protocols.tls:TLSMemoryBIOProtocol", "_shutdownTLS",
                "called by our override"),
-    Dependency("twisted.web.http:_GenericHTTPChannelProtocol", "_negotiatedProtocol",
-               "HTTP/2 switch (twisted_internals.http)", "tests/unit/test_twisted_private.py"),
-    *(Dependency("twisted.web._http2:H2Connection", name,
-                 "HTTP/2 workarounds (twisted_internals.http)", "tests/unit/test_twisted_private.py")
-      for name in ("_requestReceived", "_requestDataReceived", "_requestEnded", "_requestAborted",
-                   "_handleWindowUpdate", "_handlePriorityUpdate", "_tryToWriteControlData",
-                   "_terminate", "_requestDone")),
     Dependency("socket:socket", "_accept",
                "CPython's C-level accept (twisted_internals.sockets): a bare descriptor"),
 )
@@ -121,13 +114,30 @@ def _names_used(function: Any) -> set[str]:
     return set(code.co_names) if code is not None else set()
 
 
+def http_dependencies() -> tuple[Dependency, ...]:
+    """
+    The HTTP layer's dependencies, from the names L{twisted_internals.http}
+    lists (so that module stays the one place they are written down).
+    """
+    from twisted_sock.twisted_internals import http
+
+    test = "tests/unit/test_twisted_private.py"
+    why = "HTTP/2 workarounds (twisted_internals.http)"
+    # Only the private names (public ones such as C{conn} are instance
+    # attributes; C{_channel} is one too: see INSTANCE_ATTRIBUTES).
+    return (*(Dependency("twisted.web._http2:H2Connection", name, why, test)
+              for name in http.H2_NAMES if name.startswith("_")),
+            *(Dependency("twisted.web.http:_GenericHTTPChannelProtocol", name, why, test)
+              for name in http.GENERIC_NAMES if name.startswith("_") and name != "_channel"))
+
+
 def missing() -> list[str]:
     """
     The listed dependencies that the installed Twisted lacks (empty when
     all is well).
     """
     out = []
-    for dep in DEPENDENCIES:
+    for dep in DEPENDENCIES + http_dependencies():
         try:
             owner = _resolve(dep.owner)
         except (ImportError, AttributeError):
