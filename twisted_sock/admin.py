@@ -1,7 +1,7 @@
 """
 The admin socket (C{[sock] admin_socket}): a local UNIX stream socket,
-mode 0600, that takes one command per connection -- C{reload} or
-C{status} -- and answers with one line (C{twisted-sock reload|status}).
+mode 0600, that takes one command per connection -- C{reload}, C{status} or
+C{upgrade} -- and answers with one line (C{twisted-sock reload|status|upgrade}).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
 from twisted_sock.errors import BindError
+from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.tcp import os_reason
 from twisted_sock.net.unix import socket_address
+from twisted_sock.ops.adopt import preset
 from twisted_sock.stats import ServiceStatistics
 
-COMMANDS = ("reload", "status")
+COMMANDS = ("reload", "status", "upgrade")
 
 
 class Administered(Protocol):
@@ -52,6 +54,12 @@ class AdminProtocol(LineOnlyReceiver):
         command = line.strip().decode("utf-8", "replace")
         if command == "reload":
             self.factory.service.reload().addCallback(self._answer)
+        elif command == "upgrade":
+            upgrade = getattr(self.factory.service, "upgrade", None)
+            if upgrade is None:
+                self._answer("error: upgrade needs the service run by twistd")
+            else:
+                upgrade().addCallback(self._answer)
         elif command == "status":
             self._answer(json.dumps(self.factory.service.statistics().as_dict()))
         else:
@@ -95,13 +103,21 @@ class AdminPort(unix.Port):
         tcp.Port.connectionLost(self, reason)
 
 
+def admin_spec(path: str) -> ListenerSpec:
+    """
+    The admin socket as a listener, for matching inherited sockets.
+    """
+    return ListenerSpec("admin", path, 0, "admin", protocol="unix")
+
+
 def open_admin(path: str, service: Administered, reactor: Any) -> Any:
     """
     Listen on the admin socket (mode 0600 from the start; a stale file is
     replaced, a live one is left alone).
     """
-    clear_stale(path, socketlib.SOCK_STREAM)
     port = AdminPort(path, AdminFactory(service), reactor)
+    if not preset(port, admin_spec(path)):  # inherited in an upgrade, or bind
+        clear_stale(path, socketlib.SOCK_STREAM)
     try:
         port.startListening()
     except error.CannotListenError as e:

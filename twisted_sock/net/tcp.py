@@ -35,6 +35,7 @@ from twisted_sock.net.acceptfail import (
 )
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
+from twisted_sock.ops.adopt import preset
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.policy.incoming import REFUSE_PROXY_HEADER
@@ -632,6 +633,7 @@ def open_tcp_listener(spec: ListenerSpec, factory: IProtocolFactory, state: Sock
     Bind one TCP listener; L{BindError} names the address on failure.
     """
     port = FilteringPort(spec, factory, state, reactor, state.config.backlog)
+    preset(port, spec)  # an inherited socket (systemd, upgrade) instead of a bind
     try:
         port.startListening()
     except error.CannotListenError as e:

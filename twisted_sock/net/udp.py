@@ -28,6 +28,7 @@ from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import BindError
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
+from twisted_sock.ops.adopt import preset
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.bpf import Insn, build_filter
 from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode, decide
@@ -308,6 +309,7 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     names = config.interfaces
     ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
+    preset(port, spec)  # an inherited socket (systemd, upgrade) instead of a bind
     try:
         port.startListening()
     except error.CannotListenError as e:

@@ -33,6 +33,7 @@ from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask,
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver, IdleSockServer, SockServer, os_reason
 from twisted_sock.net.udp import MAX_DATAGRAM, handler_error_log, handler_error_text
+from twisted_sock.ops.adopt import preset, waiting
 
 log = Logger(namespace="twisted_sock")
 
@@ -289,7 +290,8 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     """
     datagram = spec.kind == "datagram"
     try:
-        clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
+        if not waiting(spec):  # an inherited socket (systemd, upgrade): no stale file to clear
+            clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
     except BindError as e:
         raise BindError(e.address, None, e.reason, socket=spec.socket) from None
     port: Any
@@ -297,6 +299,7 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
         port = LocalDatagramPort(spec, target, state, reactor)
     else:
         port = LocalStreamPort(spec, target, state, reactor)
+    preset(port, spec)
     try:
         port.startListening()
     except error.CannotListenError as e:
