@@ -56,9 +56,9 @@ class Twistd:
     server that logs a lot never blocks on a full pipe.
     """
 
-    def __init__(self, *args: str, cwd: str | None = None) -> None:
+    def __init__(self, *args: str, cwd: str | None = None, pidfile: str = "") -> None:
         self.proc = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "sock", *args],
+            [TWISTD, "-n", f"--pidfile={pidfile}", "sock", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
         )
         self.log: list[str] = []

@@ -1,0 +1,240 @@
+"""
+Upgrades without a dropped connection, against a real C{twistd}: under
+continuous connections, C{twisted-sock upgrade} and C{SIGUSR2} start a new
+generation on the same listening sockets; no connection fails, the main
+pid changes, a connection held from before still echoes until the old
+generation's drain ends it, and a new generation that fails leaves the
+old one serving.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_twistd import TWISTED_SOCK, Twistd, run
+
+pytestmark = pytest.mark.integration
+
+LOAD_SECONDS = 90.0
+UPGRADED = re.compile(r"ok: upgraded: new main process (\d+)")
+
+
+def write_config(tmp_path: Path, drain_timeout: float = 60) -> Path:
+    config = tmp_path / "sock.toml"
+    config.write_text(textwrap.dedent(f"""
+        [sock]
+        admin_socket = "{tmp_path / 'admin.sock'}"
+        drain_timeout = {drain_timeout}
+
+        [[socket]]
+        name = "data"
+        incoming = "any-ip-any-port"
+        interfaces = "lo"
+        local_ports = "0"
+        http_ports = "0"
+    """))
+    return config
+
+
+class Load:
+    """
+    Client threads connecting, echoing a few bytes and closing, one after
+    another, until told to stop (bounded in count and time); every
+    connection that is refused, reset or loses a byte counts as failed.
+    """
+
+    def __init__(self, port: int, threads: int = 4, limit: int = 20000) -> None:
+        self.port = port
+        self.limit = limit
+        self.attempted = 0
+        self.failed: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + LOAD_SECONDS
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, index: int) -> None:
+        payload = f"client {index} ".encode() * 8
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            with self._lock:
+                if self.attempted >= self.limit:
+                    return
+                self.attempted += 1
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=20) as s:
+                    s.sendall(payload)
+                    got = b""
+                    while len(got) < len(payload):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        got += chunk
+                if got != payload:
+                    raise OSError(f"echoed {len(got)} of {len(payload)} bytes")
+            except OSError as e:
+                with self._lock:
+                    self.failed.append(repr(e))
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        """
+        Until C{count} more connections have been attempted.
+        """
+        target = self.attempted + count
+        deadline = time.monotonic() + timeout
+        while self.attempted < target:
+            assert time.monotonic() < deadline, f"load stalled at {self.attempted} connections"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+
+def echo(s: socket.socket, data: bytes) -> bytes:
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def gone(pid: int) -> bool:
+    """
+    Whether process C{pid} has exited (a zombie counts: it serves nothing).
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def end(pid: int) -> None:
+    """
+    SIGTERM the new generation (not a child of the test) and wait for it.
+    """
+    if gone(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while not gone(pid):
+        assert time.monotonic() < deadline, f"process {pid} did not exit"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["command", "SIGUSR2"])
+def test_upgrade_under_load_drops_nothing(tmp_path, how):
+    """
+    Clients connect and echo continuously through an upgrade (by
+    C{twisted-sock upgrade FILE}, or by C{SIGUSR2} with a pid file): none
+    fails, the new main process serves afterwards (and the pid file names
+    it), and a connection opened before the upgrade still echoes on the old
+    generation until it closes; then the old generation exits 0.
+    """
+    config = write_config(tmp_path)
+    pidfile = str(tmp_path / "twistd.pid") if how == "SIGUSR2" else ""
+    server = Twistd("-c", str(config), pidfile=pidfile)
+    new_pid = 0
+    load = None
+    try:
+        port = server.port("data")
+        held = socket.create_connection(("127.0.0.1", port), timeout=20)
+        assert echo(held, b"before") == b"before"
+        load = Load(port)
+        load.wait_for(200)
+        if how == "command":
+            done = run(TWISTED_SOCK, "upgrade", str(config))
+            assert done.returncode == 0, done.stdout + done.stderr
+            match = UPGRADED.search(done.stdout)
+            assert match is not None, done.stdout
+        else:
+            os.kill(server.proc.pid, signal.SIGUSR2)
+            match = UPGRADED.search(server.wait_for(UPGRADED, 90))
+            assert match is not None
+        new_pid = int(match.group(1))
+        assert new_pid != server.proc.pid
+        load.wait_for(500)
+        load.stop()
+        assert load.failed == [], f"{len(load.failed)} of {load.attempted} failed: {load.failed[:5]}"
+        if pidfile:
+            assert Path(pidfile).read_text().strip() == str(new_pid)
+        # The old generation drains: the held connection still echoes.
+        assert server.proc.poll() is None
+        assert echo(held, b"after the upgrade") == b"after the upgrade"
+        held.close()
+        assert server.proc.wait(timeout=60) == 0
+        # The new generation serves the same port and answers the admin socket.
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            assert echo(s, b"new generation") == b"new generation"
+        status = run(TWISTED_SOCK, "status", str(config))
+        assert status.returncode == 0 and '"incoming_enabled": true' in status.stdout
+        if pidfile:
+            assert Path(pidfile).read_text().strip() == str(new_pid)
+    finally:
+        if load is not None:
+            load.stop()
+        if new_pid:
+            end(new_pid)
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def test_failed_new_generation_leaves_the_old_serving(tmp_path):
+    """
+    With the configuration file made invalid, C{twisted-sock upgrade} (given
+    the admin socket) exits non-zero with the new generation's reason; the
+    old generation keeps its pid and serves; a later upgrade with a good
+    file works.
+    """
+    config = write_config(tmp_path, drain_timeout=5)
+    server = Twistd("-c", str(config))
+    new_pid = 0
+    try:
+        port = server.port("data")
+        good = config.read_text()
+        config.write_text(good + "\nnot toml =\n")
+        done = run(TWISTED_SOCK, "upgrade", str(tmp_path / "admin.sock"))
+        assert done.returncode == 1
+        expected = "error: upgrade failed, still serving: the new generation failed: "
+        assert done.stdout.startswith(expected), done.stdout
+        assert "not valid TOML" in done.stdout and "Traceback" not in done.stdout + done.stderr
+        assert server.proc.poll() is None
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            assert echo(s, b"still here") == b"still here"
+        config.write_text(good)
+        done = run(TWISTED_SOCK, "upgrade", str(config))
+        assert done.returncode == 0, done.stdout
+        new_pid = int(UPGRADED.search(done.stdout).group(1))  # type: ignore[union-attr]
+        assert server.proc.wait(timeout=60) == 0
+    finally:
+        if new_pid:
+            end(new_pid)
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def test_upgrade_without_admin_socket_is_one_line(tmp_path):
+    """
+    C{twisted-sock upgrade FILE} for a file without C{admin_socket}: one
+    line, non-zero exit.
+    """
+    config = tmp_path / "plain.toml"
+    config.write_text('[[socket]]\nname = "a"\nlocal_ports = "0"\ninterfaces = "lo"\n')
+    done = run(TWISTED_SOCK, "upgrade", str(config))
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0 and "has no admin_socket" in done.stderr
