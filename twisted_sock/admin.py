@@ -63,7 +63,8 @@ class AdminProtocol(LineOnlyReceiver):
         elif command == "status":
             self._answer(json.dumps(self.factory.service.statistics().as_dict()))
         else:
-            self._answer(f"error: unknown command {command!r} (use {' or '.join(COMMANDS)})")
+            known = f"{', '.join(COMMANDS[:-1])} or {COMMANDS[-1]}"
+            self._answer(f"error: unknown command {command!r} (use {known})")
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._answer("error: command too long")

@@ -141,22 +141,35 @@ class SocketState:
             decision = check_limits(len(self.connections), self.max_total)
         return decision
 
-    def admit(self, addr: tuple[Any, ...]) -> Decision:
+    def master_enabled(self, http: bool) -> bool:
+        """
+        The master switch as it applies to a listener: an http port serving
+        the built-in status resource (status page, C{/status.json},
+        C{/metrics}, C{/health}) is the operator's and the load balancer's
+        window, so it stays open when the switch is off (C{/health} then
+        answers 503).
+        """
+        return self.master.enabled or (http and self.config.http == "status")
+
+    def admit(self, addr: tuple[Any, ...], http: bool = False) -> Decision:
         """
         Decide one connection from its raw socket address tuple. On a PROXY
         protocol socket this only checks that the peer is a trusted proxy
         (and the socket's total limit); the decision proper waits for the
         client's address in the header (L{admit_client}).
+
+        @param http: whether the listener is an http port.
         """
+        enabled = self.master_enabled(http)
         if self.proxy:
-            if not self.master.enabled:
+            if not enabled:
                 return REFUSE_MASTER
             proxy = parse_peer_host(addr[0])
             if proxy is None or not self.trusted.matches_address(proxy):
                 return REFUSE_UNTRUSTED_PROXY
             return check_limits(len(self.connections), self.max_total)
         peer = parse_peer_host(addr[0]) if self._needs_peer else None
-        decision = decide(self.policy, self.master.enabled, peer, addr[1])
+        decision = decide(self.policy, enabled, peer, addr[1])
         if decision.accepted and self._limited:
             decision = check_limits(
                 len(self.connections), self.max_total, self.per_peer[peer], self.max_per_peer
@@ -165,12 +178,12 @@ class SocketState:
                 decision = self._replace(parse_peer_host(addr[0]), addr[1])
         return decision
 
-    def admit_client(self, client: IPAddress | None, client_port: int) -> Decision:
+    def admit_client(self, client: IPAddress | None, client_port: int, http: bool = False) -> Decision:
         """
         The decision for the client named in a PROXY header (the connection
         itself is already counted).
         """
-        decision = decide(self.policy, self.master.enabled, client, client_port)
+        decision = decide(self.policy, self.master_enabled(http), client, client_port)
         if decision.accepted and self.max_per_peer is not None:
             decision = check_limits(0, None, self.per_peer[client], self.max_per_peer)
         return decision

@@ -85,7 +85,7 @@ class _FilteringListener:
                 accept_failed(self._port, e, self._accept, self._family, self._type, self._proto,
                               _REFUSALS_PER_PASS)
                 raise BlockingIOError(errno.EAGAIN, "accept failed; backing off") from None
-            decision = state.admit(addr)
+            decision = state.admit(addr, self._http)
             if decision.accepted:
                 # What socket.socket.accept() does with the descriptor.
                 return socket.socket(self._family, self._type, self._proto, fileno=fd), addr
@@ -539,7 +539,7 @@ class _ProxyGate(_Pending):
         state = self._factory.state
         if header.source is not None and getattr(header.source, "host", None):
             client = parse_peer_host(header.source.host)
-            decision = state.admit_client(client, header.source.port)
+            decision = state.admit_client(client, header.source.port, self._factory.mode == "http")
             if not decision.accepted:
                 state.refused_connection(header.source.host, header.source.port,
                                          transport.server.sock_port, decision.reason)
