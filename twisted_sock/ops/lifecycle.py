@@ -125,7 +125,7 @@ class Operated:
         if self._watchdog is not None and self._watchdog.running:
             self._watchdog.stop()
         self.notifier().send(STOPPING=1)
-        return super().stopService()  # type: ignore[misc, no-any-return]
+        return super().stopService()  # type: ignore[misc]
 
     def reload(self) -> defer.Deferred[str]:
         """
@@ -137,7 +137,7 @@ class Operated:
             self.notifier().send(READY=1, STATUS=status_line(self.statistics()))  # type: ignore[attr-defined]
             return result
 
-        return super().reload().addCallback(ready)  # type: ignore[misc, no-any-return]
+        return super().reload().addCallback(ready)  # type: ignore[misc]
 
     # Upgrading ---------------------------------------------------------
 

@@ -116,13 +116,25 @@ def answer(line: str) -> None:
 class _Reply(LineOnlyReceiver):
     delimiter = b"\n"
     MAX_LENGTH = 8192
-    run: Upgrade
+
+    def __init__(self, run: Upgrade) -> None:
+        self.run = run
 
     def lineReceived(self, line: bytes) -> None:
         self.run.answered(line.decode("utf-8", "replace"))
 
     def connectionLost(self, reason: Any = None) -> None:
         self.run.answered(None)
+
+
+class _ReplyFactory(Factory):
+    def __init__(self, run: Upgrade) -> None:
+        self.run = run
+
+    def buildProtocol(self, addr: Any) -> _Reply:
+        reply = _Reply(self.run)
+        reply.factory = self
+        return reply
 
 
 class Upgrade:
@@ -179,9 +191,7 @@ class Upgrade:
             ours.close()
             self._end(f"cannot pass the listening sockets: {e.strerror or e}", moved)
             return self.result
-        factory = Factory.forProtocol(_Reply)
-        factory.protocol.run = self  # type: ignore[attr-defined]
-        self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, factory)
+        self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, _ReplyFactory(self))
         ours.close()
         self._timer = self.reactor.callLater(self.timeout, self._timed_out)
         return self.result

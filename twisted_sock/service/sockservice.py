@@ -83,7 +83,7 @@ class SockService(MultiService):
         self._admin: Any = None
         self._parts = Parts(reactor, self._master, factory, http_resource, StatusResource(self.statistics))
         self.health = Health(self._master)
-        self._parts.status.putChild(b"health", HealthResource(self.health))  # type: ignore[attr-defined]
+        self._parts.status.putChild(b"health", HealthResource(self.health))
         plan = _plan(self.config.sockets)
         self._running = Running({c.name: Assembly(self._parts, c, plan) for c in self.config.sockets}, plan)
         self.sockets: dict[str, LiveSocket] = {}
