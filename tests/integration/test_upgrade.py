@@ -113,6 +113,20 @@ def echo(s: socket.socket, data: bytes) -> bytes:
     return got
 
 
+def get_health(s: socket.socket) -> bytes:
+    """
+    C{GET /health} on a kept-alive HTTP connection: the status line.
+    """
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: sock\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer.split(b"\r\n", 1)[0] + b" " + answer.rsplit(b"\r\n\r\n", 1)[-1].strip()
+
+
 def gone(pid: int) -> bool:
     """
     Whether process C{pid} has exited (a zombie counts: it serves nothing).
@@ -155,6 +169,8 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how):
         port = server.port("data")
         held = socket.create_connection(("127.0.0.1", port), timeout=20)
         assert echo(held, b"before") == b"before"
+        web = socket.create_connection(("127.0.0.1", server.port("http")), timeout=20)
+        assert get_health(web) == b"HTTP/1.1 200 OK ok"
         load = Load(port)
         load.wait_for(200)
         if how == "command":
@@ -173,10 +189,14 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how):
         assert load.failed == [], f"{len(load.failed)} of {load.attempted} failed: {load.failed[:5]}"
         if pidfile:
             assert Path(pidfile).read_text().strip() == str(new_pid)
-        # The old generation drains: the held connection still echoes.
+        # The old generation drains: the held connection still echoes, and
+        # its /health says it no longer takes new connections.
         assert server.proc.poll() is None
         assert echo(held, b"after the upgrade") == b"after the upgrade"
+        assert get_health(web) == (b"HTTP/1.1 503 Service Unavailable "
+                                   b"upgrading: the new generation takes new connections")
         held.close()
+        web.close()
         assert server.proc.wait(timeout=60) == 0
         # The new generation serves the same port and answers the admin socket.
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:

@@ -111,6 +111,7 @@ def test_health_verdict():
     assert health_verdict(False, False, False)[0] == 503
     assert health_verdict(True, True, False) == (503, "stopping: draining connections")
     assert health_verdict(True, False, True)[0] == 503
+    assert health_verdict(True, True, True) == (503, "upgrading: the new generation takes new connections")
 
 
 def test_describe_rejects_what_is_not_a_socket():
@@ -147,3 +148,18 @@ def test_notifier_sends_datagrams(tmp_path):
         message = listener.recv(1000).decode()
         assert message.startswith("RELOADING=1\nMONOTONIC_USEC=") and message.split("=")[-1].isdigit()
     assert not Notifier({}).enabled
+
+
+def test_activation_variables_leave_the_environment(monkeypatch):
+    """
+    Once read, LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are gone from the
+    process environment (a handler's child or the next generation must not
+    take them for its own).
+    """
+    from twisted_sock.ops.lifecycle import inherited_sockets
+
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid()))
+    monkeypatch.setenv("LISTEN_FDS", "0")
+    monkeypatch.setenv("LISTEN_FDNAMES", "")
+    assert inherited_sockets(None) == ([], "systemd socket activation")
+    assert not {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} & set(os.environ)

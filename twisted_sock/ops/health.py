@@ -32,10 +32,10 @@ def health_verdict(enabled: bool, stopping: bool, handing_over: bool) -> tuple[i
     """
     Pure: the health answer for the service's state.
     """
+    if handing_over:  # the old generation of an upgrade also drains: say why
+        return 503, "upgrading: the new generation takes new connections"
     if stopping:
         return 503, "stopping: draining connections"
-    if handing_over:
-        return 503, "upgrading: the new generation takes new connections"
     if not enabled:
         return 503, "incoming connections disabled (master switch off)"
     return 200, "ok"
