@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_twistd import TWISTED_SOCK, Twistd, run
+from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening, run
 
 pytestmark = pytest.mark.integration
 
@@ -258,3 +258,54 @@ def test_upgrade_without_admin_socket_is_one_line(tmp_path):
     done = run(TWISTED_SOCK, "upgrade", str(config))
     assert done.returncode != 0
     assert done.stderr.strip().count("\n") == 0 and "has no admin_socket" in done.stderr
+
+
+def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
+    """
+    A UNIX stream socket and a UDP socket pass to the new generation too:
+    after the old one has exited, the socket file is still there (the old
+    generation does not remove a file it handed over) and both serve.
+    """
+    path = tmp_path / "data.sock"
+    config = tmp_path / "sock.toml"
+    config.write_text(textwrap.dedent(f"""
+        [sock]
+        admin_socket = "{tmp_path / 'admin.sock'}"
+        drain_timeout = 5
+
+        [[socket]]
+        name = "local"
+        protocol = "unix"
+        path = "{path}"
+
+        [[socket]]
+        name = "dgram"
+        protocol = "udp"
+        interfaces = "lo"
+        incoming = "any-ip-any-port"
+        local_ports = "0"
+    """))
+    server = Twistd("-c", str(config))
+    new_pid = 0
+    try:
+        name, listeners = parse_listening(server.wait_for(LISTENING, 20))
+        assert name == "dgram"
+        udp_port = listeners[("127.0.0.1", "udp")]
+        done = run(TWISTED_SOCK, "upgrade", str(config))
+        assert done.returncode == 0, done.stdout + done.stderr
+        new_pid = int(UPGRADED.search(done.stdout).group(1))  # type: ignore[union-attr]
+        assert server.proc.wait(timeout=60) == 0
+        assert path.is_socket()
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(20)
+            s.connect(str(path))
+            assert echo(s, b"unix after") == b"unix after"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(20)
+            u.sendto(b"udp after", ("127.0.0.1", udp_port))
+            assert u.recv(100) == b"udp after"
+    finally:
+        if new_pid:
+            end(new_pid)
+        if server.proc.poll() is None:
+            server.stop()
