@@ -152,15 +152,20 @@ def end(pid: int) -> None:
 
 
 @pytest.mark.parametrize("how", ["command", "SIGUSR2"])
-def test_upgrade_under_load_drops_nothing(tmp_path, how):
+def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
     """
     Clients connect and echo continuously through an upgrade (by
     C{twisted-sock upgrade FILE}, or by C{SIGUSR2} with a pid file): none
     fails, the new main process serves afterwards (and the pid file names
-    it), and a connection opened before the upgrade still echoes on the old
-    generation until it closes; then the old generation exits 0.
+    it; systemd is told C{MAINPID=}), and a connection opened before the
+    upgrade still echoes on the old generation until it closes; then the
+    old generation exits 0.
     """
     config = write_config(tmp_path)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(20)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     pidfile = str(tmp_path / "twistd.pid") if how == "SIGUSR2" else ""
     server = Twistd("-c", str(config), pidfile=pidfile)
     new_pid = 0
@@ -184,6 +189,9 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how):
             assert match is not None
         new_pid = int(match.group(1))
         assert new_pid != server.proc.pid
+        messages = []
+        while f"MAINPID={new_pid}" not in messages:
+            messages.append(notify.recv(4096).decode())
         load.wait_for(500)
         load.stop()
         assert load.failed == [], f"{len(load.failed)} of {load.attempted} failed: {load.failed[:5]}"
@@ -206,6 +214,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how):
         if pidfile:
             assert Path(pidfile).read_text().strip() == str(new_pid)
     finally:
+        notify.close()
         if load is not None:
             load.stop()
         if new_pid:

@@ -56,6 +56,7 @@ class Operated:
     _running: Any
     _admin: Any
     _upgrading = False
+    _ready = False
     _watchdog: Any = None
 
     # Starting ------------------------------------------------------------
@@ -105,7 +106,7 @@ class Operated:
             self._watchdog = task.LoopingCall(self._tick, interval is not None)
             self._watchdog.clock = self._reactor
             self._watchdog.start(interval or 10.0, now=False)
-        signal.signal(signal.SIGUSR2, lambda signum, frame: self._reactor.callFromThread(self._on_usr2))
+        self._ready = True
 
     def _tick(self, watchdog: bool) -> None:
         fields: dict[str, Any] = {"STATUS": status_line(self.statistics())}  # type: ignore[attr-defined]
@@ -114,6 +115,8 @@ class Operated:
         self.notifier().send(**fields)
 
     def privilegedStartService(self) -> None:
+        # Before anything listens, so an early SIGUSR2 cannot kill the process.
+        signal.signal(signal.SIGUSR2, lambda signum, frame: self._reactor.callFromThread(self._on_usr2))
         self.adopt_inherited()
         super().privilegedStartService()  # type: ignore[misc]
 
@@ -142,6 +145,9 @@ class Operated:
     # Upgrading ---------------------------------------------------------
 
     def _on_usr2(self) -> None:
+        if not self._ready:
+            log.warn("SIGUSR2 ignored: still starting")
+            return
         log.info("SIGUSR2: upgrading")
         self.upgrade().addCallback(lambda line: log.info("{result}", result=line))
 
