@@ -35,7 +35,7 @@ def _check(path: str) -> int:
     config = load_config(path)
     for sock in config.sockets:
         try:
-            if sock.protocol == "udp" or sock.datagram:
+            if (sock.protocol == "udp" and not sock.udp_sessions) or sock.datagram:
                 datagram_protocols(sock.handler, 1, socket=sock.name)
             else:
                 handler_factory(sock.handler, socket=sock.name)

@@ -160,3 +160,25 @@ class Goodbye(Protocol):
 
 
 goodbye_factory = Factory.forProtocol(Goodbye)
+
+
+#: Why each InfoEcho session ended (connection_info in connectionLost), by
+#: the local port: sessions of earlier tests' services may end later.
+ENDED: list[tuple[int, str]] = []
+
+
+class InfoEcho(Protocol):
+    """
+    A stream handler: "info" answers the session's peer as connection_info
+    sees it; anything else is echoed.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        if data == b"info":
+            info = connection_info(self)
+            data = f"{info.socket} {info.peer.host}:{info.peer.port} {info.local_port} {info.mode}".encode()
+        self.transport.write(data)
+
+    def connectionLost(self, reason: object = None) -> None:
+        info = connection_info(self)
+        ENDED.append((info.local_port, info.shutdown_reason.name))

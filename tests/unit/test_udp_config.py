@@ -32,7 +32,8 @@ def test_tcp_only_keys_refused_for_udp(key, value):
     """
     with pytest.raises(ConfigError) as caught:
         SocketConfig(protocol="udp", local_ports=[1], **{key: value})
-    why = "does not apply to protocol 'udp'" if key == "http" else "applies to udp only with udp_sessions = true"
+    why = ("does not apply to protocol 'udp'" if key == "http"
+           else "applies to udp only with udp_sessions = true")
     assert str(caught.value) == f"socket 'sock0': {key}: {why}"
 
 
