@@ -4,7 +4,9 @@ Handlers and resources named as C{package.module:attr} in the tests.
 
 from __future__ import annotations
 
-from twisted.internet.protocol import Factory, Protocol
+import errno
+
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.web.resource import Resource
 
 from twisted_sock import connection_info
@@ -75,7 +77,6 @@ class Boom(Exception):
     pass
 
 
-from twisted.internet.protocol import DatagramProtocol  # noqa: E402
 
 
 class FragileEcho(DatagramProtocol):
@@ -182,3 +183,18 @@ class InfoEcho(Protocol):
     def connectionLost(self, reason: object = None) -> None:
         info = connection_info(self)
         ENDED.append((info.local_port, info.shutdown_reason.name))
+
+
+class BroadcastRelay(DatagramProtocol):
+    """
+    A datagram handler that sends b"to all" to 127.255.255.255 at the port
+    named in each datagram and answers b"sent", or the error's errno name.
+    """
+
+    def datagramReceived(self, data, addr):
+        try:
+            self.transport.write(b"to all", ("127.255.255.255", int(data)))
+        except OSError as e:
+            self.transport.write(errno.errorcode[e.errno].encode(), addr)
+        else:
+            self.transport.write(b"sent", addr)
