@@ -78,14 +78,13 @@ def normalised_address(addr: Any) -> Any:
 
 def _find_transport(protocol: Any) -> Any:
     from twisted_sock.net.tcp import SockServer
-    from twisted_sock.net.udp_sessions import UDPSession
 
     # An HTTP/2 request's channel is an H2Stream: its connection (_conn)
     # holds the transport.
     for start in (protocol, getattr(protocol, "_conn", None)):
         transport = getattr(start, "transport", None)
         for _ in range(8):
-            if isinstance(transport, (SockServer, UDPSession)):
+            if isinstance(transport, SockServer) or getattr(transport, "sock_session", False):
                 return transport
             transport = getattr(transport, "transport", None) or getattr(transport, "_connection", None)
     return None

@@ -16,7 +16,7 @@ limits, drain) and end with a L{ShutdownReason}.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import error
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -26,10 +26,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.reasons import ShutdownReason
+
+if TYPE_CHECKING:
+    from twisted_sock.net.state import SocketState
 
 log = Logger(namespace="twisted_sock")
 
@@ -47,6 +49,8 @@ class UDPSession:
     @ivar sock_reason: why the session ended, once it has.
     """
 
+    #: Marks a session transport (for L{twisted_sock.info.connection_info}).
+    sock_session = True
     sock_counted = True
     sock_tls = False
     sock_alpn: str | None = None
@@ -59,7 +63,7 @@ class UDPSession:
     _idle: IdleWatch | None = None
 
     def __init__(self, demux: SessionDemux, addr: tuple[str, int], protocol: Any) -> None:
-        port = demux.transport
+        port: Any = demux.transport
         self._demux = demux
         self._port = port
         self.server = port
@@ -201,15 +205,15 @@ class SessionDemux(DatagramProtocol):
         session.received(data)
 
     def _open(self, addr: tuple[str, int]) -> UDPSession | None:
-        state, port = self.state, self.transport
+        state, port = self.state, cast(Any, self.transport)
         decision = state.admit(addr)
         if not decision.accepted:
-            state.refused_connection(addr[0], addr[1], port.sock_port, decision.reason)  # type: ignore[union-attr]
+            state.refused_connection(addr[0], addr[1], port.sock_port, decision.reason)
             return None
         kind = IPv6Address if ":" in addr[0] else IPv4Address
         protocol = self.factory.buildProtocol(kind("UDP", addr[0], addr[1]))
         if protocol is None:
-            state.refused_connection(addr[0], addr[1], port.sock_port, REFUSED_BY_FACTORY)  # type: ignore[union-attr]
+            state.refused_connection(addr[0], addr[1], port.sock_port, REFUSED_BY_FACTORY)
             return None
         session = UDPSession(self, addr, protocol)
         self.sessions[addr] = session
