@@ -130,3 +130,30 @@ def test_connect_broadcast_sends_to_a_broadcast_address():
         sent = _connect("--broadcast", target)
         assert (sent.returncode, sent.stderr) == (0, b"")
         assert receiver.recv(100) == b"hello all\n"
+
+
+@pytest.mark.parametrize("lines, status, needle", [
+    (['protocol = "tcp"', "multicast_ttl = 4"], 2, "multicast_ttl: does not apply to protocol 'tcp'"),
+    (['protocol = "tcp"', "udp_sessions = true"], 2, "udp_sessions: does not apply to protocol 'tcp'"),
+    (['protocol = "udp"', "multicast_ttl = 256"], 2, "multicast_ttl must be from 0 to 255, not 256"),
+    (['protocol = "udp"', 'multicast_interface = "nosuch0"'], 1,
+     "multicast_interface = 'nosuch0': no such interface on this machine"),
+    (['protocol = "udp"', 'multicast_interface = "192.0.2.1"'], 1,
+     "multicast_interface = '192.0.2.1': no interface of this machine has this address"),
+])
+def test_bad_input_under_twistd(tmp_path, lines, status, needle):
+    """
+    A sending or session option on the wrong protocol, out of range, or
+    naming an interface the machine lacks: one line, non-zero exit, no
+    traceback, nothing listening.
+    """
+    (tmp_path / "sock.toml").write_text("\n".join(
+        ["[[socket]]", 'local_ports = "0"', 'interfaces = "lo"', *lines]) + "\n")
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=",
+                           "sock", "--config", "sock.toml"], capture_output=True, text=True, timeout=60,
+                          cwd=str(tmp_path))
+    assert done.returncode == status, (done.stdout, done.stderr)
+    (line,) = done.stderr.strip().splitlines()
+    assert needle in line
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "listening on" not in done.stdout
