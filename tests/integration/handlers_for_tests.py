@@ -4,7 +4,9 @@ Handlers and resources named as C{package.module:attr} in the tests.
 
 from __future__ import annotations
 
-from twisted.internet.protocol import Factory, Protocol
+import errno
+
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.web.resource import Resource
 
 from twisted_sock import connection_info
@@ -75,7 +77,6 @@ class Boom(Exception):
     pass
 
 
-from twisted.internet.protocol import DatagramProtocol  # noqa: E402
 
 
 class FragileEcho(DatagramProtocol):
@@ -160,3 +161,40 @@ class Goodbye(Protocol):
 
 
 goodbye_factory = Factory.forProtocol(Goodbye)
+
+
+#: Why each InfoEcho session ended (connection_info in connectionLost), by
+#: the local port: sessions of earlier tests' services may end later.
+ENDED: list[tuple[int, str]] = []
+
+
+class InfoEcho(Protocol):
+    """
+    A stream handler: "info" answers the session's peer as connection_info
+    sees it; anything else is echoed.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        if data == b"info":
+            info = connection_info(self)
+            data = f"{info.socket} {info.peer.host}:{info.peer.port} {info.local_port} {info.mode}".encode()
+        self.transport.write(data)
+
+    def connectionLost(self, reason: object = None) -> None:
+        info = connection_info(self)
+        ENDED.append((info.local_port, info.shutdown_reason.name))
+
+
+class BroadcastRelay(DatagramProtocol):
+    """
+    A datagram handler that sends b"to all" to 127.255.255.255 at the port
+    named in each datagram and answers b"sent", or the error's errno name.
+    """
+
+    def datagramReceived(self, data, addr):
+        try:
+            self.transport.write(b"to all", ("127.255.255.255", int(data)))
+        except OSError as e:
+            self.transport.write(errno.errorcode[e.errno].encode(), addr)
+        else:
+            self.transport.write(b"sent", addr)

@@ -380,3 +380,18 @@ def user_id(value: Any) -> int | None:
 
 def group_id(value: Any) -> int | None:
     return None if value is None else _one_id(value, "groups", _gid)
+
+
+#: Why C{admin_socket = "@name"} is refused (the admin socket checks no
+#: credentials: its file mode is its only guard).
+ADMIN_ABSTRACT_REFUSED = ("must be a file path, not @name (an abstract socket has no file mode: "
+                          "any local user could reload the service)")
+
+
+def admin_path(value: Any) -> str | None:
+    """The C{admin_socket} path: a file path (never an abstract name), or C{None}."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith("@"):
+        raise ValueError(ADMIN_ABSTRACT_REFUSED)
+    return unix_path(value)

@@ -25,9 +25,10 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
-from twisted_sock.errors import BindError
-from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.errors import BindError, ConfigError
+from twisted_sock.net.interfaces import ListenerSpec, system_interfaces
 from twisted_sock.net.state import SocketState
+from twisted_sock.net.udp_sendopts import apply_send_options
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.bpf import Insn, build_filter
 from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode, decide
@@ -154,6 +155,8 @@ class DatagramPort(udp.Port):
         self.sock_accepted = 0
         self._ifindexes = tuple(ifindexes) or (0,)
         self._fast = False
+        #: With sessions, the socket counts sessions (not datagrams) as accepted.
+        self._count_datagrams = not self._opening.udp_sessions
         self._handler_log = handler_error_log(state.name, reactor)
 
     def createInternetSocket(self) -> socket.socket:
@@ -166,8 +169,11 @@ class DatagramPort(udp.Port):
         udp.Port.startListening(self)
         self.sock_port: int = self._realPortNumber  # type: ignore[assignment]
         config = self._opening
-        if config.broadcast and self.addressFamily == socket.AF_INET:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        try:
+            apply_send_options(self.socket, config, system_interfaces)
+        except ConfigError:
+            self.connectionLost()
+            raise
         if self.sock_spec.kind == "multicast":
             group = ipaddress.ip_address(self.sock_spec.address)
             for wanted, source in config.multicast_groups:
@@ -248,7 +254,8 @@ class DatagramPort(udp.Port):
                     self._handler_log.event(handler_error_text(state.name, addr))
         finally:
             self.sock_accepted += accepted
-            state.accepted += accepted
+            if self._count_datagrams:
+                state.accepted += accepted
 
     def _ask_hook(self, hook: Any, addr: Any) -> Decision:
         """
