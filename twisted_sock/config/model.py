@@ -7,13 +7,13 @@ cannot exist.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted_sock.config import values
+from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS, ListenOptions
 from twisted_sock.config.refs import check_handler, check_http
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
@@ -54,13 +54,14 @@ PROTOCOL_KEYS = {
     "reconnect": ("tcp",),
     "proxy_protocol": ("tcp",),
     "trusted_proxies": ("tcp",),
+    **LISTEN_PROTOCOL_KEYS,
 }
 
 DEFAULT_BACKLOG = 1024
 
 
 @dataclass(frozen=True)
-class SocketConfig:
+class SocketConfig(ListenOptions):
     """
     One socket: a named, configured listener group (Tibbo's C{sock} object).
 
@@ -134,7 +135,7 @@ class SocketConfig:
             lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
         )
         for key in ("idle_timeout", "http_header_timeout", "http_idle_timeout"):
-            coerce(key, functools.partial(_seconds, what=key))
+            coerce(key, lambda v, key=key: values.non_negative_number(v, key))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
         coerce("multicast_groups", values.multicast_list)
@@ -151,6 +152,7 @@ class SocketConfig:
         coerce("reconnect", ReconnectMode.coerce)
         coerce("proxy_protocol", lambda v: values.boolean(v, "proxy_protocol"))
         coerce("trusted_proxies", lambda v: () if v in (None, (), []) else values.target_list(v))
+        self._coerce_listen_options(coerce)
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -314,10 +316,6 @@ def _admin_path(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("@"):
         raise ValueError(ADMIN_ABSTRACT_REFUSED)
     return values.unix_path(value)
-
-
-def _seconds(value: Any, what: str) -> float:
-    return values.non_negative_number(value, what)
 
 
 def _serve(value: Any) -> str:
