@@ -139,7 +139,8 @@ def interface_sources(
     """
     L{interface_addresses} with the interface each address comes from
     (C{None} for addresses given as such and the wildcard). With C{follow}
-    (C{follow_interfaces}), an interface without addresses gives none.
+    (C{follow_interfaces}), an interface without addresses, or not there
+    (yet), gives none.
     """
     names = tuple(names)
     if names == ("*",):
@@ -150,14 +151,14 @@ def interface_sources(
             if all(address != name for address, _ in addresses):
                 addresses.append((name, None))
             continue
-        if name not in table:
+        if name not in table and not follow:
             known = ", ".join(sorted(table)) or "none"
             raise ConfigError(f"unknown interface (this machine has: {known})",
                               socket=socket_name, key="interfaces", value=name)
-        if not table[name] and not follow:
+        if not table.get(name) and not follow:
             raise ConfigError("interface has no IP address", socket=socket_name,
                               key="interfaces", value=name)
-        for address in table[name]:
+        for address in table.get(name, ()):
             if all(address != known for known, _ in addresses):
                 addresses.append((address, name))
     return tuple(addresses)
