@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from twisted_sock.config.listening import is_address
@@ -95,6 +95,7 @@ class InterfaceFollower:
         self._read_table = read_table
         self._loop: task.LoopingCall | None = None
         self._last: Snapshot | None = None
+        self._failed_for: Snapshot | None = None
 
     def sync(self, starting: bool = False) -> None:
         """
@@ -128,27 +129,32 @@ class InterfaceFollower:
     def check(self) -> None:
         """
         One poll: when the followed interfaces' addresses changed, apply the
-        configuration again; log and count what opened and closed.
+        configuration again; log and count what opened and closed. A change
+        that cannot be applied (an IPv6 address still tentative, say) is
+        logged once and tried again at the next poll.
         """
         service = self._service
         followed = followed_names(service.config)
         now = snapshot((n for names in followed.values() for n in names), self._read_table())
         if now == self._last:
             return
-        self._last = now
         before = list(service.plan)
         try:
             d = service.apply_config(service.config)
         except Exception as e:  # a ConfigError: another socket's interface, say
-            log.error("follow_interfaces: addresses changed but the listeners could not follow: {why}",
-                      why=e)
-            return
-        d.addCallbacks(lambda _: self._changed(before, list(service.plan), followed),
-                       lambda f: log.error("follow_interfaces: addresses changed but the listeners "
-                                           "could not follow: {why}", why=f.value))
+            d = defer.fail(e)
+        d.addCallbacks(lambda _: self._changed(now, before, list(service.plan), followed),
+                       lambda f: self._failed(now, f.value))
 
-    def _changed(self, before: list[ListenerSpec], after: list[ListenerSpec],
+    def _failed(self, now: Snapshot, why: object) -> None:
+        if now != self._failed_for:
+            self._failed_for = now
+            log.error("follow_interfaces: addresses changed but the listeners could not follow "
+                      "(trying again each second): {why}", why=why)
+
+    def _changed(self, now: Snapshot, before: list[ListenerSpec], after: list[ListenerSpec],
                  followed: dict[str, tuple[str, ...]]) -> None:
+        self._last, self._failed_for = now, None
         opened, closed = listener_changes(before, after, followed)
         states = {state.name: state for state in self._states()}
         for spec in opened:
