@@ -11,6 +11,7 @@ the others and never shift the positional ones.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,9 +82,9 @@ class ListenOptions:
         check L{listen_problems}.
         """
         for key in _BOOLEANS:
-            coerce(key, lambda v, key=key: values.boolean(v, key))
+            coerce(key, functools.partial(values.boolean, what=key))
         for key, (low, high) in _RANGES.items():
-            coerce(key, lambda v, key=key, low=low, high=high: bounded_int(v, key, low, high))
+            coerce(key, functools.partial(bounded_int, what=key, low=low, high=high))
         coerce("user_timeout", user_timeout)
         for key, problem in self.listen_problems(getattr(self, "interfaces", ("*",))):
             raise ConfigError(problem, socket=getattr(self, "name", None), key=key)

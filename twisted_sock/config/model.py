@@ -7,6 +7,7 @@ cannot exist.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ class SocketConfig(ListenOptions):
             lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
         )
         for key in ("idle_timeout", "http_header_timeout", "http_idle_timeout"):
-            coerce(key, lambda v, key=key: values.non_negative_number(v, key))
+            coerce(key, functools.partial(values.non_negative_number, what=key))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
         coerce("multicast_groups", values.multicast_list)
