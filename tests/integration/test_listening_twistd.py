@@ -264,3 +264,64 @@ def test_follow_interfaces_opens_and_closes_listeners_with_the_address(tmp_path,
         log = server.stop()
     assert "Traceback" not in log
 
+
+
+@pytest.fixture
+def two_netns():
+    """
+    Two network namespaces of the test's own joined by a veth pair:
+    C{vA} (10.77.2.1/24) in the first, C{vB} (10.77.2.2/24) in the second;
+    deleted afterwards.
+    """
+    _root_or_skip()
+    a, b = f"tsocka{os.getpid()}", f"tsockb{os.getpid()}"
+    try:
+        for name in (a, b):
+            _ip("netns", "add", name)
+        _ip("link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b)
+        for name, link, address in ((a, "vA", "10.77.2.1/24"), (b, "vB", "10.77.2.2/24")):
+            _ip("netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1")
+            _ip("-n", name, "addr", "add", address, "dev", link)
+            _ip("-n", name, "link", "set", link, "up")
+            _ip("-n", name, "link", "set", "lo", "up")
+        yield a, b
+    finally:
+        for name in (a, b):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+def test_keepalive_ends_a_vanished_peer_lost(tmp_path, two_netns):
+    """
+    A peer that vanishes without FIN or RST (its link goes down in the
+    test's namespace: every packet to it is lost) is found dead by
+    keep-alive (1 s idle, 1 s interval, 2 probes) and its connection ends
+    C{LOST} within seconds.
+    """
+    server_ns, client_ns = two_netns
+    _config(tmp_path, """
+        [[socket]]
+        incoming = "any-ip-any-port"
+        local_ports = "7001"
+        interfaces = "10.77.2.1"
+        keepalive = true
+        keepalive_idle = 1
+        keepalive_interval = 1
+        keepalive_count = 2
+    """)
+    server = Twistd("--config", "sock.toml", cwd=str(tmp_path), prefix=("ip", "netns", "exec", server_ns))
+    code = ("import socket,sys,time; s=socket.create_connection(('10.77.2.1', 7001), timeout=10); "
+            "s.sendall(b'hi'); print(s.recv(10).decode(), flush=True); time.sleep(60)")
+    client = subprocess.Popen(["ip", "netns", "exec", client_ns, sys.executable, "-c", code],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout is not None and client.stdout.readline().strip() == "hi"
+        _ip("-n", client_ns, "link", "set", "vB", "down")
+        gone = time.monotonic()
+        line = server.wait_for("ended LOST", timeout=30)
+        assert 2.0 <= time.monotonic() - gone < 20, line
+        assert "connection 10.77.2.2:" in line
+    finally:
+        client.kill()
+        client.wait(timeout=30)
+        log = server.stop()
+    assert "Traceback" not in log
