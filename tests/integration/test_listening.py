@@ -176,3 +176,27 @@ async def test_user_timeout_ends_a_peer_that_stops_reading_lost(serve, connectio
         assert event["reason"] == ShutdownReason.LOST.name
     finally:
         client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reuse_port_lets_two_services_share_a_port(serve):
+    """
+    Two services with C{reuse_port} listen on the same address and port
+    (C{SO_REUSEPORT}) and the kernel gives connections to both; without it the second one is
+    C{BIND_FAILED ... EADDRINUSE}.
+    """
+    from tests.integration.conftest import free_port
+
+    port = free_port()
+    first = serve(tcp(local_ports=[port], interfaces="127.0.0.1", reuse_port=True))
+    second = serve(tcp(local_ports=[port], interfaces="127.0.0.1", reuse_port=True))
+    assert port_of(first) == port_of(second) == port
+    with pytest.raises(BindError, match="EADDRINUSE"):
+        serve(tcp(local_ports=[port], interfaces="127.0.0.1"))
+    for _ in range(20):
+        client = await threads.deferToThread(_connect, "127.0.0.1", port)
+        client.close()
+    await until(lambda: sum(s.sockets["sock0"].statistics().accepted for s in (first, second)) == 20)
+    # The kernel spreads connections by a hash of the peer's port: all 20
+    # on one listener has odds of 2 in a million.
+    assert all(s.sockets["sock0"].statistics().accepted > 0 for s in (first, second))
