@@ -65,7 +65,7 @@ def bind_options(config: Any, family: int, device: str | None) -> tuple[Option, 
                    else (socket.IPPROTO_IP, IP_FREEBIND, 1))
     if config.bind_to_device and device is not None:
         out.append((socket.SOL_SOCKET, SO_BINDTODEVICE, device.encode()))
-    if getattr(config, "reuse_port", False):
+    if config.reuse_port:
         out.append((socket.SOL_SOCKET, socket.SO_REUSEPORT, 1))
     return tuple(out)
 
