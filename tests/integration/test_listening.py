@@ -200,3 +200,19 @@ async def test_reuse_port_lets_two_services_share_a_port(serve):
     # The kernel spreads connections by a hash of the peer's port: all 20
     # on one listener has odds of 2 in a million.
     assert all(s.sockets["sock0"].statistics().accepted > 0 for s in (first, second))
+
+
+def test_a_followed_interface_not_there_yet_is_no_error(serve, log_events):
+    """
+    C{follow_interfaces} naming an interface the machine does not have (yet)
+    next to C{lo}: TCP and UDP sockets start on C{lo}'s addresses and warn
+    about the other interface instead of failing.
+    """
+    from twisted_sock import SocketConfig
+
+    service = serve(tcp(interfaces="lo,nosuch0", follow_interfaces=True),
+                    SocketConfig(name="u", protocol="udp", local_ports=[0], interfaces="lo,nosuch0",
+                                 follow_interfaces=True, incoming="any-ip-any-port"))
+    assert {spec.address for spec in service.plan} >= {"127.0.0.1"}
+    warnings = [e for e in log_events if e.get("name") == "nosuch0"]
+    assert len(warnings) == 2 and "no address yet" in warnings[0]["log_format"]

@@ -309,7 +309,11 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     """
     config = state.config if config is None else config
     names = config.interfaces
-    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names if not is_address(n)]
+    # Interface names only (not addresses), and only those there now
+    # (follow_interfaces may name one that is not there yet).
+    present = {name for _, name in socket.if_nameindex()}
+    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names
+                                            if not is_address(n) and n in present]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
     try:
         port.startListening()
