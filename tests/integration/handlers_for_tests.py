@@ -198,3 +198,42 @@ class BroadcastRelay(DatagramProtocol):
             self.transport.write(errno.errorcode[e.errno].encode(), addr)
         else:
             self.transport.write(b"sent", addr)
+
+class Flood(Protocol):
+    """
+    Writes 16 KiB chunks for as long as the connection lasts, as fast as
+    the peer takes them (a push producer: it stops while Twisted's buffer
+    is full, so a peer that stops reading holds a bounded amount). For
+    C{user_timeout}: a peer that stops reading leaves data unacknowledged.
+    """
+
+    CHUNK = b"x" * 16384
+
+    def connectionMade(self) -> None:
+        self._paused = False
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self.resumeProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        for _ in range(64):
+            if self._paused or not self.connected:
+                return
+            self.transport.write(self.CHUNK)  # type: ignore[union-attr]
+        if not self._paused:
+            from twisted.internet import reactor
+
+            reactor.callLater(0.01, self._more)  # type: ignore[attr-defined]
+
+    def _more(self) -> None:
+        if self.connected and not self._paused:
+            self.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+
+flood_factory = Factory.forProtocol(Flood)

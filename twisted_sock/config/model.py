@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted_sock.config import udp_options, values
+from twisted_sock.config import admin, udp_options, values
+from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS, ListenOptions
 from twisted_sock.config.refs import check_handler, check_http
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
@@ -56,13 +57,15 @@ PROTOCOL_KEYS = {
     "trusted_proxies": ("tcp",),
     # UDP sending options and sessions (config/udp_options.py).
     **udp_options.UDP_PROTOCOL_KEYS,
+    # Where and how to listen (config/listening.py).
+    **LISTEN_PROTOCOL_KEYS,
 }
 
 DEFAULT_BACKLOG = 1024
 
 
 @dataclass(frozen=True)
-class SocketConfig:
+class SocketConfig(ListenOptions):
     """
     One socket: a named, configured listener group (Tibbo's C{sock} object).
 
@@ -141,7 +144,7 @@ class SocketConfig:
             lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
         )
         for key in ("idle_timeout", "http_header_timeout", "http_idle_timeout"):
-            coerce(key, functools.partial(_seconds, what=key))
+            coerce(key, functools.partial(values.non_negative_number, what=key))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
         coerce("multicast_groups", values.multicast_list)
@@ -159,6 +162,7 @@ class SocketConfig:
         coerce("reconnect", ReconnectMode.coerce)
         coerce("proxy_protocol", lambda v: values.boolean(v, "proxy_protocol"))
         coerce("trusted_proxies", lambda v: () if v in (None, (), []) else values.target_list(v))
+        self._coerce_listen_options(coerce)
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -310,8 +314,6 @@ class SocketConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _seconds(value: Any, what: str) -> float:
-    return values.non_negative_number(value, what)
 
 
 def _serve(value: Any) -> str:
@@ -366,7 +368,7 @@ class ServiceConfig:
         sockets = tuple(self.sockets)
         object.__setattr__(self, "sockets", sockets)
         for key, fn in (("drain_timeout", lambda v: values.non_negative_number(v, "drain_timeout")),
-                        ("admin_socket", values.admin_path),
+                        ("admin_socket", admin.admin_path),
                         ("log_connections", lambda v: values.boolean(v, "log_connections"))):
             raw = getattr(self, key)
             try:

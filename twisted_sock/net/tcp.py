@@ -34,6 +34,7 @@ from twisted_sock.net.acceptfail import (
 )
 from twisted_sock.net.figures import tcp_traffic as _traffic
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
@@ -325,6 +326,12 @@ class FilteringPort(HandOver, tcp.Port):
         self.sock_mode = spec.mode
         if state.idle_timeout:
             self.transport = IdleSockServer
+        self.sock_options = listener_options(state.config, spec.address, spec.device)
+
+    def createInternetSocket(self) -> socket.socket:
+        # The socket options (freebind, bind_to_device, reuse_port, the TCP
+        # ones its connections inherit) go on before bind().
+        return options_set(tcp.Port.createInternetSocket(self), self.sock_options)
 
     def startListening(self) -> None:
         tcp.Port.startListening(self)

@@ -24,9 +24,11 @@ from twisted.internet import error, udp
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from twisted_sock.config.listening import is_address
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import BindError, ConfigError
 from twisted_sock.net.interfaces import ListenerSpec, system_interfaces
+from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.udp_sendopts import apply_send_options
 from twisted_sock.policy.addresses import parse_peer_host
@@ -160,7 +162,8 @@ class DatagramPort(udp.Port):
         self._handler_log = handler_error_log(state.name, reactor)
 
     def createInternetSocket(self) -> socket.socket:
-        skt = udp.Port.createInternetSocket(self)
+        skt = options_set(udp.Port.createInternetSocket(self),
+                          listener_options(self._opening, self.sock_spec.address, self.sock_spec.device))
         if self.sock_spec.kind in ("multicast", "broadcast"):
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         return skt
@@ -313,7 +316,11 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     """
     config = state.config if config is None else config
     names = config.interfaces
-    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
+    # Interface names only (not addresses), and only those there now
+    # (follow_interfaces may name one that is not there yet).
+    present = {name for _, name in socket.if_nameindex()}
+    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names
+                                            if not is_address(n) and n in present]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
     try:
         port.startListening()
