@@ -174,6 +174,9 @@ class Upgrade:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
         forget_listen_fds(env)
+        # systemd's WATCHDOG_PID names this process: the next generation,
+        # the main process after MAINPID=, must keep the watchdog fed.
+        env.pop("WATCHDOG_PID", None)
         env[CHANNEL_VARIABLE] = str(theirs.fileno())
         moved = self._moved = self._move_pidfile()
         try:
