@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted_sock.net.address import normalised_address
 from twisted_sock.net.transport import SockServer
+from twisted_sock.net.udp_sessions import UDPSession
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.twisted_internals.ports import carrier_of_protocol
 
@@ -73,7 +74,7 @@ def connection_info(protocol: Any) -> ConnectionInfo:
 
     @raise ValueError: if C{protocol} is not connected through twisted-sock.
     """
-    transport = carrier_of_protocol(protocol, SockServer)
+    transport = carrier_of_protocol(protocol, (SockServer, UDPSession))
     if transport is None:
         raise ValueError(f"{protocol!r} was not built by a twisted-sock service")
     record = transport.sock

@@ -19,6 +19,8 @@ from twisted.python import usage
 
 from twisted_sock.config.flags import as_flag_error, config_from_flags
 from twisted_sock.errors import ConfigError, SockError
+from twisted_sock.ops import upgrade
+from twisted_sock.ops.lifecycle import Operated
 from twisted_sock.service import SockService
 from twisted_sock.twisted_internals.twistd import report_start_failure
 
@@ -54,6 +56,7 @@ _FLAGS = [
 
 
 def _exit(message: str, status: int) -> NoReturn:
+    upgrade.answer(f"error {message}")  # the old generation, in an upgrade, says why
     sys.__stderr__.write(f"twistd sock: {message}\n")  # type: ignore[union-attr]
     sys.__stderr__.flush()  # type: ignore[union-attr]
     raise SystemExit(status)
@@ -87,7 +90,7 @@ class Options(usage.Options):
         return given
 
 
-class TwistdSockService(SockService):
+class TwistdSockService(Operated, SockService):
     """
     Under twistd, a failure to open the listeners ends the process with one
     line on standard error (and removes the pid file twistd wrote) instead

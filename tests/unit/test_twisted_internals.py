@@ -18,7 +18,10 @@ ROOT = SEAM.parent
 #: The seam's own private names (its stand-ins' slots, its mixins'
 #: attributes, its helpers): not Twisted's.
 OWN = frozenset({"_socket", "_state", "_port", "_http", "_family", "_type", "_proto", "_fast",
-                 "_handler_log", "_ask_hook", "_release_window", "_names_used", "_resolve"})
+                 "_handler_log", "_ask_hook", "_release_window", "_names_used", "_resolve",
+                 # Our own: the UDP read loop's session switch; HTTP/2's teardown
+                 # (Twisted 26.4 has no H2Connection._terminate: we define it).
+                 "_count_datagrams", "_terminate"})
 
 
 def private_names(source: str) -> set[str]:

@@ -1,13 +1,11 @@
 """
 The one structured event logged per ended connection (with
-C{log_connections}), and the byte counts it reports (from the kernel's
-C{TCP_INFO}).
+C{log_connections}); its byte counts come from the kernel's C{TCP_INFO}
+(L{twisted_sock.net.figures.tcp_traffic}).
 """
 
 from __future__ import annotations
 
-import socket
-import struct
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
@@ -16,29 +14,6 @@ if TYPE_CHECKING:
     from twisted_sock.net.transport import SockServer
 
 log = Logger(namespace="twisted_sock")
-
-_TCP_INFO = getattr(socket, "TCP_INFO", 11)
-#: struct tcp_info: tcpi_bytes_acked and tcpi_bytes_received (Linux >= 4.2).
-_TCP_INFO_BYTES = struct.Struct("=QQ")
-_TCP_INFO_OFFSET = 120
-
-
-def traffic_of(sock: Any) -> tuple[int | None, int | None]:
-    """
-    Bytes received and sent (acknowledged) on a TCP socket, from the
-    kernel's C{TCP_INFO}, so counting costs nothing per read or write;
-    C{(None, None)} where unavailable (UNIX sockets, old kernels).
-    """
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None, None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size)
-    except OSError:
-        return None, None
-    if len(info) < _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size:
-        return None, None
-    sent, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
-    return received, sent
 
 
 def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]) -> None:

@@ -194,7 +194,7 @@ class _ProxyGate(Pending):
         state = self._factory.state
         if header.source is not None and getattr(header.source, "host", None):
             client = parse_peer_host(header.source.host)
-            decision = state.admit_client(client, header.source.port)
+            decision = state.admit_client(client, header.source.port, self._factory.mode == "http")
             if not decision.accepted:
                 state.refused_connection(header.source.host, header.source.port,
                                          transport.server.sock_port, decision.reason)

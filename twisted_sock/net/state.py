@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.net.datagram import kernel_drops
+from twisted_sock.net.figures import ClosedFigures, open_rows
 from twisted_sock.policy.addresses import IPAddress, hostport, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
@@ -36,7 +37,7 @@ from twisted_sock.policy.incoming import (
 from twisted_sock.policy.ratelimit import RateLimitedLog
 from twisted_sock.policy.reconnect import ReconnectMode, choose_replaced
 from twisted_sock.reasons import ShutdownReason
-from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
+from twisted_sock.stats import OPEN_ROWS, ListenerInfo, SocketStatistics, closed_counts
 
 if TYPE_CHECKING:
     from twisted_sock.net.transport import SockServer
@@ -80,6 +81,7 @@ class SocketState:
         self.tls_failures = 0
         self.refused_by: Counter[str] = Counter()
         self.closed_by: dict[ShutdownReason, int] = {}
+        self.figures = ClosedFigures()
         self.paused = False
         self.empty_waiters: list[Any] = []
         self.refusal_log = RateLimitedLog(self._summarised("refusals"), clock)
@@ -142,22 +144,35 @@ class SocketState:
             decision = check_limits(len(self.connections), self.max_total)
         return decision
 
-    def admit(self, addr: tuple[Any, ...]) -> Decision:
+    def master_enabled(self, http: bool) -> bool:
+        """
+        The master switch as it applies to a listener: an http port serving
+        the built-in status resource (status page, C{/status.json},
+        C{/metrics}, C{/health}) is the operator's and the load balancer's
+        window, so it stays open when the switch is off (C{/health} then
+        answers 503).
+        """
+        return self.master.enabled or (http and self.config.http == "status")
+
+    def admit(self, addr: tuple[Any, ...], http: bool = False) -> Decision:
         """
         Decide one connection from its raw socket address tuple. On a PROXY
         protocol socket this only checks that the peer is a trusted proxy
         (and the socket's total limit); the decision proper waits for the
         client's address in the header (L{admit_client}).
+
+        @param http: whether the listener is an http port.
         """
+        enabled = self.master_enabled(http)
         if self.proxy:
-            if not self.master.enabled:
+            if not enabled:
                 return REFUSE_MASTER
             proxy = parse_peer_host(addr[0])
             if proxy is None or not self.trusted.matches_address(proxy):
                 return REFUSE_UNTRUSTED_PROXY
             return check_limits(len(self.connections), self.max_total)
         peer = parse_peer_host(addr[0]) if self._needs_peer else None
-        decision = decide(self.policy, self.master.enabled, peer, addr[1])
+        decision = decide(self.policy, enabled, peer, addr[1])
         if decision.accepted and self._limited:
             decision = check_limits(
                 len(self.connections), self.max_total, self.per_peer[peer], self.max_per_peer
@@ -166,12 +181,12 @@ class SocketState:
                 decision = self._replace(parse_peer_host(addr[0]), addr[1])
         return decision
 
-    def admit_client(self, client: IPAddress | None, client_port: int) -> Decision:
+    def admit_client(self, client: IPAddress | None, client_port: int, http: bool = False) -> Decision:
         """
         The decision for the client named in a PROXY header (the connection
         itself is already counted).
         """
-        decision = decide(self.policy, self.master.enabled, client, client_port)
+        decision = decide(self.policy, self.master_enabled(http), client, client_port)
         if decision.accepted and self.max_per_peer is not None:
             decision = check_limits(0, None, self.per_peer[client], self.max_per_peer)
         return decision
@@ -268,7 +283,13 @@ class SocketState:
         if not self.paused and self.max_total is not None and len(self.connections) >= self.max_total:
             self.pause_http()
 
-    def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
+    def closed(self, transport: SockServer, reason: ShutdownReason | None,
+               traffic: tuple[int | None, int | None] | None = None) -> None:
+        """
+        C{transport} ended (C{reason}: C{None} when it never reached the
+        application); C{traffic} is its bytes (received, sent) from the
+        kernel.
+        """
         self.connections.pop(transport, None)
         if self.max_per_peer is not None:
             peer = transport.sock.peer
@@ -280,6 +301,8 @@ class SocketState:
         if reason is not None:
             closed_by = self.closed_by
             closed_by[reason] = closed_by.get(reason, 0) + 1
+            self.figures.closed(transport.reactor.seconds() - (transport.sock.started or 0.0),  # type: ignore[attr-defined]
+                                traffic, reason is ShutdownReason.BY_PEER)
         if self.paused:
             self._resume_if_possible()
         if self.master.accept_waiting:
@@ -349,6 +372,14 @@ class SocketState:
             closed=closed_counts(self.closed_by),
             refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in self._refusal_reasons()}
                                         | dict(self.refused_by)),
+            bytes_in=self.figures.bytes_in,
+            bytes_out=self.figures.bytes_out,
+            durations=self.figures.durations(),
+            limits=MappingProxyType({"max_connections": self.max_total, "max_connections_per_ip":
+                                     self.max_per_peer, "idle_timeout": self.idle_timeout}),
+            by_mode=MappingProxyType(Counter(getattr(t.server, "sock_mode", "data")
+                                             for t in self.connections)),
+            open=open_rows(self.connections, self.clock.seconds(), OPEN_ROWS),
         )
 
 

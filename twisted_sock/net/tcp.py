@@ -12,6 +12,7 @@ itself is in L{twisted_sock.twisted_internals.accept}.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from twisted.internet import tcp
@@ -21,8 +22,10 @@ from twisted.python.failure import Failure
 from twisted_sock.net.acceptfail import AcceptPause, start_accepting
 from twisted_sock.net.binding import binding
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.transport import IdleSockServer, SockServer
+from twisted_sock.ops.adopt import preset
 from twisted_sock.twisted_internals.accept import FilteringListener, hand_over_state, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix, real_port_number
 
@@ -71,6 +74,12 @@ class FilteringPort(HandOver, LogPrefix, tcp.Port):
         self.sock_mode = spec.mode
         if state.idle_timeout:
             self.transport = IdleSockServer
+        self.sock_options = listener_options(state.config, spec.address, spec.device)
+
+    def createInternetSocket(self) -> socket.socket:
+        # The socket options (freebind, bind_to_device, reuse_port, the TCP
+        # ones its connections inherit) go on before bind().
+        return options_set(tcp.Port.createInternetSocket(self), self.sock_options)
 
     def startListening(self) -> None:
         tcp.Port.startListening(self)
@@ -100,6 +109,7 @@ def open_tcp_listener(spec: ListenerSpec, factory: IProtocolFactory, state: Sock
     Bind one TCP listener; L{BindError} names the address on failure.
     """
     port = FilteringPort(spec, factory, state, reactor, state.config.backlog)
+    preset(port, spec)  # an inherited socket (systemd, upgrade) instead of a bind
     with binding(spec.address, spec.port, spec.socket):
         port.startListening()
     return port

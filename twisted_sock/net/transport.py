@@ -16,7 +16,8 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from twisted_sock.net.connection import ConnectionRecord
-from twisted_sock.net.connection_log import log_connection, traffic_of
+from twisted_sock.net.connection_log import log_connection
+from twisted_sock.net.figures import tcp_traffic
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
@@ -74,8 +75,7 @@ class SockServer(tcp.Server):
         self.sock = ConnectionRecord(
             peer=parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None,
             counted=counted, credentials=credentials,
-            started=self.reactor.seconds()  # type: ignore[attr-defined]
-            if self.sock_state.master.log_connections else None)
+            started=self.reactor.seconds())  # type: ignore[attr-defined]
         self.sock_state.opened(self, counted)
 
     def close_with(self, reason: ShutdownReason, abort: bool = False) -> None:
@@ -112,15 +112,15 @@ class SockServer(tcp.Server):
         # specific one while the loss propagates.
         self.sock.default_reason = shutdown_reason(self, reason)
         state = self.sock_state
-        traffic = traffic_of(self.socket) if state.master.log_connections and self.sock.counted else None
+        traffic = tcp_traffic(self.socket) if self.sock.counted else None
         tcp.Server.connectionLost(self, reason)
         if self.sock.reason is None:
             self.sock.reason = self.sock.default_reason
-        if traffic is not None:
+        if traffic is not None and state.master.log_connections:
             # Before closed(): that may end a drain, and what waits on it
             # (the end of stopService) comes after this connection's event.
             log_connection(self, traffic)
-        state.closed(self, self.sock.reason if self.sock.counted else None)
+        state.closed(self, self.sock.reason if self.sock.counted else None, traffic)
 
 
 #: Seconds a connection closed by C{idle_timeout} has to flush what is

@@ -24,13 +24,17 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from twisted_sock.config.listening import is_address
 from twisted_sock.config.model import SocketConfig
-from twisted_sock.errors import BindError
+from twisted_sock.errors import BindError, ConfigError
 from twisted_sock.net.address import normalised_address
 from twisted_sock.net.binding import binding
 from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log
-from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.interfaces import ListenerSpec, system_interfaces
+from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
+from twisted_sock.net.udp_sendopts import apply_send_options
+from twisted_sock.ops.adopt import preset
 from twisted_sock.policy.bpf import Insn, build_filter
 from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode
 from twisted_sock.twisted_internals.ports import LogPrefix, real_port_number
@@ -128,10 +132,13 @@ class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
         self.sock_accepted = 0
         self._ifindexes = tuple(ifindexes) or (0,)
         self._fast = False
+        #: With sessions, the socket counts sessions (not datagrams) as accepted.
+        self._count_datagrams = not self._opening.udp_sessions
         self._handler_log = handler_error_log(state.name, reactor)
 
     def createInternetSocket(self) -> socket.socket:
-        skt = udp.Port.createInternetSocket(self)
+        skt = options_set(udp.Port.createInternetSocket(self),
+                          listener_options(self._opening, self.sock_spec.address, self.sock_spec.device))
         if self.sock_spec.kind in ("multicast", "broadcast"):
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         return skt
@@ -140,8 +147,11 @@ class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
         udp.Port.startListening(self)
         self.sock_port: int = real_port_number(self)
         config = self._opening
-        if config.broadcast and self.addressFamily == socket.AF_INET:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        try:
+            apply_send_options(self.socket, config, system_interfaces)
+        except ConfigError:
+            self.connectionLost()
+            raise
         if self.sock_spec.kind == "multicast":
             group = ipaddress.ip_address(self.sock_spec.address)
             for wanted, source in config.multicast_groups:
@@ -207,8 +217,13 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     """
     config = state.config if config is None else config
     names = config.interfaces
-    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
+    # Interface names only (not addresses), and only those there now
+    # (follow_interfaces may name one that is not there yet).
+    present = {name for _, name in socket.if_nameindex()}
+    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names
+                                            if not is_address(n) and n in present]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
+    preset(port, spec)  # an inherited socket (systemd, upgrade) instead of a bind
     try:
         with binding(spec.address, spec.port, spec.socket):
             port.startListening()

@@ -35,6 +35,7 @@ from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask,
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver
 from twisted_sock.net.transport import IdleSockServer, SockServer
+from twisted_sock.ops.adopt import preset, waiting
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix
 
@@ -217,7 +218,8 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     """
     datagram = spec.kind == "datagram"
     try:
-        clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
+        if not waiting(spec):  # an inherited socket (systemd, upgrade): no stale file to clear
+            clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
     except BindError as e:
         raise BindError(e.address, None, e.reason, socket=spec.socket) from None
     port: Any
@@ -225,6 +227,7 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
         port = LocalDatagramPort(spec, target, state, reactor)
     else:
         port = LocalStreamPort(spec, target, state, reactor)
+    preset(port, spec)
     try:
         with binding(spec.address, None, spec.socket):
             port.startListening()

@@ -20,6 +20,7 @@ from twisted_sock.admin import open_admin
 from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.errors import ConfigError, SockError
+from twisted_sock.net.follow import InterfaceFollower
 from twisted_sock.net.interfaces import (
     ListenerSpec,
     ipv6_available,
@@ -29,6 +30,7 @@ from twisted_sock.net.interfaces import (
 )
 from twisted_sock.net.listeners import close_now, open_all
 from twisted_sock.net.state import MasterSwitch
+from twisted_sock.ops.health import Health
 from twisted_sock.service import apply
 from twisted_sock.service.assembly import Assembly, Parts
 from twisted_sock.service.drain import DRAIN_TIMEOUT, drain
@@ -38,6 +40,7 @@ from twisted_sock.service.planner import plan_change, validate_change
 from twisted_sock.service.running import Running
 from twisted_sock.stats import ServiceStatistics
 from twisted_sock.twisted_internals import verify as verify_twisted
+from twisted_sock.web.health import HealthResource
 from twisted_sock.web.status import StatusResource
 
 log = Logger(namespace="twisted_sock")
@@ -81,11 +84,14 @@ class SockService(MultiService):
         self._master = MasterSwitch(incoming_enabled, log_connections)
         self._admin: Any = None
         self._parts = Parts(reactor, self._master, factory, http_resource, StatusResource(self.statistics))
+        self.health = Health(self._master)
+        self._parts.status.putChild(b"health", HealthResource(self.health))
         plan = _plan(self.config.sockets)
         self._running = Running({c.name: Assembly(self._parts, c, plan) for c in self.config.sockets}, plan)
         self.sockets: dict[str, LiveSocket] = {}
         self.sockets = self._live_sockets()
         self._listening = False
+        self._follower = InterfaceFollower(self, reactor, system_interfaces, lambda: self._running.states())
 
     @classmethod
     def from_config(cls, config: ServiceConfig, **kwargs: Any) -> SockService:
@@ -154,6 +160,7 @@ class SockService(MultiService):
                 self._admin = None
             raise
         self._listening = True
+        self._parts.status.start(self._reactor)  # type: ignore[attr-defined]
         if admin is not None:
             log.info("admin socket on {path} (commands: reload, status)", path=admin)
         for name, assembly in running.assemblies.items():
@@ -172,6 +179,7 @@ class SockService(MultiService):
     def startService(self) -> None:
         self._open()
         super().startService()
+        self._follower.sync(starting=True)
 
     # Run-time changes ---------------------------------------------------
 
@@ -211,6 +219,7 @@ class SockService(MultiService):
         self._master.log_connections = new.log_connections
         self.incoming_enabled = new.incoming_enabled
         apply.announce(change, running, self._listening)
+        self._follower.sync()
         return defer.succeed(None)
 
     def reload(self) -> defer.Deferred[str]:
@@ -254,13 +263,16 @@ class SockService(MultiService):
         C{NORMAL}; what they have buffered is sent first), resetting any
         that still have not closed after a short grace.
         """
+        self.health.stopping = True
         children = super().stopService()
+        self._follower.stop()
         ports, self._running.ports = self._running.ports, []
         if self._admin is not None:
             ports.append(self._admin)
             self._admin = None
         close_now(ports)
         self._listening = False
+        self._parts.status.stop()  # type: ignore[attr-defined]
         states = self._running.states()
         for state in states:
             state.ports.clear()

@@ -35,6 +35,9 @@ The modules:
   - L{http}: C{_GenericHTTPChannelProtocol} and C{twisted.web._http2}
     (HTTP/2 workarounds; listed in that module).
   - L{twistd}: twistd's C{statusPipe} start-up handshake.
+  - L{adopt}: a port's C{_preexistingSocket} (listen on an inherited
+    socket) and C{tcp.Port._shouldShutdown} (a socket given away to the
+    next generation in an upgrade is not shut down).
 """
 
 from __future__ import annotations
@@ -88,6 +91,12 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "called by our override"),
     Dependency("socket:socket", "_accept",
                "CPython's C-level accept (twisted_internals.sockets): a bare descriptor"),
+    Dependency("twisted.internet.tcp:Port", "_preexistingSocket",
+               "set: startListening takes an inherited socket (twisted_internals.adopt)"),
+    Dependency("twisted.internet.udp:Port", "_preexistingSocket",
+               "set: startListening takes an inherited socket (twisted_internals.adopt)"),
+    Dependency("twisted.internet.tcp:Port", "_shouldShutdown",
+               "set: closing a port given away does not shutdown() it (twisted_internals.adopt)"),
 )
 
 #: Instance attributes (set in C{__init__}, so not on the class): checked

@@ -89,7 +89,7 @@ class FilteringListener:
                 accept_failed(self._port, e, self._accept, self._family, self._type, self._proto,
                               REFUSALS_PER_PASS)
                 raise BlockingIOError(errno.EAGAIN, "accept failed; backing off") from None
-            decision = state.admit(addr)
+            decision = state.admit(addr, self._http)
             if decision.accepted:
                 # What socket.socket.accept() does with the descriptor.
                 return socket.socket(self._family, self._type, self._proto, fileno=fd), addr

@@ -49,11 +49,12 @@ class TouchOnRead:
         return tcp.Connection._dataReceived(self, data)  # type: ignore[arg-type]
 
 
-def carrier(transport: Any, kind: type, levels: int) -> Any:
+def carrier(transport: Any, kind: type | tuple[type, ...], levels: int) -> Any:
     """
     The first of C{transport} and what lies under it (each layer's
     C{transport}, or for Twisted's TLS-over-TCP bypass its private
-    C{_connection}) that is a C{kind}, looking C{levels} deep; or C{None}.
+    C{_connection}) that is a C{kind} (a class or a tuple of classes),
+    looking C{levels} deep; or C{None}.
     """
     for _ in range(levels):
         if isinstance(transport, kind):
@@ -62,7 +63,7 @@ def carrier(transport: Any, kind: type, levels: int) -> Any:
     return None
 
 
-def carrier_of_protocol(protocol: Any, kind: type, levels: int = 8) -> Any:
+def carrier_of_protocol(protocol: Any, kind: type | tuple[type, ...], levels: int = 8) -> Any:
     """
     The C{kind} transport under a protocol; an HTTP/2 request's channel is
     an C{H2Stream}, whose connection (its private C{_conn}) holds the

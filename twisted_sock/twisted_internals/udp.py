@@ -27,8 +27,9 @@ _sockErrReadRefuse = (errno.ECONNREFUSED,)
 class DatagramReadLoop:
     """
     Mixed into a C{udp.Port} subclass that has C{sock_state},
-    C{sock_port}, C{sock_accepted}, C{_fast}, C{_handler_log} and
-    C{_ask_hook}.
+    C{sock_port}, C{sock_accepted}, C{_fast}, C{_count_datagrams} (with
+    sessions, the socket counts sessions, not datagrams, as accepted),
+    C{_handler_log} and C{_ask_hook}.
     """
 
     socket: Any
@@ -40,6 +41,7 @@ class DatagramReadLoop:
     sock_port: int
     sock_accepted: int
     _fast: bool
+    _count_datagrams: bool
     _handler_log: Any
     _ask_hook: Any
 
@@ -90,4 +92,5 @@ class DatagramReadLoop:
                     self._handler_log.event(handler_error_text(state.name, addr))
         finally:
             self.sock_accepted += accepted
-            state.accepted += accepted
+            if self._count_datagrams:
+                state.accepted += accepted
