@@ -28,7 +28,7 @@ from twisted_sock.net.interfaces import (
     system_broadcasts,
     system_interfaces,
 )
-from twisted_sock.net.listeners import close_now, open_all
+from twisted_sock.net.listeners import accept_pending, close_now, open_all
 from twisted_sock.net.state import MasterSwitch
 from twisted_sock.ops.health import Health
 from twisted_sock.service import apply
@@ -267,6 +267,7 @@ class SockService(MultiService):
         children = super().stopService()
         self._follower.stop()
         ports, self._running.ports = self._running.ports, []
+        accept_pending(ports)
         if self._admin is not None:
             ports.append(self._admin)
             self._admin = None
