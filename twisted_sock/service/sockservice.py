@@ -20,6 +20,7 @@ from twisted_sock.admin import open_admin
 from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.errors import ConfigError, SockError
+from twisted_sock.net.follow import InterfaceFollower
 from twisted_sock.net.interfaces import (
     ListenerSpec,
     ipv6_available,
@@ -27,8 +28,9 @@ from twisted_sock.net.interfaces import (
     system_broadcasts,
     system_interfaces,
 )
-from twisted_sock.net.listeners import close_now, open_all
+from twisted_sock.net.listeners import accept_pending, close_now, open_all
 from twisted_sock.net.state import MasterSwitch
+from twisted_sock.ops.health import Health
 from twisted_sock.service import apply
 from twisted_sock.service.assembly import Assembly, Parts
 from twisted_sock.service.drain import DRAIN_TIMEOUT, drain
@@ -37,6 +39,8 @@ from twisted_sock.service.logs import log_socket
 from twisted_sock.service.planner import plan_change, validate_change
 from twisted_sock.service.running import Running
 from twisted_sock.stats import ServiceStatistics
+from twisted_sock.twisted_internals import verify as verify_twisted
+from twisted_sock.web.health import HealthResource
 from twisted_sock.web.status import StatusResource
 
 log = Logger(namespace="twisted_sock")
@@ -80,11 +84,14 @@ class SockService(MultiService):
         self._master = MasterSwitch(incoming_enabled, log_connections)
         self._admin: Any = None
         self._parts = Parts(reactor, self._master, factory, http_resource, StatusResource(self.statistics))
+        self.health = Health(self._master)
+        self._parts.status.putChild(b"health", HealthResource(self.health))
         plan = _plan(self.config.sockets)
         self._running = Running({c.name: Assembly(self._parts, c, plan) for c in self.config.sockets}, plan)
         self.sockets: dict[str, LiveSocket] = {}
         self.sockets = self._live_sockets()
         self._listening = False
+        self._follower = InterfaceFollower(self, reactor, system_interfaces, lambda: self._running.states())
 
     @classmethod
     def from_config(cls, config: ServiceConfig, **kwargs: Any) -> SockService:
@@ -140,6 +147,7 @@ class SockService(MultiService):
     def _open(self) -> None:
         if self._listening:
             return
+        verify_twisted()
         running = self._running
         admin = self.config.admin_socket
         if admin is not None:
@@ -171,6 +179,7 @@ class SockService(MultiService):
     def startService(self) -> None:
         self._open()
         super().startService()
+        self._follower.sync(starting=True)
 
     # Run-time changes ---------------------------------------------------
 
@@ -210,6 +219,7 @@ class SockService(MultiService):
         self._master.log_connections = new.log_connections
         self.incoming_enabled = new.incoming_enabled
         apply.announce(change, running, self._listening)
+        self._follower.sync()
         return defer.succeed(None)
 
     def reload(self) -> defer.Deferred[str]:
@@ -253,8 +263,11 @@ class SockService(MultiService):
         C{NORMAL}; what they have buffered is sent first), resetting any
         that still have not closed after a short grace.
         """
+        self.health.stopping = True
         children = super().stopService()
+        self._follower.stop()
         ports, self._running.ports = self._running.ports, []
+        accept_pending(ports)
         if self._admin is not None:
             ports.append(self._admin)
             self._admin = None
