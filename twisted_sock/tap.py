@@ -20,6 +20,7 @@ from twisted.python import usage
 from twisted_sock.config.flags import as_flag_error, config_from_flags
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.service import SockService
+from twisted_sock.workers.supervisor import Supervisor, with_workers
 
 log = Logger(namespace="twisted_sock")
 
@@ -49,6 +50,7 @@ _FLAGS = [
     ["alpn", None, None, 'ALPN protocols in preference order, e.g. "h2,http/1.1".'],
     ["starttls", None, None, "STARTTLS on the plain data ports: off | command | auto [default: off]."],
     ["client-ca", None, None, "CA certificates (PEM) that client certificates must chain to."],
+    ["workers", None, None, 'Worker processes: a number or "auto" (the CPUs) [default: 1: one process].'],
 ]
 
 
@@ -131,30 +133,56 @@ class TwistdSockService(SockService):
         try:
             super().privilegedStartService()
         except SockError as e:
-            log.critical("{error}", error=str(e))
-            config = self.twistd_config or {}
-            if config.get("pidfile"):
-                try:
-                    os.unlink(config["pidfile"])
-                except OSError:
-                    pass
-            status_pipe = config.get("statusPipe")
-            if status_pipe is not None:
-                # Daemonized: the launching twistd waits on this pipe and
-                # prints what it reads (it expects "1 " before the message).
-                try:
-                    os.write(status_pipe, b"1 " + str(e).encode("utf-8", "replace")[:98])
-                    os.close(status_pipe)
-                except OSError:
-                    pass
-            _exit(str(e), 1)
+            _start_failed(self.twistd_config, e)
+
+
+def _start_failed(twistd_config: Any, e: SockError) -> NoReturn:
+    log.critical("{error}", error=str(e))
+    config = twistd_config or {}
+    if config.get("pidfile"):
+        try:
+            os.unlink(config["pidfile"])
+        except OSError:
+            pass
+    status_pipe = config.get("statusPipe")
+    if status_pipe is not None:
+        # Daemonized: the launching twistd waits on this pipe and
+        # prints what it reads (it expects "1 " before the message).
+        try:
+            os.write(status_pipe, b"1 " + str(e).encode("utf-8", "replace")[:98])
+            os.close(status_pipe)
+        except OSError:
+            pass
+    _exit(str(e), 1)
+
+
+class TwistdSupervisor(Supervisor):
+    """
+    With workers: the main process, failing to open its listeners as
+    L{TwistdSockService} does.
+    """
+
+    twistd_config: Any = None
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except SockError as e:
+            _start_failed(self.twistd_config, e)
 
 
 def makeService(options: Options) -> IService:
     given = options.given()
+    workers = given.pop("workers", None)  # workers: the only flag --config takes
+    service: Any
     try:
         config = config_from_flags(given)
-        service: TwistdSockService = TwistdSockService.from_config(config)  # type: ignore[assignment]
+        if workers is not None:
+            config = with_workers(config, workers)
+        if config.workers > 1:
+            service = TwistdSupervisor(config, given)
+        else:
+            service = TwistdSockService.from_config(config)
     except ConfigError as e:
         if config_is_from_flags(given):
             e = as_flag_error(e, udp="udp" in given)

@@ -40,6 +40,7 @@ from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.policy.incoming import REFUSE_PROXY_HEADER
 from twisted_sock.policy.proxy import ProxyHeaderError, ProxyHeaderReader
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.workers.inherit import inherit
 
 log = Logger(namespace="twisted_sock")
 
@@ -632,6 +633,7 @@ def open_tcp_listener(spec: ListenerSpec, factory: IProtocolFactory, state: Sock
     Bind one TCP listener; L{BindError} names the address on failure.
     """
     port = FilteringPort(spec, factory, state, reactor, state.config.backlog)
+    inherit(port, spec)  # workers: the main process's socket instead of a bind
     try:
         port.startListening()
     except error.CannotListenError as e:

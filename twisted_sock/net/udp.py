@@ -32,6 +32,7 @@ from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.bpf import Insn, build_filter
 from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode, decide
 from twisted_sock.policy.ratelimit import RateLimitedLog
+from twisted_sock.workers.inherit import inherit
 
 log = Logger(namespace="twisted_sock")
 
@@ -308,6 +309,7 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     names = config.interfaces
     ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
+    inherit(port, spec)  # workers: the main process's socket instead of a bind
     try:
         port.startListening()
     except error.CannotListenError as e:

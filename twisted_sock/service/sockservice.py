@@ -79,7 +79,7 @@ class SockService(MultiService):
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
         self._master = MasterSwitch(incoming_enabled, log_connections)
         self._admin: Any = None
-        self._parts = Parts(reactor, self._master, factory, http_resource, StatusResource(self.statistics))
+        self._parts = Parts(reactor, self._master, factory, http_resource, self.status_resource())
         plan = _plan(self.config.sockets)
         self._running = Running({c.name: Assembly(self._parts, c, plan) for c in self.config.sockets}, plan)
         self.sockets: dict[str, LiveSocket] = {}
@@ -284,6 +284,12 @@ class SockService(MultiService):
             sockets=tuple(a.state.statistics() for a in self._running.assemblies.values()),
             retired=self._running.retired.statistics(),
         )
+
+    def status_resource(self) -> IResource:
+        """
+        What C{http = "status"} serves (a worker's shows every worker's).
+        """
+        return StatusResource(self.statistics)
 
     def _live_sockets(self) -> dict[str, LiveSocket]:
         """

@@ -1,0 +1,54 @@
+"""
+A worker serves listening sockets the main process opened: the project's
+own ports (the incoming decision in the accept loop) take an inherited
+socket instead of binding.
+
+Twisted's C{adoptStreamPort}/C{adoptDatagramPort} build plain Twisted ports;
+what they do to take an existing socket is set the port's
+C{_preexistingSocket} before C{startListening} (C{tcp.Port},
+C{udp.Port} and C{unix.Port} alike). That private name is used here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted_sock.errors import BindError
+
+#: The inherited sockets by listener (filled once by the worker's start-up;
+#: empty in a single process, where every listener binds).
+_inherited: dict[Any, socket.socket] = {}
+_active = False
+
+
+def provide(sockets: dict[Any, socket.socket]) -> None:
+    """
+    The listeners of this process are the given sockets (by
+    L{twisted_sock.net.interfaces.ListenerSpec}); no other listener may be
+    opened.
+    """
+    global _active
+    _inherited.clear()
+    _inherited.update(sockets)
+    _active = True
+
+
+def inherit(port: Any, spec: Any) -> None:
+    """
+    The hook the listener openers call before C{port.startListening()}:
+    in a worker, give C{port} its inherited socket instead of a bind.
+
+    @raise BindError: in a worker, for a listener the main process did not
+        open (a run-time change adding listeners).
+    """
+    if not _active:
+        return
+    sock = _inherited.pop(spec, None)
+    if sock is None:
+        raise BindError(spec.address, spec.port,
+                        "a new listener cannot be opened while running with workers (restart instead)",
+                        socket=spec.socket)
+    sock.setblocking(False)
+    port._preexistingSocket = sock
