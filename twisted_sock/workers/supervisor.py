@@ -85,6 +85,15 @@ class _MainControl(amp.AMP):
         self.supervisor = supervisor
         self.worker = worker
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.worker.control = self
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        if self.worker.control is self:
+            self.worker.control = None
+
     @Ready.responder
     def ready(self, pid: int) -> dict[str, Any]:
         self.supervisor.worker_ready(self.worker, pid)
@@ -174,7 +183,7 @@ class Supervisor(MultiService):
         worker.pid, worker.started, worker.ready = worker.process.pid, time.monotonic(), False
         child.close()
         factory = Factory.forProtocol(lambda: _MainControl(self, worker))
-        worker.control = self._reactor.adoptStreamConnection(parent.fileno(), socket.AF_UNIX, factory)
+        self._reactor.adoptStreamConnection(parent.fileno(), socket.AF_UNIX, factory)
         parent.close()
 
     def worker_ready(self, worker: _Worker, pid: int) -> None:

@@ -1,0 +1,272 @@
+"""
+Workers (C{--workers N}, C{[sock] workers}) against a real C{twistd}: the
+main process opens the listeners and N worker processes serve them; one
+peer address always reaches the same worker; the limits hold across
+workers; reload and the master switch reach every worker; a worker that
+dies is replaced; SIGTERM drains all of them; workers do not outlive the
+main process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.clients import connect, exchange
+from tests.integration.test_twistd import TWISTD, TWISTED_SOCK, Twistd, run
+from tests.unit.test_worker_affinity import expected
+
+pytestmark = pytest.mark.integration
+
+READY = "all 2 workers ready"
+FLAGS = ("--tcp", "0", "--http", "0", "--interfaces", "lo", "--incoming", "any-ip-any-port")
+SOURCES = [f"127.0.0.{n}" for n in range(2, 32)]
+
+
+def status(server: Twistd) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{server.port('http')}/status.json"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def alive(pid: int) -> bool:
+    """
+    Whether a process exists and is not a zombie.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def until(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def workers(*args: str, ready: str = READY) -> Iterator[Twistd]:
+    server = Twistd(*args)
+    try:
+        server.wait_for(ready, 60)
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def hold(port: int, sources: list[str]) -> list[socket.socket]:
+    """
+    One echoing connection from each source address, left open.
+    """
+    held = []
+    for source in sources:
+        s = connect("127.0.0.1", port, (source, 0))
+        s.sendall(b"hi")
+        assert s.recv(2) == b"hi"
+        held.append(s)
+    return held
+
+
+def attempt(port: int, source: str) -> socket.socket | None:
+    """
+    A connection from C{source} that echoes, left open; C{None} if refused.
+    """
+    try:
+        s = connect("127.0.0.1", port, (source, 0))
+    except ConnectionResetError:
+        return None
+    try:
+        s.sendall(b"hi")
+        if s.recv(2) == b"hi":
+            return s
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+    return None
+
+
+def served(port: int, source: str) -> bool:
+    return exchange("127.0.0.1", port, b"hi", source=(source, 0)).kind == "data"
+
+
+def test_workers_have_distinct_pids_and_keep_peer_affinity():
+    """
+    With two workers, /status.json lists two worker pids (neither the main
+    process), and the connections from 30 source addresses are spread
+    exactly as the reuseport hash says: each worker holds those of its
+    addresses, and the summed socket figures count them all.
+    """
+    with workers(*FLAGS, "--workers", "2") as server:
+        port = server.port()
+        held = hold(port, SOURCES)
+        try:
+            got = status(server)
+            pids = [w["pid"] for w in got["workers"]]
+            assert len(set(pids)) == 2 and server.proc.pid not in pids
+            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
+            wanted[expected("127.0.0.1", 2)] += 1  # this status request (http port, same socket)
+            assert [w["connections"] for w in got["workers"]] == wanted
+            assert min(wanted) > 1
+            assert got["sockets"][0]["connections"] == len(SOURCES) + 1
+        finally:
+            for s in held:
+                s.close()
+
+
+def test_per_ip_limit_is_exact_across_workers():
+    """
+    C{--max-connections-per-ip 2}: from each of 10 addresses the first two
+    connections are served and a third is refused, whichever worker the
+    address goes to.
+    """
+    with workers(*FLAGS, "--max-connections-per-ip", "2", "--workers", "2") as server:
+        port = server.port()
+        sources = SOURCES[:10]
+        held = hold(port, sources + sources)
+        try:
+            assert not any(served(port, source) for source in sources)
+        finally:
+            for s in held:
+                s.close()
+
+
+def test_max_connections_holds_for_the_socket_as_a_whole():
+    """
+    C{--max-connections 7} with two workers: of connections from 30
+    addresses, exactly 7 are held at once; when 3 close, 3 more are served.
+    """
+    with workers(*FLAGS, "--max-connections", "7", "--workers", "2") as server:
+        port = server.port()
+        held = []
+        try:
+            for source in SOURCES:
+                s = attempt(port, source)
+                if s is not None:
+                    held.append(s)
+            assert len(held) == 7
+            for s in held[:3]:
+                s.close()
+            del held[:3]
+            until(lambda: status(server)["sockets"][0]["connections"] == 4 + 1)  # + this request
+            again = [source for source in SOURCES if served(port, source)]
+            assert len(again) == len(SOURCES)  # one at a time: never over the limit
+            held += hold(port, SOURCES[:3])
+            assert not any(served(port, source) for source in SOURCES[3:])
+        finally:
+            for s in held:
+                s.close()
+
+
+def test_reload_and_master_switch_reach_every_worker(tmp_path):
+    """
+    SIGHUP with the master switch off in the file: every worker refuses
+    every address; switched on again with a per-IP limit of 1: every
+    worker serves and applies the new limit.
+    """
+    conf = tmp_path / "sock.toml"
+    text = """
+[sock]
+workers = 2
+incoming_enabled = {enabled}
+
+[[socket]]
+name = "s"
+local_ports = [0]
+http_ports = [0]
+interfaces = "lo"
+incoming = "any-ip-any-port"
+{extra}
+"""
+    conf.write_text(text.format(enabled="true", extra=""))
+    with workers("--config", str(conf)) as server:
+        port = server.port()
+        assert all(served(port, source) for source in SOURCES)
+        conf.write_text(text.format(enabled="false", extra=""))
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for("ok: reloaded", 30)
+        assert not any(served(port, source) for source in SOURCES)
+        conf.write_text(text.format(enabled="true", extra="max_connections_per_ip = 1"))
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for("ok: reloaded", 30)
+        held = hold(port, SOURCES)
+        try:
+            assert not any(served(port, source) for source in SOURCES)
+        finally:
+            for s in held:
+                s.close()
+
+
+def test_a_killed_worker_is_replaced():
+    """
+    C{kill -9} of a worker: a new worker pid appears in the status and
+    every address is served again.
+    """
+    with workers(*FLAGS, "--workers", "2") as server:
+        before = [w["pid"] for w in status(server)["workers"]]
+        os.kill(before[0], signal.SIGKILL)
+        server.wait_for("ended", 30)
+        server.wait_for("ready", 60)
+        after = until(lambda: [w["pid"] for w in status(server)["workers"] if len(status(server)["workers"]) == 2])
+        assert before[1] in after and before[0] not in after
+        assert all(served(server.port(), source) for source in SOURCES)
+
+
+def test_sigterm_drains_every_worker_and_exits_zero():
+    """
+    SIGTERM to the main process: exit status 0 and no worker left.
+    """
+    with workers(*FLAGS, "--workers", "2") as server:
+        pids = [w["pid"] for w in status(server)["workers"]]
+        server.stop()
+        assert server.proc.returncode == 0
+        until(lambda: not any(alive(pid) for pid in pids), 10)
+
+
+def test_workers_exit_when_the_main_process_is_killed():
+    """
+    C{kill -9} of the main process: the workers exit within seconds.
+    """
+    with workers(*FLAGS, "--workers", "2") as server:
+        pids = [w["pid"] for w in status(server)["workers"]]
+        server.proc.kill()
+        server.proc.wait(30)
+        until(lambda: not any(alive(pid) for pid in pids), 10)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_bad_workers_flag_is_one_line_exit_2(value):
+    """
+    C{--workers} that is not a positive integer or "auto": one line, exit 2.
+    """
+    done = run(TWISTD, "-n", "--pidfile=", "sock", *FLAGS, "--workers", value)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "workers" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_bad_workers_key_in_check_is_one_line(tmp_path):
+    """
+    C{twisted-sock check} of a file with C{workers = 0}: one line, exit 2.
+    """
+    conf = tmp_path / "sock.toml"
+    conf.write_text('[sock]\nworkers = 0\n\n[[socket]]\nname = "s"\nlocal_ports = [0]\n')
+    done = run(TWISTED_SOCK, "check", str(conf))
+    assert done.returncode == 2
+    out = (done.stdout + done.stderr).strip().splitlines()
+    assert len(out) == 1 and "sock.workers" in out[0]
