@@ -222,7 +222,11 @@ def test_a_killed_worker_is_replaced():
         os.kill(before[0], signal.SIGKILL)
         server.wait_for("ended", 30)
         server.wait_for("ready", 60)
-        after = until(lambda: [w["pid"] for w in status(server)["workers"] if len(status(server)["workers"]) == 2])
+        def both() -> list[int]:
+            pids = [w["pid"] for w in status(server)["workers"]]
+            return pids if len(pids) == 2 else []
+
+        after = until(both)
         assert before[1] in after and before[0] not in after
         assert all(served(server.port(), source) for source in SOURCES)
 
