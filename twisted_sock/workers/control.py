@@ -15,18 +15,15 @@ from twisted.protocols import amp
 
 class Ready(amp.Command):
     arguments = [(b"pid", amp.Integer())]
-    response: list[tuple[bytes, amp.Argument]] = []
 
 
 class Snapshot(amp.Command):
-    arguments: list[tuple[bytes, amp.Argument]] = []
     #: L{twisted_sock.workers.aggregate.pack} of the status dictionary and
     #: the worker's row.
     response = [(b"status", amp.String())]
 
 
 class Gather(amp.Command):
-    arguments: list[tuple[bytes, amp.Argument]] = []
     response = [(b"status", amp.String())]
 
 

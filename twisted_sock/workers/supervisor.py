@@ -89,7 +89,7 @@ class _MainControl(amp.AMP):
         super().connectionMade()
         self.worker.control = self
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         super().connectionLost(reason)
         if self.worker.control is self:
             self.worker.control = None

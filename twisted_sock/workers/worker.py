@@ -97,14 +97,14 @@ class WorkerControl(amp.AMP):
 
     @Reload.responder
     def reload(self, path: str) -> defer.Deferred[dict[str, str]]:
+        d: defer.Deferred[Any]
         try:
             d = self.service.apply_config(as_worker(load_config(path)))
         except SockError as e:
             d = defer.fail(e)
-        d.addCallbacks(lambda _: {"result": "ok"}, lambda f: {"result": f"error: {f.value}"})
-        return d
+        return d.addCallbacks(lambda _: {"result": "ok"}, lambda f: {"result": f"error: {f.value}"})
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         super().connectionLost(reason)
         self.service.control = None
         if self.reactor.running:
@@ -131,6 +131,7 @@ def main(argv: list[str]) -> int:
     try:
         config = as_worker(config_from_flags(args["flags"]))
         service = WorkerService.from_config(config)
+        assert isinstance(service, WorkerService)
         service.share_limits(SharedCounts(args["counts"], len(args["rows"]), args["workers"]),
                              args["rows"], index)
         service.startService()
@@ -140,8 +141,8 @@ def main(argv: list[str]) -> int:
     factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor))
     reactor.adoptStreamConnection(args["control"], socket.AF_UNIX, factory)  # type: ignore[attr-defined]
     os.close(args["control"])
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
     return 0
 
 
