@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.integration.clients import connect, exchange
-from tests.integration.test_twistd import TWISTD, TWISTED_SOCK, Twistd, run
+from tests.integration.test_twistd import TWISTD, TWISTED_SOCK, Twistd, parse_listening, run
 from tests.unit.test_worker_affinity import expected
 
 pytestmark = pytest.mark.integration
@@ -32,8 +32,8 @@ FLAGS = ("--tcp", "0", "--http", "0", "--interfaces", "lo", "--incoming", "any-i
 SOURCES = [f"127.0.0.{n}" for n in range(2, 32)]
 
 
-def status(server: Twistd) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{server.port('http')}/status.json"
+def status(server: Twistd, http: int | None = None) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{http or server.port('http')}/status.json"
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
 
@@ -274,3 +274,44 @@ def test_bad_workers_key_in_check_is_one_line(tmp_path):
     assert done.returncode == 2
     out = (done.stdout + done.stderr).strip().splitlines()
     assert len(out) == 1 and "sock.workers" in out[0]
+
+
+def test_udp_datagrams_keep_peer_affinity(tmp_path):
+    """
+    A UDP socket with two workers: a datagram from each of 20 addresses is
+    echoed, and each worker received exactly the datagrams of the addresses
+    the reuseport hash gives it (seen in its C{accepted} figure; the status
+    request adds one connection on the http socket to its worker).
+    """
+    conf = tmp_path / "sock.toml"
+    conf.write_text("""
+[sock]
+workers = 2
+
+[[socket]]
+name = "u"
+protocol = "udp"
+local_ports = [0]
+interfaces = "lo"
+incoming = "any-ip-any-port"
+
+[[socket]]
+name = "h"
+http_ports = [0]
+interfaces = "lo"
+incoming = "any-ip-any-port"
+""")
+    with workers("--config", str(conf)) as server:
+        port = server.listeners[("127.0.0.1", "udp")]
+        sources = SOURCES[:20]
+        for source in sources:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((source, 0))
+                s.settimeout(10)
+                s.sendto(b"hi", ("127.0.0.1", port))
+                assert s.recv(16) == b"hi"
+        _, http = parse_listening(next(line for line in server.log if "socket 'h' listening" in line))
+        got = status(server, http[("127.0.0.1", "http")])
+        wanted = [sum(1 for s in sources if expected(s, 2) == i) for i in range(2)]
+        wanted[expected("127.0.0.1", 2)] += 1  # this status request
+        assert [w["accepted"] for w in got["workers"]] == wanted
