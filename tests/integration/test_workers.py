@@ -315,3 +315,30 @@ incoming = "any-ip-any-port"
         wanted = [sum(1 for s in sources if expected(s, 2) == i) for i in range(2)]
         wanted[expected("127.0.0.1", 2)] += 1  # this status request
         assert [w["accepted"] for w in got["workers"]] == wanted
+
+
+def test_full_http_port_waits_for_a_slot_freed_by_another_worker():
+    """
+    C{--max-connections 2}, two workers, both slots held by data
+    connections (one in each worker): an http request waits in the queue
+    (no answer); when the connection in the I{other} worker closes, the
+    waiting request is answered.
+    """
+    with workers(*FLAGS, "--max-connections", "2", "--workers", "2") as server:
+        port, http = server.port(), server.port("http")
+        by_worker = {expected(s, 2): s for s in SOURCES}
+        mine, other = by_worker[0], by_worker[1]
+        kept = hold(port, [mine])
+        freed = hold(port, [other])
+        try:
+            with connect("127.0.0.1", http, (mine, 0)) as s:
+                s.sendall(b"GET /nothing-here HTTP/1.0\r\n\r\n")
+                s.settimeout(1.5)
+                with pytest.raises(TimeoutError):
+                    s.recv(100)
+                freed[0].close()
+                s.settimeout(30)
+                assert s.recv(100).startswith(b"HTTP/1.0 404")
+        finally:
+            for s in kept:
+                s.close()
