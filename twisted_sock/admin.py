@@ -33,9 +33,10 @@ class Administered(Protocol):
         Re-read the configuration; fire with one line, never fail.
         """
 
-    def statistics(self) -> ServiceStatistics:
+    def statistics(self) -> ServiceStatistics | defer.Deferred[Any]:
         """
-        A snapshot of the service.
+        A snapshot of the service (with workers: a Deferred firing with one
+        gathered from every worker).
         """
 
 
@@ -53,7 +54,8 @@ class AdminProtocol(LineOnlyReceiver):
         if command == "reload":
             self.factory.service.reload().addCallback(self._answer)
         elif command == "status":
-            self._answer(json.dumps(self.factory.service.statistics().as_dict()))
+            d: defer.Deferred[Any] = defer.maybeDeferred(self.factory.service.statistics)
+            d.addCallback(lambda stats: self._answer(json.dumps(stats.as_dict())))
         else:
             self._answer(f"error: unknown command {command!r} (use {' or '.join(COMMANDS)})")
 

@@ -342,3 +342,36 @@ def test_full_http_port_waits_for_a_slot_freed_by_another_worker():
         finally:
             for s in kept:
                 s.close()
+
+
+def test_admin_socket_reload_and_status_with_workers(tmp_path):
+    """
+    The admin socket is the main process's: C{twisted-sock reload} reaches
+    both workers; C{twisted-sock status} shows both workers; a reload that
+    changes C{workers} or adds a listener is refused (non-zero exit, one
+    line) and reaches no worker.
+    """
+    conf = tmp_path / "sock.toml"
+    text = """
+[sock]
+workers = {workers}
+admin_socket = "admin.sock"
+
+[[socket]]
+name = "s"
+local_ports = {ports}
+interfaces = "lo"
+incoming = "any-ip-any-port"
+"""
+    conf.write_text(text.format(workers=2, ports="[0]"))
+    with workers("--config", str(conf)):
+        done = run(TWISTED_SOCK, "reload", str(conf))
+        assert done.returncode == 0 and "2 workers" in done.stdout
+        done = run(TWISTED_SOCK, "status", str(conf))
+        assert done.returncode == 0
+        assert len(json.loads(done.stdout)["workers"]) == 2
+        for workers_, ports in ((3, "[0]"), (2, "[0, 0]")):
+            conf.write_text(text.format(workers=workers_, ports=ports))
+            done = run(TWISTED_SOCK, "reload", str(conf))
+            lines = (done.stdout + done.stderr).strip().splitlines()
+            assert done.returncode != 0 and len(lines) == 1 and "refused" in lines[0]

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,7 @@ from twisted_sock.net.interfaces import ipv6_available, plan_service, system_bro
 from twisted_sock.net.listeners import close_now
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
-from twisted_sock.stats import ServiceStatistics
-from twisted_sock.workers.aggregate import pack, statistics_from, sum_statuses, unpack
+from twisted_sock.workers.aggregate import pack, sum_statuses, unpack
 from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
 from twisted_sock.workers.listen import check_supported, close_groups, open_groups, where
 from twisted_sock.workers.restart import restart_delay
@@ -46,6 +46,15 @@ SNAPSHOT_TIMEOUT = 5.0
 KILL_GRACE = 10.0
 #: Variables a worker must not inherit (socket activation is the main process's).
 _PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+
+
+class Gathered(dict[str, Any]):
+    """
+    A gathered status dictionary, as the admin socket prints statistics.
+    """
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self)
 
 
 def plan(config: ServiceConfig) -> list[Any]:
@@ -130,7 +139,6 @@ class Supervisor(MultiService):
         self.counts: SharedCounts | None = None
         self._admin: Any = None
         self._stopping: defer.Deferred[None] | None = None
-        self._last: dict[str, Any] | None = None
         self._all_ready = False
 
     # Starting -----------------------------------------------------------
@@ -231,7 +239,7 @@ class Supervisor(MultiService):
                 raise ConfigError("cannot change at run time (restart the service)", key="sock.workers")
             validate_change(self.config, new)
             SockService.from_config(new)
-            added = [spec for spec in plan(new) if spec not in self.groups]
+            added = list((Counter(plan(new)) - Counter(self.specs)).elements())
             if added:
                 raise ConfigError(f"a new listener ({added[0]}) cannot be opened while running with "
                                   "workers (restart the service)", socket=added[0].socket)
@@ -243,10 +251,10 @@ class Supervisor(MultiService):
         def done(results: list[tuple[bool, Any]]) -> str:
             errors = [r["result"] if ok else r.getErrorMessage() for ok, r in results
                       if not ok or r["result"] != "ok"]
-            self.config = new
             if errors:
                 return self._said(f"error: reload failed in {len(errors)} of {len(results)} workers: "
                                   f"{errors[0]}")
+            self.config = new
             return self._said(f"ok: reloaded {path} ({len(new.sockets)} socket(s), "
                               f"{len(results)} workers)")
 
@@ -269,21 +277,15 @@ class Supervisor(MultiService):
             parts = [unpack(r["status"]) for ok, r in results if ok]
             status = sum_statuses([p["status"] for p in parts])
             status["workers"] = [p["row"] for p in parts]
-            self._last = status
             return status
 
         return defer.DeferredList(calls, consumeErrors=True).addCallback(summed)
 
-    def statistics(self) -> ServiceStatistics:
+    def statistics(self) -> defer.Deferred[Gathered]:
         """
-        The last gathered statistics (for the admin socket's C{status};
-        a new gathering starts).
+        The whole service's status (for the admin socket's C{status}).
         """
-        last = self._last
-        self.gather()
-        if last is None:
-            return ServiceStatistics(incoming_enabled=self.config.incoming_enabled, sockets=())
-        return statistics_from(last)
+        return self.gather().addCallback(Gathered)
 
     # Stopping -----------------------------------------------------------
 
