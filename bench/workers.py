@@ -34,6 +34,7 @@ from bench.build import loadgen
 from bench.procs import cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 TWISTD = str(Path(sys.executable).parent / "twistd")
 SOURCES = ",".join(f"127.0.0.{n}" for n in range(2, 34))
 HANDLERS = {"busy": "bench.handlers:BusyThenClose", "accept": "bench.handlers:CloseAtOnce"}
@@ -96,15 +97,27 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(30)
 
 
+def busy_seconds() -> tuple[float, float]:
+    """
+    The machine's busy and total CPU seconds so far (every core, /proc/stat).
+    """
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:8]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / CLK_TCK, sum(fields) / CLK_TCK
+
+
 def measure(workers: int, handler: str, duration: float, directory: Path) -> dict[str, Any]:
     proc, port, _ = start(workers, handler, directory)
     try:
         pids = tree(proc.pid)
+        machine = busy_seconds()
         before = sum(cpu_seconds(p) for p in pids)
         done = subprocess.run([str(loadgen()), "connect", "-p", str(port), "-c", "64", "-d", f"{duration:g}",
                                "-w", "1", "-s", SOURCES], capture_output=True, text=True,
                               timeout=duration + 60)
         after = sum(cpu_seconds(p) for p in pids)
+        machine_after = busy_seconds()
     finally:
         stop(proc)
     result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
@@ -114,6 +127,9 @@ def measure(workers: int, handler: str, duration: float, directory: Path) -> dic
         "eof_share": result["eof"] / max(1, result["completed"]),
         "server_cpu_us_per_conn": 1e6 * (after - before) / max(1, result["total"]),
         "gen_cpu_pct": 100.0 * (result["cpu_user"] + result["cpu_sys"]) / elapsed if elapsed else 0.0,
+        # Cores used by everything else on the machine meanwhile (other users' load).
+        "other_cores": ((machine_after[0] - machine[0]) - (after - before)
+                        - (result["cpu_user"] + result["cpu_sys"])) / (duration + 1),
     }
 
 
@@ -146,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         "accept_rate": {w: med("accept", w, "rate") for w in (1, 2)},
         "accept_cpu_ratio": cpu,
         "generator_cpu_pct": {f"{h}/{w}": med(h, w, "gen_cpu_pct") for h, w in runs},
+        "other_cores": {f"{h}/{w}": med(h, w, "other_cores") for h, w in runs},
         "loadavg_after": load, "rounds": args.rounds, "duration": args.duration, "runs": [
             r for rs in runs.values() for r in rs],
     }
@@ -156,7 +173,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{report['busy_rate'][2]:.0f} with 2: {busy:.2f}x (goal >= 1.8)")
     print(f"plain accept: {report['accept_cpu_us'][1]:.0f} us server CPU/conn with 1 process, "
           f"{report['accept_cpu_us'][2]:.0f} with 2 workers: {cpu:.2f}x (goal <= 1.1)")
-    print(f"load average after the run: {' '.join(load)}")
+    others = statistics.median(report["other_cores"].values())
+    print(f"other load on the machine meanwhile: {others:.2f} cores (median); "
+          f"load average after the run: {' '.join(load)}")
 
 
 if __name__ == "__main__":

@@ -104,15 +104,22 @@ class SharedSocketState(SocketState):
         finally:
             counts.unlock()
 
+    def apply(self, config: Any) -> None:
+        SocketState.apply(self, config)
+        if hasattr(self, "shared"):
+            self._publish()  # a limit set by a reload starts from the true count
+
     def opened(self, transport: Any, counted: bool) -> None:
         SocketState.opened(self, transport, counted)
-        self._publish()
-        if not self.paused and self.full:
-            self.pause_http()
+        if self.max_total is not None:
+            self._publish()
+            if not self.paused and self.full:
+                self.pause_http()
 
     def closed(self, transport: Any, reason: Any) -> None:
         SocketState.closed(self, transport, reason)
-        self._publish()
+        if self.max_total is not None:
+            self._publish()
 
     def _publish(self) -> None:
         counts, row, worker = self.shared
