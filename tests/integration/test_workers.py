@@ -375,3 +375,14 @@ incoming = "any-ip-any-port"
             done = run(TWISTED_SOCK, "reload", str(conf))
             lines = (done.stdout + done.stderr).strip().splitlines()
             assert done.returncode != 0 and len(lines) == 1 and "refused" in lines[0]
+
+
+def test_unix_socket_with_workers_is_one_line_exit_2(tmp_path):
+    """
+    A UNIX socket with C{--workers 2} (not served by workers in this
+    version): one line naming the reason, exit 2, no traceback.
+    """
+    done = run(TWISTD, "-n", "--pidfile=", "sock", "--unix", str(tmp_path / "s.sock"), "--workers", "2")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "UNIX" in lines[0] and "Traceback" not in done.stderr

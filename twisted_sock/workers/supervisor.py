@@ -147,6 +147,9 @@ class Supervisor(MultiService):
         """
         Open every listener (one socket per worker each) or none.
         """
+        reactor = self._reactor
+        # Before anything listens, so an early SIGHUP cannot kill the process.
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
         backlogs = {sock.name: sock.backlog for sock in self.config.sockets}
         self.groups = open_groups(self.specs, len(self.workers), backlogs)
         if self.config.admin_socket is not None:
@@ -159,16 +162,19 @@ class Supervisor(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        self._reactor.callWhenRunning(self._install_signals)
+        self._reactor.callWhenRunning(self._install_sigterm)
         self.counts = SharedCounts.create(len(self.rows), len(self.workers))
         log.info("starting {count} workers", count=len(self.workers))
         for worker in self.workers:
             self._spawn(worker)
 
-    def _install_signals(self) -> None:
+    def _install_sigterm(self) -> None:
+        """
+        SIGTERM: drain every worker, exit 0 (Twisted installs its own
+        handler when the reactor starts, which would report death by signal).
+        """
         reactor = self._reactor
         signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
-        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
 
     def _spawn(self, worker: _Worker) -> None:
         if self._stopping is not None:
