@@ -377,12 +377,66 @@ incoming = "any-ip-any-port"
             assert done.returncode != 0 and len(lines) == 1 and "refused" in lines[0]
 
 
-def test_unix_socket_with_workers_is_one_line_exit_2(tmp_path):
+def test_unix_stream_socket_served_by_every_worker(tmp_path):
     """
-    A UNIX socket with C{--workers 2} (not served by workers in this
+    A UNIX stream socket with two workers: one socket file (mode as
+    configured) that both workers accept from; C{max_connections 3} holds
+    across them; the file is removed on SIGTERM (exit 0).
+    """
+    path = tmp_path / "s.sock"
+    conf = tmp_path / "sock.toml"
+    conf.write_text(f"""
+[sock]
+workers = 2
+
+[[socket]]
+name = "u"
+protocol = "unix"
+path = "{path}"
+mode = 0o660
+max_connections = 3
+""")
+    with workers("--config", str(conf)) as server:
+        assert path.is_socket() and path.stat().st_mode & 0o777 == 0o660
+        held = []
+        try:
+            for _ in range(6):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(10)
+                s.connect(str(path))
+                try:
+                    s.sendall(b"hi")
+                    if s.recv(2) == b"hi":
+                        held.append(s)
+                        continue
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+                s.close()
+            assert len(held) == 3
+        finally:
+            for s in held:
+                s.close()
+        server.stop()
+        assert server.proc.returncode == 0 and not path.exists()
+
+
+def test_unix_datagram_socket_with_workers_is_one_line_exit_2(tmp_path):
+    """
+    A UNIX datagram socket with workers (not served by workers in this
     version): one line naming the reason, exit 2, no traceback.
     """
-    done = run(TWISTD, "-n", "--pidfile=", "sock", "--unix", str(tmp_path / "s.sock"), "--workers", "2")
+    conf = tmp_path / "sock.toml"
+    conf.write_text(f"""
+[sock]
+workers = 2
+
+[[socket]]
+name = "u"
+protocol = "unix"
+path = "{tmp_path / "d.sock"}"
+datagram = true
+""")
+    done = run(TWISTD, "-n", "--pidfile=", "sock", "--config", str(conf))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "UNIX" in lines[0] and "Traceback" not in done.stderr
+    assert len(lines) == 1 and "UNIX datagram" in lines[0] and "Traceback" not in done.stderr

@@ -33,6 +33,7 @@ from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask,
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver, IdleSockServer, SockServer, os_reason
 from twisted_sock.net.udp import MAX_DATAGRAM, handler_error_log, handler_error_text
+from twisted_sock.workers.inherit import inherit
 
 log = Logger(namespace="twisted_sock")
 
@@ -288,17 +289,21 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     protocol); L{BindError} names the path on failure.
     """
     datagram = spec.kind == "datagram"
-    try:
-        clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
-    except BindError as e:
-        raise BindError(e.address, None, e.reason, socket=spec.socket) from None
     port: Any
     if datagram:
         port = LocalDatagramPort(spec, target, state, reactor)
     else:
         port = LocalStreamPort(spec, target, state, reactor)
+    inherited = inherit(port, spec)  # workers: the main process's socket, and its file
+    try:
+        if not inherited:
+            clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
+    except BindError as e:
+        raise BindError(e.address, None, e.reason, socket=spec.socket) from None
     try:
         port.startListening()
+        if inherited:
+            port.sock_file = None  # the main process removes it
     except error.CannotListenError as e:
         raise BindError(spec.address, None, os_reason(e.socketError), socket=spec.socket) from None
     except OSError as e:

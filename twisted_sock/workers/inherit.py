@@ -35,16 +35,18 @@ def provide(sockets: dict[Any, socket.socket]) -> None:
     _active = True
 
 
-def inherit(port: Any, spec: Any) -> None:
+def inherit(port: Any, spec: Any) -> bool:
     """
     The hook the listener openers call before C{port.startListening()}:
     in a worker, give C{port} its inherited socket instead of a bind.
+
+    @return: whether it did.
 
     @raise BindError: in a worker, for a listener the main process did not
         open (a run-time change adding listeners).
     """
     if not _active:
-        return
+        return False
     sock = _inherited.pop(spec, None)
     if sock is None:
         raise BindError(spec.address, spec.port,
@@ -52,3 +54,4 @@ def inherit(port: Any, spec: Any) -> None:
                         socket=spec.socket)
     sock.setblocking(False)
     port._preexistingSocket = sock
+    return True

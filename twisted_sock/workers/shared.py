@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import mmap
 import os
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.task import LoopingCall
@@ -89,12 +90,23 @@ class SharedSocketState(SocketState):
         return counts.total(row) >= self.max_total
 
     def admit(self, addr: tuple[Any, ...]) -> Any:
+        return self._shared(lambda: SocketState.admit(self, addr))
+
+    def admit_local(self, credentials: tuple[int, int, int] | None) -> Any:
+        return self._shared(lambda: SocketState.admit_local(self, credentials))
+
+    def _shared(self, decide: Callable[[], Any]) -> Any:
+        """
+        C{decide()}, then (when it admits and the socket has a total
+        limit) the limit over every worker, taking this worker's slot for
+        the connection being admitted -- all under the table's lock.
+        """
         if self.max_total is None:
-            return SocketState.admit(self, addr)
+            return decide()
         counts, row, worker = self.shared
         counts.lock()
         try:
-            decision = SocketState.admit(self, addr)
+            decision = decide()
             if decision.accepted:
                 others = counts.total(row) - counts.counts[row * counts.workers + worker]
                 if others + self._mine() >= self.max_total:

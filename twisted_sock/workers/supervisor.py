@@ -34,7 +34,7 @@ from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
 from twisted_sock.workers.aggregate import pack, sum_statuses, unpack
 from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
-from twisted_sock.workers.listen import check_supported, close_groups, open_groups, where
+from twisted_sock.workers.listen import Groups, check_supported, close_groups, open_groups, where
 from twisted_sock.workers.restart import restart_delay
 from twisted_sock.workers.shared import SharedCounts
 
@@ -135,7 +135,7 @@ class Supervisor(MultiService):
         check_supported(self.specs)
         self.rows = {sock.name: row for row, sock in enumerate(config.sockets)}
         self.workers = [_Worker(i) for i in range(config.workers)]
-        self.groups: dict[Any, list[socket.socket]] = {}
+        self.groups = Groups()
         self.counts: SharedCounts | None = None
         self._admin: Any = None
         self._stopping: defer.Deferred[None] | None = None
@@ -150,8 +150,8 @@ class Supervisor(MultiService):
         reactor = self._reactor
         # Before anything listens, so an early SIGHUP cannot kill the process.
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
-        backlogs = {sock.name: sock.backlog for sock in self.config.sockets}
-        self.groups = open_groups(self.specs, len(self.workers), backlogs)
+        configs = {sock.name: sock for sock in self.config.sockets}
+        self.groups = open_groups(self.specs, len(self.workers), configs)
         if self.config.admin_socket is not None:
             self._admin = open_admin(self.config.admin_socket, self, self._reactor)
         for sock in self.config.sockets:
