@@ -377,6 +377,17 @@ incoming = "any-ip-any-port"
             assert done.returncode != 0 and len(lines) == 1 and "refused" in lines[0]
 
 
+def unix_config(directory: Any, path: Any, extra: str) -> Any:
+    """
+    A configuration file: two workers, one UNIX socket at C{path} with the
+    C{extra} keys.
+    """
+    conf = directory / "sock.toml"
+    conf.write_text(f'[sock]\nworkers = 2\n\n[[socket]]\nname = "u"\nprotocol = "unix"\n'
+                    f'path = "{path}"\n{extra}\n')
+    return conf
+
+
 def test_unix_stream_socket_served_by_every_worker(tmp_path):
     """
     A UNIX stream socket with two workers: one socket file (mode as
@@ -384,18 +395,7 @@ def test_unix_stream_socket_served_by_every_worker(tmp_path):
     across them; the file is removed on SIGTERM (exit 0).
     """
     path = tmp_path / "s.sock"
-    conf = tmp_path / "sock.toml"
-    conf.write_text(f"""
-[sock]
-workers = 2
-
-[[socket]]
-name = "u"
-protocol = "unix"
-path = "{path}"
-mode = 0o660
-max_connections = 3
-""")
+    conf = unix_config(tmp_path, path, "mode = 0o660\nmax_connections = 3")
     with workers("--config", str(conf)) as server:
         assert path.is_socket() and path.stat().st_mode & 0o777 == 0o660
         held = []
@@ -425,17 +425,7 @@ def test_unix_datagram_socket_with_workers_is_one_line_exit_2(tmp_path):
     A UNIX datagram socket with workers (not served by workers in this
     version): one line naming the reason, exit 2, no traceback.
     """
-    conf = tmp_path / "sock.toml"
-    conf.write_text(f"""
-[sock]
-workers = 2
-
-[[socket]]
-name = "u"
-protocol = "unix"
-path = "{tmp_path / "d.sock"}"
-datagram = true
-""")
+    conf = unix_config(tmp_path, tmp_path / "d.sock", "datagram = true")
     done = run(TWISTD, "-n", "--pidfile=", "sock", "--config", str(conf))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
