@@ -90,26 +90,28 @@ class SharedSocketState(SocketState):
         return counts.total(row) >= self.max_total
 
     def admit(self, addr: tuple[Any, ...]) -> Any:
+        if self.max_total is None:
+            return SocketState.admit(self, addr)
         return self._shared(lambda: SocketState.admit(self, addr))
 
     def admit_local(self, credentials: tuple[int, int, int] | None) -> Any:
+        if self.max_total is None:
+            return SocketState.admit_local(self, credentials)
         return self._shared(lambda: SocketState.admit_local(self, credentials))
 
     def _shared(self, decide: Callable[[], Any]) -> Any:
         """
-        C{decide()}, then (when it admits and the socket has a total
-        limit) the limit over every worker, taking this worker's slot for
+        C{decide()}, then (when it admits) the socket's total limit over
+        every worker, taking this worker's slot for
         the connection being admitted -- all under the table's lock.
         """
-        if self.max_total is None:
-            return decide()
         counts, row, worker = self.shared
         counts.lock()
         try:
             decision = decide()
             if decision.accepted:
                 others = counts.total(row) - counts.counts[row * counts.workers + worker]
-                if others + self._mine() >= self.max_total:
+                if others + self._mine() >= (self.max_total or 0):
                     return REFUSE_FULL
                 counts.set(row, worker, self._mine() + 1)  # the one being admitted
             return decision
