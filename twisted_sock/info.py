@@ -84,7 +84,7 @@ def _find_transport(protocol: Any) -> Any:
     for start in (protocol, getattr(protocol, "_conn", None)):
         transport = getattr(start, "transport", None)
         for _ in range(8):
-            if isinstance(transport, SockServer):
+            if isinstance(transport, SockServer) or getattr(transport, "sock_session", False):
                 return transport
             transport = getattr(transport, "transport", None) or getattr(transport, "_connection", None)
     return None

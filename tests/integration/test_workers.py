@@ -124,6 +124,10 @@ def test_workers_have_distinct_pids_and_keep_peer_affinity():
             assert [w["connections"] for w in got["workers"]] == wanted
             assert min(wanted) > 1
             assert got["sockets"][0]["connections"] == len(SOURCES) + 1
+            url = f"http://127.0.0.1:{server.port('http')}/metrics"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                metrics = response.read().decode()
+            assert f'twisted_sock_connections{{socket="sock0"}} {len(SOURCES) + 1}.0' in metrics
         finally:
             for s in held:
                 s.close()

@@ -181,6 +181,7 @@ class ConnectOptions:
     @ivar timeout: seconds for the whole opening (resolve, connect,
         STARTTLS, handshake).
     @ivar tls: L{ClientTLS} or C{None} for plain.
+    @ivar broadcast: UDP: may send to a broadcast address (C{SO_BROADCAST}).
     """
 
     address: Any
@@ -188,6 +189,7 @@ class ConnectOptions:
     local_port: Any = None
     timeout: Any = DEFAULT_TIMEOUT
     tls: ClientTLS | None = None
+    broadcast: bool = False
     target: Target = field(init=False, compare=False)
     local: tuple[str, int] | None = field(init=False, compare=False)
 
@@ -223,6 +225,8 @@ class ConnectOptions:
                               key="local_address")
         if target.transport == "udp" and tls is not None:
             raise ConfigError("TLS does not apply to UDP", key="tls")
+        if self.broadcast and target.transport != "udp":
+            raise ConfigError("only applies to UDP (add --udp)", key="broadcast")
         if tls is not None and tls.verify and target.transport == "unix" and tls.names("")[1] is None:
             raise ConfigError("TLS over a UNIX socket needs server_name (the name to verify)",
                               key="server_name")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
+from twisted_sock.net.figures import ClosedFigures, open_rows
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
@@ -35,7 +36,7 @@ from twisted_sock.policy.incoming import (
 from twisted_sock.policy.ratelimit import RateLimitedLog
 from twisted_sock.policy.reconnect import ReconnectMode, choose_replaced
 from twisted_sock.reasons import ShutdownReason
-from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
+from twisted_sock.stats import OPEN_ROWS, ListenerInfo, SocketStatistics, closed_counts
 
 if TYPE_CHECKING:
     from twisted_sock.net.tcp import SockServer
@@ -79,6 +80,7 @@ class SocketState:
         self.tls_failures = 0
         self.refused_by: Counter[str] = Counter()
         self.closed_by: dict[ShutdownReason, int] = {}
+        self.figures = ClosedFigures()
         self.paused = False
         self.empty_waiters: list[Any] = []
         self.refusal_log = RateLimitedLog(self._summarised("refusals"), clock)
@@ -267,7 +269,13 @@ class SocketState:
         if not self.paused and self.max_total is not None and len(self.connections) >= self.max_total:
             self.pause_http()
 
-    def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
+    def closed(self, transport: SockServer, reason: ShutdownReason | None,
+               traffic: tuple[int | None, int | None] | None = None) -> None:
+        """
+        C{transport} ended (C{reason}: C{None} when it never reached the
+        application); C{traffic} is its bytes (received, sent) from the
+        kernel.
+        """
         self.connections.pop(transport, None)
         if self.max_per_peer is not None:
             peer = transport.sock_peer
@@ -279,6 +287,8 @@ class SocketState:
         if reason is not None:
             closed_by = self.closed_by
             closed_by[reason] = closed_by.get(reason, 0) + 1
+            self.figures.closed(transport.reactor.seconds() - transport.sock_started,  # type: ignore[attr-defined]
+                                traffic, reason is ShutdownReason.BY_PEER)
         if self.paused:
             self._resume_if_possible()
         if self.master.accept_waiting:
@@ -350,6 +360,14 @@ class SocketState:
             closed=closed_counts(self.closed_by),
             refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in self._refusal_reasons()}
                                         | dict(self.refused_by)),
+            bytes_in=self.figures.bytes_in,
+            bytes_out=self.figures.bytes_out,
+            durations=self.figures.durations(),
+            limits=MappingProxyType({"max_connections": self.max_total, "max_connections_per_ip":
+                                     self.max_per_peer, "idle_timeout": self.idle_timeout}),
+            by_mode=MappingProxyType(Counter(getattr(t.server, "sock_mode", "data")
+                                             for t in self.connections)),
+            open=open_rows(self.connections, self.clock.seconds(), OPEN_ROWS),
         )
 
 

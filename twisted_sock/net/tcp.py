@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import struct
 from typing import Any
 
 from twisted.internet import error, tcp
@@ -33,7 +32,9 @@ from twisted_sock.net.acceptfail import (
     reset_descriptor,
     start_accepting,
 )
+from twisted_sock.net.figures import tcp_traffic as _traffic
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
@@ -146,8 +147,7 @@ class SockServer(tcp.Server):
         it).
         """
         self.sock_state: SocketState = server.sock_state
-        if self.sock_state.master.log_connections:
-            self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
+        self.sock_started = self.reactor.seconds()  # type: ignore[attr-defined]
         self.sock_peer = parse_peer_host(self.client[0]) if isinstance(self.client[0], str) else None
         counted = not isinstance(protocol, _Pending)
         self.sock_counted = counted
@@ -187,39 +187,15 @@ class SockServer(tcp.Server):
         # specific one while the loss propagates.
         self.sock_default_reason = shutdown_reason(self, reason)
         state = self.sock_state
-        traffic = _traffic(self.socket) if state.master.log_connections and self.sock_counted else None
+        traffic = _traffic(self.socket) if self.sock_counted else None
         tcp.Server.connectionLost(self, reason)
         if self.sock_reason is None:
             self.sock_reason = self.sock_default_reason
-        if traffic is not None:
+        if traffic is not None and state.master.log_connections:
             # Before closed(): that may end a drain, and what waits on it
             # (the end of stopService) comes after this connection's event.
             _log_connection(self, traffic)
-        state.closed(self, self.sock_reason if self.sock_counted else None)
-
-
-_TCP_INFO = getattr(socket, "TCP_INFO", 11)
-#: struct tcp_info: tcpi_bytes_acked and tcpi_bytes_received (Linux >= 4.2).
-_TCP_INFO_BYTES = struct.Struct("=QQ")
-_TCP_INFO_OFFSET = 120
-
-
-def _traffic(sock: Any) -> tuple[int | None, int | None]:
-    """
-    Bytes received and sent (acknowledged) on a TCP socket, from the
-    kernel's C{TCP_INFO}, so counting costs nothing per read or write;
-    C{(None, None)} where unavailable (UNIX sockets, old kernels).
-    """
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None, None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size)
-    except OSError:
-        return None, None
-    if len(info) < _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size:
-        return None, None
-    sent, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
-    return received, sent
+        state.closed(self, self.sock_reason if self.sock_counted else None, traffic)
 
 
 def _log_connection(transport: SockServer, traffic: tuple[int | None, int | None]) -> None:
@@ -351,6 +327,12 @@ class FilteringPort(HandOver, tcp.Port):
         self.sock_mode = spec.mode
         if state.idle_timeout:
             self.transport = IdleSockServer
+        self.sock_options = listener_options(state.config, spec.address, spec.device)
+
+    def createInternetSocket(self) -> socket.socket:
+        # The socket options (freebind, bind_to_device, reuse_port, the TCP
+        # ones its connections inherit) go on before bind().
+        return options_set(tcp.Port.createInternetSocket(self), self.sock_options)
 
     def startListening(self) -> None:
         tcp.Port.startListening(self)

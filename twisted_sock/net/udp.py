@@ -24,10 +24,13 @@ from twisted.internet import error, udp
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from twisted_sock.config.listening import is_address
 from twisted_sock.config.model import SocketConfig
-from twisted_sock.errors import BindError
-from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.errors import BindError, ConfigError
+from twisted_sock.net.interfaces import ListenerSpec, system_interfaces
+from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
+from twisted_sock.net.udp_sendopts import apply_send_options
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.bpf import Insn, build_filter
 from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode, decide
@@ -155,10 +158,13 @@ class DatagramPort(udp.Port):
         self.sock_accepted = 0
         self._ifindexes = tuple(ifindexes) or (0,)
         self._fast = False
+        #: With sessions, the socket counts sessions (not datagrams) as accepted.
+        self._count_datagrams = not self._opening.udp_sessions
         self._handler_log = handler_error_log(state.name, reactor)
 
     def createInternetSocket(self) -> socket.socket:
-        skt = udp.Port.createInternetSocket(self)
+        skt = options_set(udp.Port.createInternetSocket(self),
+                          listener_options(self._opening, self.sock_spec.address, self.sock_spec.device))
         if self.sock_spec.kind in ("multicast", "broadcast"):
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         return skt
@@ -167,8 +173,11 @@ class DatagramPort(udp.Port):
         udp.Port.startListening(self)
         self.sock_port: int = self._realPortNumber  # type: ignore[assignment]
         config = self._opening
-        if config.broadcast and self.addressFamily == socket.AF_INET:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        try:
+            apply_send_options(self.socket, config, system_interfaces)
+        except ConfigError:
+            self.connectionLost()
+            raise
         if self.sock_spec.kind == "multicast":
             group = ipaddress.ip_address(self.sock_spec.address)
             for wanted, source in config.multicast_groups:
@@ -249,7 +258,8 @@ class DatagramPort(udp.Port):
                     self._handler_log.event(handler_error_text(state.name, addr))
         finally:
             self.sock_accepted += accepted
-            state.accepted += accepted
+            if self._count_datagrams:
+                state.accepted += accepted
 
     def _ask_hook(self, hook: Any, addr: Any) -> Decision:
         """
@@ -307,7 +317,11 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     """
     config = state.config if config is None else config
     names = config.interfaces
-    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
+    # Interface names only (not addresses), and only those there now
+    # (follow_interfaces may name one that is not there yet).
+    present = {name for _, name in socket.if_nameindex()}
+    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names
+                                            if not is_address(n) and n in present]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
     inherit(port, spec)  # workers: the main process's socket instead of a bind
     try:

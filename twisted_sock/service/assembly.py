@@ -62,12 +62,19 @@ class Assembly:
         self._tls_options: dict[str, ServerOptions] = {}
         self._datagram_source: Any = None
         user = parts.factory
-        if config.protocol == "udp" or config.datagram:
+        if config.protocol == "udp" and config.udp_sessions:  # stream protocols per peer
+            from twisted_sock.net.udp_sessions import session_protocols
+
+            sessions = user if IProtocolFactory.providedBy(user) else handler_factory(
+                config.handler, socket=config.name)
+            self._datagram_source = session_protocols(sessions, self.state)
+            self._apps: dict[str, Any] = {}
+        elif config.protocol == "udp" or config.datagram:
             use_factory = user is not None and not IProtocolFactory.providedBy(user)
             self._datagram_source = user if use_factory else config.handler
             listeners = sum(1 for s in plan if s.socket == config.name) or 1
             datagram_protocols(self._datagram_source, listeners, socket=config.name)  # validate now
-            self._apps: dict[str, Any] = {}
+            self._apps = {}
         else:
             data = user if user is not None else handler_factory(config.handler, socket=config.name)
             resource = parts.http_resource

@@ -20,6 +20,7 @@ from twisted_sock.admin import open_admin
 from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.errors import ConfigError, SockError
+from twisted_sock.net.follow import InterfaceFollower
 from twisted_sock.net.interfaces import (
     ListenerSpec,
     ipv6_available,
@@ -85,6 +86,7 @@ class SockService(MultiService):
         self.sockets: dict[str, LiveSocket] = {}
         self.sockets = self._live_sockets()
         self._listening = False
+        self._follower = InterfaceFollower(self, reactor, system_interfaces, lambda: self._running.states())
 
     @classmethod
     def from_config(cls, config: ServiceConfig, **kwargs: Any) -> SockService:
@@ -152,6 +154,7 @@ class SockService(MultiService):
                 self._admin = None
             raise
         self._listening = True
+        self._parts.status.start(self._reactor)  # type: ignore[attr-defined]
         if admin is not None:
             log.info("admin socket on {path} (commands: reload, status)", path=admin)
         for name, assembly in running.assemblies.items():
@@ -170,6 +173,7 @@ class SockService(MultiService):
     def startService(self) -> None:
         self._open()
         super().startService()
+        self._follower.sync(starting=True)
 
     # Run-time changes ---------------------------------------------------
 
@@ -209,6 +213,7 @@ class SockService(MultiService):
         self._master.log_connections = new.log_connections
         self.incoming_enabled = new.incoming_enabled
         apply.announce(change, running, self._listening)
+        self._follower.sync()
         return defer.succeed(None)
 
     def reload(self) -> defer.Deferred[str]:
@@ -253,12 +258,14 @@ class SockService(MultiService):
         that still have not closed after a short grace.
         """
         children = super().stopService()
+        self._follower.stop()
         ports, self._running.ports = self._running.ports, []
         if self._admin is not None:
             ports.append(self._admin)
             self._admin = None
         close_now(ports)
         self._listening = False
+        self._parts.status.stop()  # type: ignore[attr-defined]
         states = self._running.states()
         for state in states:
             state.ports.clear()

@@ -6,14 +6,23 @@ figures summed over the workers, and the C{workers} list of C{/status.json}.
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
-from twisted_sock.stats import ListenerInfo, ServiceStatistics, SocketStatistics
+from twisted_sock import __version__
+from twisted_sock.stats import (
+    OPEN_ROWS,
+    Durations,
+    ListenerInfo,
+    OpenConnection,
+    ServiceStatistics,
+    SocketStatistics,
+)
 
-_SUMMED = ("connections", "accepted", "refused", "tls_failures")
+_SUMMED = ("connections", "accepted", "refused", "tls_failures", "bytes_in", "bytes_out")
 _LISTENER_SUMMED = ("kernel_drops", "datagrams")
 
 
@@ -29,6 +38,13 @@ def _sum_socket(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
             out[key] += part[key]
         _add_counts(out["closed"], part["closed"])
         _add_counts(out["refused_by"], part["refused_by"])
+        _add_counts(out["by_mode"], part["by_mode"])
+        _add_counts(out["durations"]["buckets"], part["durations"]["buckets"])
+        out["durations"]["sum"] += part["durations"]["sum"]
+        out["durations"]["count"] += part["durations"]["count"]
+        out["open"] = sorted(out["open"] + part["open"], key=lambda c: -c["age"])[:OPEN_ROWS]
+        if out.get("kernel_drops") is not None and part.get("kernel_drops") is not None:
+            out["kernel_drops"] += part["kernel_drops"]
         for mine, theirs in zip(out["listeners"], part["listeners"], strict=False):
             for key in _LISTENER_SUMMED:
                 if mine.get(key) is not None and theirs.get(key) is not None:
@@ -47,7 +63,11 @@ def sum_statuses(statuses: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for status in statuses:
         for sock in status["sockets"]:
             by_name.setdefault(sock["name"], []).append(sock)
+    first = statuses[0] if statuses else {"version": __version__, "uptime": 0.0}
     return {
+        "version": first["version"],
+        "pid": None,  # the main process's (set by the caller)
+        "uptime": first["uptime"],
         "incoming_enabled": all(s["incoming_enabled"] for s in statuses) if statuses else True,
         "sockets": [_sum_socket(parts) for parts in by_name.values()],
         "retired": [sock for status in statuses for sock in status["retired"]],
@@ -68,12 +88,17 @@ def worker_row(pid: int, started: float, status: dict[str, Any]) -> dict[str, An
 
 
 def _socket_from(d: dict[str, Any]) -> SocketStatistics:
+    durations = d["durations"]
     return SocketStatistics(
         name=d["name"], protocol=d["protocol"], incoming=d["incoming"],
         listeners=tuple(ListenerInfo(**listener) for listener in d["listeners"]),
         connections=d["connections"], accepted=d["accepted"], refused=d["refused"],
         tls_failures=d["tls_failures"], closed=MappingProxyType(dict(d["closed"])),
         refused_by=MappingProxyType(dict(d["refused_by"])),
+        bytes_in=d["bytes_in"], bytes_out=d["bytes_out"],
+        durations=Durations(tuple(durations["buckets"].values()), durations["sum"]),
+        limits=MappingProxyType(dict(d["limits"])), by_mode=MappingProxyType(dict(d["by_mode"])),
+        open=tuple(OpenConnection(**c) for c in d["open"]),
     )
 
 
@@ -85,6 +110,7 @@ def statistics_from(d: dict[str, Any]) -> ServiceStatistics:
         incoming_enabled=d["incoming_enabled"],
         sockets=tuple(_socket_from(s) for s in d["sockets"]),
         retired=tuple(_socket_from(s) for s in d["retired"]),
+        version=d["version"], pid=d["pid"], started=time.time() - d["uptime"],
     )
 
 

@@ -123,15 +123,15 @@ class SharedSocketState(SocketState):
         if hasattr(self, "shared"):
             self._publish()  # a limit set by a reload starts from the true count
 
-    def opened(self, transport: Any, counted: bool) -> None:
-        SocketState.opened(self, transport, counted)
+    def opened(self, transport: Any, *args: Any, **kwargs: Any) -> None:
+        SocketState.opened(self, transport, *args, **kwargs)
         if self.max_total is not None:
             self._publish()
             if not self.paused and self.full:
                 self.pause_http()
 
-    def closed(self, transport: Any, reason: Any) -> None:
-        SocketState.closed(self, transport, reason)
+    def closed(self, transport: Any, *args: Any, **kwargs: Any) -> None:
+        SocketState.closed(self, transport, *args, **kwargs)
         if self.max_total is not None:
             self._publish()
 

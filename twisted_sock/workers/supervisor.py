@@ -32,6 +32,7 @@ from twisted_sock.net.interfaces import ipv6_available, plan_service, system_bro
 from twisted_sock.net.listeners import close_now
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
+from twisted_sock.stats import process_start_time
 from twisted_sock.workers.aggregate import pack, sum_statuses, unpack
 from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
 from twisted_sock.workers.listen import Groups, check_supported, close_groups, open_groups, where
@@ -282,6 +283,8 @@ class Supervisor(MultiService):
         def summed(results: list[tuple[bool, Any]]) -> dict[str, Any]:
             parts = [unpack(r["status"]) for ok, r in results if ok]
             status = sum_statuses([p["status"] for p in parts])
+            status["pid"] = os.getpid()
+            status["uptime"] = round(time.time() - process_start_time(), 3)
             status["workers"] = [p["row"] for p in parts]
             return status
 
