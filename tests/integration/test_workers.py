@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -434,3 +437,40 @@ def test_unix_datagram_socket_with_workers_is_one_line_exit_2(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "UNIX datagram" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_listening_options_hold_with_workers(tmp_path):
+    """
+    The socket's listening options are set on every worker's socket by
+    the main process as by a single process: C{ss} shows the keep-alive
+    timer and the configured buffer sizes on connections from addresses
+    that reach each of the two workers.
+    """
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is not installed")
+    conf = tmp_path / "sock.toml"
+    conf.write_text("""
+[sock]
+workers = 2
+
+[[socket]]
+name = "s"
+incoming = "any-ip-any-port"
+local_ports = [0]
+interfaces = "127.0.0.1"
+keepalive = true
+receive_buffer = 98304
+""")
+    with workers("--config", str(conf)) as server:
+        port = server.port()
+        sources = [next(s for s in SOURCES if expected(s, 2) == i) for i in range(2)]
+        held = hold(port, sources)
+        try:
+            shown = subprocess.run(["ss", "-tnoem", "state", "established", f"sport = :{port}"],
+                                   capture_output=True, text=True, timeout=30).stdout
+        finally:
+            for s in held:
+                s.close()
+        for source in sources:
+            pattern = rf"{re.escape(source)}:\d+ timer:\(keepalive,[^\n]*\n\s*skmem:\(r\d+,rb196608,"
+            assert re.search(pattern, shown), shown

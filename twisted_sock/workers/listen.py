@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted_sock.errors import BindError, ConfigError
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
+from twisted_sock.net.sockopts import apply_options, listener_options
 from twisted_sock.net.unix import socket_address
 from twisted_sock.workers.affinity import attach_reuseport_program, reuseport_program
 
@@ -67,10 +68,12 @@ def _address(spec: Any, kind: int) -> tuple[int, Any]:
     return family, info[0][4]
 
 
-def open_group(spec: Any, workers: int, backlog: int) -> list[socket.socket]:
+def open_group(spec: Any, workers: int, config: Any) -> list[socket.socket]:
     """
     C{workers} sockets on C{spec}'s address and port (the port the first
-    one got, for port 0).
+    one got, for port 0), with the socket's listening options
+    (L{listener_options}: freebind, bind_to_device, the TCP options ...)
+    set before C{bind()} as a single process sets them.
 
     @raise BindError: naming the address, nothing left open.
     """
@@ -78,9 +81,11 @@ def open_group(spec: Any, workers: int, backlog: int) -> list[socket.socket]:
     group: list[socket.socket] = []
     try:
         family, address = _address(spec, kind)
+        options = listener_options(config, spec.address, spec.device)
         for _ in range(workers):
             sock = socket.socket(family, kind)
             group.append(sock)
+            apply_options(sock, options)
             sock.set_inheritable(True)
             if kind == socket.SOCK_STREAM or spec.kind in ("multicast", "broadcast"):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -88,7 +93,7 @@ def open_group(spec: Any, workers: int, backlog: int) -> list[socket.socket]:
             sock.bind(address)
             address = (address[0], sock.getsockname()[1], *address[2:])
             if kind == socket.SOCK_STREAM:
-                sock.listen(backlog)
+                sock.listen(config.backlog)
         attach_reuseport_program(group[0], reuseport_program(workers))
     except OSError as e:
         for sock in group:
@@ -112,7 +117,7 @@ def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any]) -> 
                 groups[spec] = [open_local(spec, config)] * workers
                 groups.files.append(SocketFile.created(spec.address))
             else:
-                groups[spec] = open_group(spec, workers, config.backlog)
+                groups[spec] = open_group(spec, workers, config)
     except BaseException:
         close_groups(groups)
         raise
