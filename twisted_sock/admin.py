@@ -1,7 +1,7 @@
 """
 The admin socket (C{[sock] admin_socket}): a local UNIX stream socket,
-mode 0600, that takes one command per connection -- C{reload} or
-C{status} -- and answers with one line (C{twisted-sock reload|status}).
+mode 0600, that takes one command per connection -- C{reload}, C{status} or
+C{upgrade} -- and answers with one line (C{twisted-sock reload|status|upgrade}).
 """
 
 from __future__ import annotations
@@ -10,17 +10,18 @@ import json
 import socket as socketlib
 from typing import Any, Protocol
 
-from twisted.internet import defer, error, tcp, unix
+from twisted.internet import defer, tcp, unix
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
-from twisted_sock.errors import BindError
+from twisted_sock.net.binding import binding
+from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
-from twisted_sock.net.tcp import os_reason
 from twisted_sock.net.unix import socket_address
+from twisted_sock.ops.adopt import preset
 from twisted_sock.stats import ServiceStatistics
 
-COMMANDS = ("reload", "status")
+COMMANDS = ("reload", "status", "upgrade")
 
 
 class Administered(Protocol):
@@ -53,11 +54,18 @@ class AdminProtocol(LineOnlyReceiver):
         command = line.strip().decode("utf-8", "replace")
         if command == "reload":
             self.factory.service.reload().addCallback(self._answer)
+        elif command == "upgrade":
+            upgrade = getattr(self.factory.service, "upgrade", None)
+            if upgrade is None:
+                self._answer("error: upgrade needs the service run by twistd")
+            else:
+                upgrade().addCallback(self._answer)
         elif command == "status":
             d: defer.Deferred[Any] = defer.maybeDeferred(self.factory.service.statistics)
             d.addCallback(lambda stats: self._answer(json.dumps(stats.as_dict())))
         else:
-            self._answer(f"error: unknown command {command!r} (use {' or '.join(COMMANDS)})")
+            known = f"{', '.join(COMMANDS[:-1])} or {COMMANDS[-1]}"
+            self._answer(f"error: unknown command {command!r} (use {known})")
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._answer("error: command too long")
@@ -97,15 +105,21 @@ class AdminPort(unix.Port):
         tcp.Port.connectionLost(self, reason)
 
 
+def admin_spec(path: str) -> ListenerSpec:
+    """
+    The admin socket as a listener, for matching inherited sockets.
+    """
+    return ListenerSpec("admin", path, 0, "admin", protocol="unix")
+
+
 def open_admin(path: str, service: Administered, reactor: Any) -> Any:
     """
     Listen on the admin socket (mode 0600 from the start; a stale file is
     replaced, a live one is left alone).
     """
-    clear_stale(path, socketlib.SOCK_STREAM)
     port = AdminPort(path, AdminFactory(service), reactor)
-    try:
+    if not preset(port, admin_spec(path)):  # inherited in an upgrade, or bind
+        clear_stale(path, socketlib.SOCK_STREAM)
+    with binding(path, None, "admin"):
         port.startListening()
-    except error.CannotListenError as e:
-        raise BindError(path, None, os_reason(e.socketError), socket="admin") from None
     return port

@@ -295,7 +295,8 @@ def _admin(command: str, target: str, timeout: float) -> int:
 def _admin_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="CONFIG_OR_SOCKET",
                         help="the configuration file (its [sock] admin_socket) or the admin socket")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    parser.add_argument("--timeout", type=float, default=90.0,
+                        help="seconds to wait for the answer [default: 90]")
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -311,6 +312,9 @@ COMMANDS: tuple[Command, ...] = (
             _admin_arguments, lambda args: _admin("reload", args.target, args.timeout)),
     Command("status", "print a running service's status as JSON (via its admin socket)",
             _admin_arguments, lambda args: _admin("status", args.target, args.timeout)),
+    Command("upgrade", "start a new generation of a running service on its listening sockets, then "
+            "drain and stop the old one (via its admin socket)",
+            _admin_arguments, lambda args: _admin("upgrade", args.target, args.timeout)),
 )
 
 

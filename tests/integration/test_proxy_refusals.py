@@ -76,9 +76,9 @@ def short_header_time(monkeypatch):
     A 1-second PROXY header time bound, so incomplete headers are refused
     quickly.
     """
-    from twisted_sock.net import tcp as tcp_module
+    from twisted_sock.net import gates
 
-    monkeypatch.setattr(tcp_module, "PROXY_HEADER_TIMEOUT", 1.0)
+    monkeypatch.setattr(gates, "PROXY_HEADER_TIMEOUT", 1.0)
 
 
 @pytest.mark.parametrize("payload", [p for _, p in MALFORMED], ids=[i for i, _ in MALFORMED])
@@ -149,9 +149,9 @@ async def test_a_reader_bug_is_a_refusal(serve, log_events, monkeypatch):
     bug), the connection is still a counted reset with one line, and no
     traceback is logged.
     """
-    from twisted_sock.net import tcp as tcp_module
+    from twisted_sock.net import gates
 
-    monkeypatch.setattr(tcp_module, "ProxyHeaderReader", Broken)
+    monkeypatch.setattr(gates, "ProxyHeaderReader", Broken)
     service = serve(tcp(proxy_protocol=True, trusted_proxies=["127.0.0.1"]))
     await expect_counted_reset(service, b"PROXY UNKNOWN\r\n", "bad-proxy-header", log_events)
 

@@ -57,9 +57,9 @@ async def test_a_detector_bug_is_a_refusal(serve, pki, log_events, monkeypatch):
     with one line (under C{bad-client-hello}), and no traceback is logged.
     """
     from tests.integration.test_proxy_refusals import Broken
-    from twisted_sock.net import tls as tls_module
+    from twisted_sock.net import starttls
 
-    monkeypatch.setattr(tls_module, "detector", lambda mode: Broken())
+    monkeypatch.setattr(starttls, "detector", lambda mode: Broken())
     tls = TLSConfig(certificate=pki.server_certificate, private_key=pki.server_key, ports=[],
                     starttls="auto")
     await expect_counted_reset(serve(tcp(tls=tls)), b"hello\n", "bad-client-hello", log_events)

@@ -146,7 +146,12 @@ async def test_status_page_in_chromium(serve, tmp_path):
             s.close()
     assert twisted_sock.__version__ in found["h1"]
     assert found["pid"] == str(os.getpid()) and found["uptime"]
-    assert "5 / 50" in found["web"], found["web"]  # the page's own connection not counted
+    # The page's own connection is not counted. Chromium may open a spare
+    # connection of its own beside the page's (a backup connect under
+    # load): that one is an open http connection like any other.
+    http_port = str(port_of(service, "web", mode="http"))
+    spare = sum(row[1] == http_port and "(this page)" not in row[0] for row in found["rows"])
+    assert f"{5 + spare} / 50" in found["web"], (found["web"], found["rows"])
     assert "max 50 · per IP 10 · idle 5 min" in found["web"], found["web"]
     peers = [row for row in found["rows"] if row[0].split(":")[-1] in ports]
     assert len(peers) == 6, found["rows"]

@@ -56,10 +56,11 @@ class Twistd:
     server that logs a lot never blocks on a full pipe.
     """
 
-    def __init__(self, *args: str, cwd: str | None = None, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(self, *args: str, cwd: str | None = None, prefix: tuple[str, ...] = (),
+                 pidfile: str = "") -> None:
         # prefix: e.g. ("ip", "netns", "exec", NAME) to run it in a namespace.
         self.proc = subprocess.Popen(
-            [*prefix, TWISTD, "-n", "--pidfile=", "sock", *args],
+            [*prefix, TWISTD, "-n", f"--pidfile={pidfile}", "sock", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
         )
         self.log: list[str] = []

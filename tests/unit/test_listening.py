@@ -167,7 +167,7 @@ def test_an_option_that_fails_is_one_line_naming_the_key():
     assert str(info.value) == ("bind_to_device 'lo': Operation not permitted "
                                "(EPERM; needs CAP_NET_RAW (root))")
     assert sock.closed
-    from twisted_sock.net.tcp import os_reason
+    from twisted_sock.net.binding import os_reason
 
     assert os_reason(info.value) == str(info.value)
 

@@ -55,7 +55,7 @@ class Tagged(Protocol):
         self.transport.write(b"%d:%s" % (self.number, data))  # type: ignore[union-attr]
 
     def connectionLost(self, reason: object = None) -> None:
-        Tagged.lost.append(self.transport.sock_reason.name)  # type: ignore[union-attr]
+        Tagged.lost.append(self.transport.sock.reason.name)  # type: ignore[union-attr]
 
 
 def demux(**kwargs):

@@ -24,6 +24,7 @@ from twisted_sock.config.address import (
     parse_local,
     parse_local_address,
 )
+from twisted_sock.config.coerce import field_coercer
 from twisted_sock.config.tls import (
     KeyMaterial,
     alpn_list,
@@ -86,14 +87,7 @@ class ClientTLS:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
 
-        def coerce(key: str, fn: Callable[[Any], Any]) -> None:
-            raw = getattr(self, key)
-            try:
-                set_(self, key, fn(raw))
-            except ConfigError as e:
-                raise e.located(key=key) from None
-            except (ValueError, TypeError) as e:
-                raise ConfigError(str(e), key=key, value=raw) from None
+        coerce = field_coercer(self)
 
         coerce("starttls", lambda v: values.boolean(v, "starttls"))
         coerce("verify", lambda v: values.boolean(v, "verify"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted_sock.config import admin, udp_options, values
+from twisted_sock.config.coerce import field_coercer
 from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS, ListenOptions
 from twisted_sock.config.refs import check_handler, check_http
 from twisted_sock.config.tls import TLSConfig
@@ -115,19 +116,11 @@ class SocketConfig(ListenOptions):
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
         name = self.name
         if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
             raise ConfigError("a socket name must be a non-empty word", key="name", value=name)
 
-        def coerce(key: str, fn: Callable[[Any], Any]) -> None:
-            raw = getattr(self, key)
-            try:
-                set_(self, key, fn(raw))
-            except ConfigError as e:
-                raise e.located(socket=name, key=key) from None
-            except (ValueError, TypeError) as e:
-                raise ConfigError(str(e), socket=name, key=key, value=raw) from None
+        coerce = field_coercer(self, socket=name)
 
         coerce("protocol", _protocol)
         default_mode = IncomingMode.ANY_IP_ANY_PORT if self.protocol == "unix" else IncomingMode.NONE

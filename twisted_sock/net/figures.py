@@ -101,9 +101,10 @@ def open_rows(connections: Any, now: float, limit: int) -> tuple[OpenConnection,
         host = transport.getHost()
         local = str(host.port) if hasattr(host, "port") else _endpoint(host)
         received, sent = tcp_traffic(transport.socket) if hasattr(transport, "socket") else (None, None)
-        started = getattr(transport, "sock_started", now)
+        record = transport.sock
+        started = now if record.started is None else record.started
         rows.append(OpenConnection(
-            peer=_endpoint(transport.getPeer(), transport.sock_credentials), local=local,
-            mode=getattr(transport.server, "sock_mode", "data"), tls=transport.sock_tls,
-            alpn=transport.sock_alpn, age=max(0.0, now - started), bytes_in=received, bytes_out=sent))
+            peer=_endpoint(transport.getPeer(), record.credentials), local=local,
+            mode=getattr(transport.server, "sock_mode", "data"), tls=record.tls,
+            alpn=record.alpn, age=max(0.0, now - started), bytes_in=received, bytes_out=sent))
     return tuple(rows)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
+from twisted_sock.net.datagram import kernel_drops
 from twisted_sock.net.figures import ClosedFigures, open_rows
-from twisted_sock.policy.addresses import IPAddress, parse_peer_host
+from twisted_sock.policy.addresses import IPAddress, hostport, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
     PROXY_REFUSAL_REASONS,
@@ -39,7 +40,7 @@ from twisted_sock.reasons import ShutdownReason
 from twisted_sock.stats import OPEN_ROWS, ListenerInfo, SocketStatistics, closed_counts
 
 if TYPE_CHECKING:
-    from twisted_sock.net.tcp import SockServer
+    from twisted_sock.net.transport import SockServer
 
 log = Logger(namespace="twisted_sock")
 
@@ -99,7 +100,7 @@ class SocketState:
         self.max_total = config.max_connections
         if config.max_connections_per_ip is not None and getattr(self, "max_per_peer", None) is None:
             # The counts were not kept while there was no limit: rebuild them.
-            self.per_peer = Counter(t.sock_peer for t in getattr(self, "connections", ()))
+            self.per_peer = Counter(t.sock.peer for t in getattr(self, "connections", ()))
         self.max_per_peer = config.max_connections_per_ip
         self.hook: Callable[..., Any] | None = config.accept
         self.idle_timeout = config.idle_timeout
@@ -143,22 +144,35 @@ class SocketState:
             decision = check_limits(len(self.connections), self.max_total)
         return decision
 
-    def admit(self, addr: tuple[Any, ...]) -> Decision:
+    def master_enabled(self, http: bool) -> bool:
+        """
+        The master switch as it applies to a listener: an http port serving
+        the built-in status resource (status page, C{/status.json},
+        C{/metrics}, C{/health}) is the operator's and the load balancer's
+        window, so it stays open when the switch is off (C{/health} then
+        answers 503).
+        """
+        return self.master.enabled or (http and self.config.http == "status")
+
+    def admit(self, addr: tuple[Any, ...], http: bool = False) -> Decision:
         """
         Decide one connection from its raw socket address tuple. On a PROXY
         protocol socket this only checks that the peer is a trusted proxy
         (and the socket's total limit); the decision proper waits for the
         client's address in the header (L{admit_client}).
+
+        @param http: whether the listener is an http port.
         """
+        enabled = self.master_enabled(http)
         if self.proxy:
-            if not self.master.enabled:
+            if not enabled:
                 return REFUSE_MASTER
             proxy = parse_peer_host(addr[0])
             if proxy is None or not self.trusted.matches_address(proxy):
                 return REFUSE_UNTRUSTED_PROXY
             return check_limits(len(self.connections), self.max_total)
         peer = parse_peer_host(addr[0]) if self._needs_peer else None
-        decision = decide(self.policy, self.master.enabled, peer, addr[1])
+        decision = decide(self.policy, enabled, peer, addr[1])
         if decision.accepted and self._limited:
             decision = check_limits(
                 len(self.connections), self.max_total, self.per_peer[peer], self.max_per_peer
@@ -167,12 +181,12 @@ class SocketState:
                 decision = self._replace(parse_peer_host(addr[0]), addr[1])
         return decision
 
-    def admit_client(self, client: IPAddress | None, client_port: int) -> Decision:
+    def admit_client(self, client: IPAddress | None, client_port: int, http: bool = False) -> Decision:
         """
         The decision for the client named in a PROXY header (the connection
         itself is already counted).
         """
-        decision = decide(self.policy, self.master.enabled, client, client_port)
+        decision = decide(self.policy, self.master_enabled(http), client, client_port)
         if decision.accepted and self.max_per_peer is not None:
             decision = check_limits(0, None, self.per_peer[client], self.max_per_peer)
         return decision
@@ -182,14 +196,14 @@ class SocketState:
         A PROXY header named the real client: count the connection under it.
         """
         if self.max_per_peer is not None:
-            old = transport.sock_peer
+            old = transport.sock.peer
             left = self.per_peer[old] - 1
             if left > 0:
                 self.per_peer[old] = left
             else:
                 self.per_peer.pop(old, None)
             self.per_peer[client] += 1
-        transport.sock_peer = client
+        transport.sock.peer = client
 
     def _replace(self, peer: IPAddress | None, peer_port: int) -> Decision:
         """
@@ -197,15 +211,15 @@ class SocketState:
         the new one replaces (reason REPLACED) and admit the new one, or
         refuse it when none matches.
         """
-        candidates: Any = ((t, t.sock_peer, t.client[1]) for t in self.connections
-                           if getattr(t.server, "sock_mode", None) == "data" and t.sock_reason is None)
+        candidates: Any = ((t, t.sock.peer, t.client[1]) for t in self.connections
+                           if getattr(t.server, "sock_mode", None) == "data" and t.sock.reason is None)
         victim: Any = choose_replaced(self.reconnect, peer, peer_port, candidates)
         if victim is None:
             return REFUSE_FULL
         old, mode = victim.client[0], self.reconnect.value
         self.replace_log.event(lambda: f"socket {self.name!r}: connection from {old} replaced by one "
                                        f"from {peer} (reconnect {mode})")
-        victim.sock_reason = ShutdownReason.REPLACED
+        victim.sock.reason = ShutdownReason.REPLACED
         victim.abortConnection()
         self.connections.pop(victim, None)
         return ACCEPT
@@ -265,7 +279,7 @@ class SocketState:
         if counted:
             self.accepted += 1
         if self.max_per_peer is not None:
-            self.per_peer[transport.sock_peer] += 1
+            self.per_peer[transport.sock.peer] += 1
         if not self.paused and self.max_total is not None and len(self.connections) >= self.max_total:
             self.pause_http()
 
@@ -278,7 +292,7 @@ class SocketState:
         """
         self.connections.pop(transport, None)
         if self.max_per_peer is not None:
-            peer = transport.sock_peer
+            peer = transport.sock.peer
             left = self.per_peer[peer] - 1
             if left > 0:
                 self.per_peer[peer] = left
@@ -287,7 +301,7 @@ class SocketState:
         if reason is not None:
             closed_by = self.closed_by
             closed_by[reason] = closed_by.get(reason, 0) + 1
-            self.figures.closed(transport.reactor.seconds() - transport.sock_started,  # type: ignore[attr-defined]
+            self.figures.closed(transport.reactor.seconds() - (transport.sock.started or 0.0),  # type: ignore[attr-defined]
                                 traffic, reason is ShutdownReason.BY_PEER)
         if self.paused:
             self._resume_if_possible()
@@ -332,8 +346,6 @@ class SocketState:
                                     self.config.tls.starttls  # type: ignore[union-attr]
                                     if spec.kind == "starttls" else None)
                 if spec.protocol == "udp":
-                    from twisted_sock.net.udp import kernel_drops
-
                     info = dataclasses.replace(
                         info, kind=spec.kind, prefilter=port.sock_filter_length > 0,
                         kernel_drops=kernel_drops(port.socket), datagrams=port.sock_accepted)
@@ -371,12 +383,8 @@ class SocketState:
         )
 
 
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _describe_peer(host: Any, port: Any, local: Any, credentials: Any) -> str:
     if isinstance(local, int):
-        return f"{_hostport(host, port)} on port {local}"
+        return f"{hostport(host, port)} on port {local}"
     who = "a peer" if credentials is None else "pid {} uid {} gid {}".format(*credentials)
     return f"{who} on {local}"

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_sock.net.connection import ConnectionRecord
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.reasons import ShutdownReason
@@ -46,18 +47,10 @@ class UDPSession:
     The transport of one UDP session: datagrams to and from one peer
     (address, port) through the listener's port.
 
-    @ivar sock_reason: why the session ended, once it has.
+    @ivar sock: the session's L{ConnectionRecord} (as on a TCP transport;
+        its C{reason} is set once the session has ended).
     """
 
-    #: Marks a session transport (for L{twisted_sock.info.connection_info}).
-    sock_session = True
-    sock_counted = True
-    sock_tls = False
-    sock_alpn: str | None = None
-    sock_peer_certificate: Any = None
-    sock_credentials: tuple[int, int, int] | None = None
-    sock_proxy_peer: Any = None
-    sock_reason: ShutdownReason | None = None
     disconnecting = False
     disconnected = False
     _idle: IdleWatch | None = None
@@ -70,8 +63,7 @@ class UDPSession:
         self.client = addr
         self.reactor = port.reactor
         self.sock_state = demux.state
-        self.sock_peer = parse_peer_host(addr[0])
-        self.sock_started = self.reactor.seconds()
+        self.sock = ConnectionRecord(peer=parse_peer_host(addr[0]), started=self.reactor.seconds())
         self.protocol = protocol
         self.datagrams_in = self.datagrams_out = 0
         timeout = demux.state.idle_timeout
@@ -146,8 +138,8 @@ class UDPSession:
         """
         if self.disconnected:
             return
-        if self.sock_reason is None:
-            self.sock_reason = reason
+        if self.sock.reason is None:
+            self.sock.reason = reason
         self.disconnecting = self.disconnected = True
         if self._demux.sessions.get(self.client) is self:
             del self._demux.sessions[self.client]
@@ -156,7 +148,7 @@ class UDPSession:
         state = self.sock_state
         if state.master.log_connections:
             _log_session(self)
-        state.closed(self, self.sock_reason)  # type: ignore[arg-type]
+        state.closed(self, self.sock.reason)  # type: ignore[arg-type]
         self.reactor.callLater(0, self.protocol.connectionLost, Failure(error.ConnectionDone()))
 
 
@@ -167,8 +159,9 @@ def _log_session(session: UDPSession) -> None:
     host, port = session.client
     peer_text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     state, server = session.sock_state, session.server
-    reason = session.sock_reason.name if session.sock_reason else "NORMAL"
-    duration = session.reactor.seconds() - session.sock_started
+    record = session.sock
+    reason = record.reason.name if record.reason else "NORMAL"
+    duration = session.reactor.seconds() - (record.started or 0.0)
     log.info(
         "{summary}",
         summary=f"session {peer_text} on {state.name} {server.sock_port} (udp) ended {reason} after "

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted_sock.config.model import ServiceConfig, SocketConfig
+from twisted_sock.net.gates import SockFactory
 from twisted_sock.net.listeners import close_now, open_all
-from twisted_sock.net.tcp import SockFactory
 from twisted_sock.service import logs
 from twisted_sock.service.assembly import Assembly, Parts, Staging
 from twisted_sock.service.planner import ChangePlan

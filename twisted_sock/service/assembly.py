@@ -17,18 +17,13 @@ from twisted_sock.config.model import SocketConfig
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
+from twisted_sock.net.gates import SockFactory
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.registry import transport_for
+from twisted_sock.net.starttls import StartTLSFactory
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import SockFactory, open_tcp_listener
-from twisted_sock.net.tls import (
-    AppBuilder,
-    ServerOptions,
-    StartTLSFactory,
-    implicit_tls_factory,
-    server_options,
-)
-from twisted_sock.net.udp import open_datagram_listener
-from twisted_sock.net.unix import open_local_listener
+from twisted_sock.net.tls_options import ServerOptions, server_options
+from twisted_sock.net.tls_session import AppBuilder, implicit_tls_factory
 from twisted_sock.web.site import SockSite
 
 
@@ -149,23 +144,17 @@ class Staging:
         """
         assembly = self.assembly
         state, reactor = assembly.state, assembly.parts.reactor
-        port: Any
-        if spec.protocol == "udp" or spec.kind == "datagram":
-            (protocol,) = datagram_protocols(assembly._datagram_source, 1, socket=spec.socket)
-            if protocol.transport is not None:
+        transport = transport_for(spec)
+        target: Any
+        if transport.datagrams(spec):
+            (target,) = datagram_protocols(assembly._datagram_source, 1, socket=spec.socket)
+            if target.transport is not None:
                 raise ConfigError("one DatagramProtocol instance cannot serve another listener "
                                   "(name its class or a factory function)", socket=spec.socket,
                                   key="handler")
-            if spec.protocol == "udp":
-                port = open_datagram_listener(spec, protocol, state, reactor, self.config)
-            else:
-                port = open_local_listener(spec, protocol, state, reactor)
         else:
-            factory = self.factory(spec.mode, spec.kind)
-            if spec.protocol == "unix":
-                port = open_local_listener(spec, factory, state, reactor)
-            else:
-                port = open_tcp_listener(spec, factory, state, reactor)
+            target = self.factory(spec.mode, spec.kind)
+        port = transport.open(spec, target, state, reactor, self.config)
         if spec.kind in ("tls", "starttls"):
             port.sock_fingerprint = self.config.tls.material.fingerprint  # type: ignore[union-attr]
         return port

@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.net.state import SocketState
+from twisted_sock.policy.addresses import hostport
 from twisted_sock.policy.incoming import IncomingMode
 
 log = Logger(namespace="twisted_sock")
@@ -73,7 +74,7 @@ def port_address(port: Any) -> str:
     if port.sock_spec.protocol == "unix":
         return str(port.sock_spec.address)
     host = port.getHost()
-    return f"[{host.host}]:{host.port}" if ":" in host.host else f"{host.host}:{host.port}"
+    return hostport(host.host, host.port)
 
 
 def log_removed(state: SocketState) -> None:

@@ -28,8 +28,9 @@ from twisted_sock.net.interfaces import (
     system_broadcasts,
     system_interfaces,
 )
-from twisted_sock.net.listeners import close_now, open_all
+from twisted_sock.net.listeners import accept_pending, close_now, open_all
 from twisted_sock.net.state import MasterSwitch
+from twisted_sock.ops.health import Health
 from twisted_sock.service import apply
 from twisted_sock.service.assembly import Assembly, Parts
 from twisted_sock.service.drain import DRAIN_TIMEOUT, drain
@@ -38,6 +39,8 @@ from twisted_sock.service.logs import log_socket
 from twisted_sock.service.planner import plan_change, validate_change
 from twisted_sock.service.running import Running
 from twisted_sock.stats import ServiceStatistics
+from twisted_sock.twisted_internals import verify as verify_twisted
+from twisted_sock.web.health import HealthResource
 from twisted_sock.web.status import StatusResource
 
 log = Logger(namespace="twisted_sock")
@@ -81,6 +84,8 @@ class SockService(MultiService):
         self._master = MasterSwitch(incoming_enabled, log_connections)
         self._admin: Any = None
         self._parts = Parts(reactor, self._master, factory, http_resource, self.status_resource())
+        self.health = Health(self._master)
+        self._parts.status.putChild(b"health", HealthResource(self.health))
         plan = _plan(self.config.sockets)
         self._running = Running({c.name: Assembly(self._parts, c, plan) for c in self.config.sockets}, plan)
         self.sockets: dict[str, LiveSocket] = {}
@@ -142,6 +147,7 @@ class SockService(MultiService):
     def _open(self) -> None:
         if self._listening:
             return
+        verify_twisted()
         running = self._running
         admin = self.config.admin_socket
         if admin is not None:
@@ -257,9 +263,11 @@ class SockService(MultiService):
         C{NORMAL}; what they have buffered is sent first), resetting any
         that still have not closed after a short grace.
         """
+        self.health.stopping = True
         children = super().stopService()
         self._follower.stop()
         ports, self._running.ports = self._running.ports, []
+        accept_pending(ports)
         if self._admin is not None:
             ports.append(self._admin)
             self._admin = None

@@ -3,11 +3,10 @@ A worker serves listening sockets the main process opened: the project's
 own ports (the incoming decision in the accept loop) take an inherited
 socket instead of binding.
 
-Twisted's C{adoptStreamPort}/C{adoptDatagramPort} build plain Twisted ports;
-what they do to take an existing socket is set the port's
-C{_preexistingSocket} before C{startListening} (C{tcp.Port},
-C{udp.Port} and C{unix.Port} alike). That private name is used here and
-nowhere else.
+The same kind of hook as L{twisted_sock.ops.adopt.preset} (an inherited
+socket after an upgrade or from systemd), and through the same seam,
+L{twisted_sock.twisted_internals.adopt.take_socket}; it differs in being
+exclusive: a worker opens no listener of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import socket
 from typing import Any
 
 from twisted_sock.errors import BindError
+from twisted_sock.twisted_internals.adopt import take_socket
 
 #: The inherited sockets by listener (filled once by the worker's start-up;
 #: empty in a single process, where every listener binds).
@@ -53,5 +53,5 @@ def inherit(port: Any, spec: Any) -> bool:
                         "a new listener cannot be opened while running with workers (restart instead)",
                         socket=spec.socket)
     sock.setblocking(False)
-    port._preexistingSocket = sock
+    take_socket(port, sock)
     return True

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted_sock.errors import BindError, ConfigError
+from twisted_sock.net.binding import os_reason
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.sockopts import apply_options, listener_options
 from twisted_sock.net.unix import socket_address
@@ -56,8 +57,6 @@ def open_local(spec: Any, config: Any) -> socket.socket:
         sock.listen(config.backlog)
     except OSError as e:
         sock.close()
-        from twisted_sock.net.tcp import os_reason
-
         raise BindError(spec.address, None, os_reason(e), socket=spec.socket) from None
     return sock
 
@@ -98,8 +97,6 @@ def open_group(spec: Any, workers: int, config: Any) -> list[socket.socket]:
     except OSError as e:
         for sock in group:
             sock.close()
-        from twisted_sock.net.tcp import os_reason
-
         raise BindError(spec.address, spec.port, os_reason(e), socket=spec.socket) from None
     return group
 

@@ -89,10 +89,10 @@ class SharedSocketState(SocketState):
         counts, row, _ = self.shared
         return counts.total(row) >= self.max_total
 
-    def admit(self, addr: tuple[Any, ...]) -> Any:
+    def admit(self, addr: tuple[Any, ...], http: bool = False) -> Any:
         if self.max_total is None:
-            return SocketState.admit(self, addr)
-        return self._shared(lambda: SocketState.admit(self, addr))
+            return SocketState.admit(self, addr, http)
+        return self._shared(lambda: SocketState.admit(self, addr, http))
 
     def admit_local(self, credentials: tuple[int, int, int] | None) -> Any:
         if self.max_total is None:

@@ -46,6 +46,8 @@ SNAPSHOT_TIMEOUT = 5.0
 #: Seconds after C{drain_timeout} before a worker that has not exited is killed.
 KILL_GRACE = 10.0
 #: Variables a worker must not inherit (socket activation is the main process's).
+UPGRADE_REFUSED = "error: upgrade is not supported with workers > 1 (restart the service instead)"
+
 _PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC")
 
 
@@ -151,6 +153,8 @@ class Supervisor(MultiService):
         reactor = self._reactor
         # Before anything listens, so an early SIGHUP cannot kill the process.
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
+        # SIGUSR2 (upgrade in a single process) must not kill the process.
+        signal.signal(signal.SIGUSR2, lambda *_: reactor.callFromThread(self.upgrade))
         configs = {sock.name: sock for sock in self.config.sockets}
         self.groups = open_groups(self.specs, len(self.workers), configs)
         if self.config.admin_socket is not None:
@@ -266,6 +270,14 @@ class Supervisor(MultiService):
                               f"{len(results)} workers)")
 
         return d.addCallback(done)
+
+    def upgrade(self) -> defer.Deferred[str]:
+        """
+        Not supported with workers (the new generation would have to take
+        over every worker's sockets): refused with one line, nothing
+        changes.
+        """
+        return defer.succeed(self._said(UPGRADE_REFUSED))
 
     @staticmethod
     def _said(message: str) -> str:
