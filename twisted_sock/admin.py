@@ -16,6 +16,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from twisted_sock.net.binding import binding
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.unix import socket_address
 from twisted_sock.ops.adopt import preset
@@ -109,7 +110,7 @@ def admin_spec(path: str) -> ListenerSpec:
     """
     The admin socket as a listener, for matching inherited sockets.
     """
-    return ListenerSpec("admin", path, 0, "admin", protocol="unix")
+    return ListenerSpec("admin", path, 0, ListenerMode.ADMIN, protocol="unix")
 
 
 def open_admin(path: str, service: Administered, reactor: Any) -> Any:

@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.timers import cancel_call
 from twisted_sock.twisted_internals.sockets import reset_descriptor
 
@@ -101,7 +102,7 @@ class AcceptPause:
         """
         self.cancel()
         port = self._port
-        if port.connected and not (port.sock_mode == "http" and port.sock_state.paused):
+        if port.connected and not (port.sock_mode == ListenerMode.HTTP and port.sock_state.paused):
             port.startReading()
 
     def cancel(self) -> None:
@@ -206,5 +207,5 @@ def start_accepting(port: Any) -> None:
     SPARE.reserve()
     state = port.sock_state
     port.sock_accept_pause = AcceptPause(port, port.reactor, state.master.accept_waiting)
-    if port.sock_mode == "http" and state.paused:
+    if port.sock_mode == ListenerMode.HTTP and state.paused:
         port.stopReading()

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_sock.net.address import normalised_address
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.transport import Pending
 from twisted_sock.policy.addresses import parse_peer_host
@@ -194,7 +195,7 @@ class _ProxyGate(Pending):
         state = self._factory.state
         if header.source is not None and getattr(header.source, "host", None):
             client = parse_peer_host(header.source.host)
-            decision = state.admit_client(client, header.source.port, self._factory.mode == "http")
+            decision = state.admit_client(client, header.source.port, self._factory.mode == ListenerMode.HTTP)
             if not decision.accepted:
                 state.refused_connection(header.source.host, header.source.port,
                                          transport.server.sock_port, decision.reason)
@@ -240,7 +241,7 @@ class SockFactory:
     C{accept} hook) and never lets a refusal become a clean close.
     """
 
-    def __init__(self, state: SocketState, wrapped: IProtocolFactory, mode: str) -> None:
+    def __init__(self, state: SocketState, wrapped: IProtocolFactory, mode: ListenerMode) -> None:
         self.state = state
         self.wrapped = wrapped
         self.mode = mode

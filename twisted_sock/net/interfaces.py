@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from twisted_sock.config.listening import is_address
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import ConfigError
+from twisted_sock.net.kinds import ListenerKind, ListenerMode
 
 InterfaceTable = Mapping[str, tuple[str, ...]]
 
@@ -27,17 +28,22 @@ class ListenerSpec:
     One listener to open: the socket it belongs to, the local address (as
     Twisted's C{listenTCP} takes it: C{"127.0.0.1"}, C{"::1"},
     C{"fe80::1%eth0"}, C{"::"} or C{"0.0.0.0"}), the port (0 = any free one)
-    and the mode, C{"data"} or C{"http"}.
+    the mode (L{ListenerMode}) and the kind (L{ListenerKind}); their
+    string values are accepted and become the enum members.
     """
 
     socket: str
     address: str
     port: int
-    mode: str
-    kind: str = "plain"
+    mode: ListenerMode
+    kind: ListenerKind = ListenerKind.PLAIN
     protocol: str = "tcp"
     #: The interface to C{SO_BINDTODEVICE} to (C{bind_to_device}), if any.
     device: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", ListenerMode(self.mode))
+        object.__setattr__(self, "kind", ListenerKind(self.kind))
 
     def __str__(self) -> str:
         if self.protocol == "unix":
@@ -51,15 +57,15 @@ class ListenerSpec:
         The mode with TLS noted: C{data}, C{http}, C{data+tls},
         C{https}, C{data+starttls}.
         """
-        if self.kind == "tls":
-            return "https" if self.mode == "http" else "data+tls"
-        if self.kind == "starttls":
+        if self.kind is ListenerKind.TLS:
+            return "https" if self.mode is ListenerMode.HTTP else "data+tls"
+        if self.kind is ListenerKind.STARTTLS:
             return "data+starttls"
         if self.protocol == "udp":
-            return "udp" if self.kind == "plain" else f"udp+{self.kind}"
+            return "udp" if self.kind is ListenerKind.PLAIN else f"udp+{self.kind}"
         if self.protocol == "unix":
-            return "unix+dgram" if self.kind == "datagram" else f"unix+{self.mode}"
-        return self.mode
+            return "unix+dgram" if self.kind is ListenerKind.DATAGRAM else f"unix+{self.mode}"
+        return str(self.mode)
 
 
 def system_interfaces() -> dict[str, tuple[str, ...]]:
@@ -175,8 +181,8 @@ def plan_listeners(
     C{broadcast} on named interfaces, on their IPv4 broadcast addresses.
     """
     if config.protocol == "unix":
-        mode = "http" if config.serve == "http" else "data"
-        kind = "datagram" if config.datagram else "plain"
+        mode = ListenerMode.HTTP if config.serve == "http" else ListenerMode.DATA
+        kind = ListenerKind.DATAGRAM if config.datagram else ListenerKind.PLAIN
         return [ListenerSpec(config.name, config.path, 0, mode, kind, "unix")]  # type: ignore[arg-type]
     sources = interface_sources(config.interfaces, table, dual_stack, socket_name=config.name,
                                 follow=config.follow_interfaces)
@@ -186,14 +192,14 @@ def plan_listeners(
         return _plan_udp(config, addresses, broadcasts or {}, devices)
     plan = []
     starttls = config.tls.starttls if config.tls is not None else "off"  # type: ignore[union-attr]
-    for mode, ports in (("data", config.data_ports), ("http", config.http_ports)):
+    for mode, ports in ((ListenerMode.DATA, config.data_ports), (ListenerMode.HTTP, config.http_ports)):
         for port in ports:
             if config.is_tls_port(port):
-                kind = "tls"
-            elif mode == "data" and starttls != "off":
-                kind = "starttls"
+                kind = ListenerKind.TLS
+            elif mode is ListenerMode.DATA and starttls != "off":
+                kind = ListenerKind.STARTTLS
             else:
-                kind = "plain"
+                kind = ListenerKind.PLAIN
             for address in addresses:
                 plan.append(ListenerSpec(config.name, address, port, mode, kind,
                                          device=devices.get(address)))
@@ -202,22 +208,22 @@ def plan_listeners(
 
 def _plan_udp(config: SocketConfig, addresses: tuple[str, ...],
               broadcasts: InterfaceTable, devices: dict[str, str | None]) -> list[ListenerSpec]:
-    extra: list[tuple[str, str]] = []
+    extra: list[tuple[str, ListenerKind]] = []
     for group, _ in config.multicast_groups:
-        if (str(group), "multicast") not in extra:
-            extra.append((str(group), "multicast"))
+        if (str(group), ListenerKind.MULTICAST) not in extra:
+            extra.append((str(group), ListenerKind.MULTICAST))
     if config.broadcast and config.interfaces != ("*",):
         for name in config.interfaces:
             for address in broadcasts.get(name, ()):
-                if (address, "broadcast") not in extra:
-                    extra.append((address, "broadcast"))
+                if (address, ListenerKind.BROADCAST) not in extra:
+                    extra.append((address, ListenerKind.BROADCAST))
     plan = []
     for port in config.local_ports:
         for address in addresses:
-            plan.append(ListenerSpec(config.name, address, port, "data", "plain", "udp",
-                                     device=devices.get(address)))
+            plan.append(ListenerSpec(config.name, address, port, ListenerMode.DATA, ListenerKind.PLAIN,
+                                     "udp", device=devices.get(address)))
         for address, kind in extra:
-            plan.append(ListenerSpec(config.name, address, port, "data", kind, "udp"))
+            plan.append(ListenerSpec(config.name, address, port, ListenerMode.DATA, kind, "udp"))
     return plan
 
 
@@ -246,7 +252,7 @@ def _check_overlaps(plan: list[ListenerSpec], dual_stack: bool) -> None:
             paths[spec.address] = spec.socket
     by_port: dict[tuple[str, int], list[ListenerSpec]] = {}
     for spec in plan:
-        if spec.port and spec.kind not in ("multicast", "broadcast") and spec.protocol != "unix":
+        if spec.port and not spec.kind.extra_address and spec.protocol != "unix":
             by_port.setdefault((spec.protocol, spec.port), []).append(spec)
     for (_, port), specs in by_port.items():
         for i, a in enumerate(specs):
@@ -254,7 +260,7 @@ def _check_overlaps(plan: list[ListenerSpec], dual_stack: bool) -> None:
                 if a.socket != b.socket and _overlap(a.address, b.address, dual_stack):
                     raise ConfigError(
                         f"port {port} on {a.address} is also used by socket {a.socket!r}",
-                        socket=b.socket, key="http_ports" if b.mode == "http" else "local_ports",
+                        socket=b.socket, key="http_ports" if b.mode is ListenerMode.HTTP else "local_ports",
                     )
 
 

@@ -6,7 +6,6 @@ loop; the transports report to it when they open and close.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from types import MappingProxyType
@@ -15,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
-from twisted_sock.net.datagram import kernel_drops
 from twisted_sock.net.figures import ClosedFigures, open_rows
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.policy.addresses import IPAddress, hostport, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
@@ -212,7 +211,8 @@ class SocketState:
         refuse it when none matches.
         """
         candidates: Any = ((t, t.sock.peer, t.client[1]) for t in self.connections
-                           if getattr(t.server, "sock_mode", None) == "data" and t.sock.reason is None)
+                           if getattr(t.server, "sock_mode", None) == ListenerMode.DATA
+                           and t.sock.reason is None)
         victim: Any = choose_replaced(self.reconnect, peer, peer_port, candidates)
         if victim is None:
             return REFUSE_FULL
@@ -320,37 +320,24 @@ class SocketState:
         """
         self.paused = True
         for port in self.ports:
-            if port.sock_mode == "http" and port.connected:
+            if port.sock_mode == ListenerMode.HTTP and port.connected:
                 port.stopReading()
 
     def _resume_if_possible(self) -> None:
         if self.paused and not self.full:
             self.paused = False
             for port in self.ports:
-                if port.sock_mode == "http" and port.connected:
+                if port.sock_mode == ListenerMode.HTTP and port.connected:
                     port.startReading()
 
     # Snapshot ---------------------------------------------------------
 
     def listeners(self) -> tuple[ListenerInfo, ...]:
-        out = []
-        for port in self.ports:
-            if port.connected:
-                spec = port.sock_spec
-                if spec.protocol == "unix":
-                    out.append(ListenerInfo(spec.address, None, port.sock_mode, kind=spec.kind))
-                    continue
-                host = port.getHost()
-                info = ListenerInfo(host.host, host.port, port.sock_mode, spec.kind == "tls",
-                                    port.sock_fingerprint,
-                                    self.config.tls.starttls  # type: ignore[union-attr]
-                                    if spec.kind == "starttls" else None)
-                if spec.protocol == "udp":
-                    info = dataclasses.replace(
-                        info, kind=spec.kind, prefilter=port.sock_filter_length > 0,
-                        kernel_drops=kernel_drops(port.socket), datagrams=port.sock_accepted)
-                out.append(info)
-        return tuple(out)
+        """
+        The open listeners, each as it describes itself
+        (L{twisted_sock.net.listening.IListeningPort.describe}).
+        """
+        return tuple(port.describe() for port in self.ports if port.connected)
 
     def _refusal_reasons(self) -> tuple[str, ...]:
         if self.config.protocol == "unix":

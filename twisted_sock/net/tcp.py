@@ -18,14 +18,18 @@ from typing import Any
 from twisted.internet import tcp
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from twisted_sock.net.acceptfail import AcceptPause, start_accepting
 from twisted_sock.net.binding import binding
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.kinds import ListenerMode
+from twisted_sock.net.listening import IStreamListeningPort, ip_listener_info
 from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.transport import IdleSockServer, SockServer
 from twisted_sock.ops.adopt import preset
+from twisted_sock.stats import ListenerInfo
 from twisted_sock.twisted_internals.accept import FilteringListener, hand_over_state, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix, real_port_number
 from twisted_sock.workers.inherit import inherit
@@ -51,12 +55,13 @@ class HandOver:
         factory.doStart()
         old.doStop()
         port.sock_refresh()
-        if port.sock_mode == "http" and state.paused:
+        if port.sock_mode == ListenerMode.HTTP and state.paused:
             port.stopReading()
-        elif port.sock_mode == "http":
+        elif port.sock_mode == ListenerMode.HTTP:
             port.startReading()
 
 
+@implementer(IStreamListeningPort)
 class FilteringPort(HandOver, LogPrefix, tcp.Port):
     """
     A C{tcp.Port} that runs the incoming decision in its accept loop and
@@ -95,6 +100,9 @@ class FilteringPort(HandOver, LogPrefix, tcp.Port):
 
     def sock_log_prefix(self) -> str:
         return f"{self.sock_state.name} {self.sock_mode}"
+
+    def describe(self) -> ListenerInfo:
+        return ip_listener_info(self)
 
     def sock_refresh(self) -> None:
         """

@@ -12,6 +12,7 @@ sees them; the Python check stays the authority.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import errno
 import ipaddress
 import socket
@@ -23,20 +24,24 @@ from twisted.internet import udp
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from twisted_sock.config.listening import is_address
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import BindError, ConfigError
 from twisted_sock.net.address import normalised_address
 from twisted_sock.net.binding import binding
-from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log
+from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log, kernel_drops
 from twisted_sock.net.interfaces import ListenerSpec, system_interfaces
+from twisted_sock.net.kinds import ListenerKind, ListenerMode
+from twisted_sock.net.listening import IListeningPort, ip_listener_info
 from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.udp_sendopts import apply_send_options
 from twisted_sock.ops.adopt import preset
 from twisted_sock.policy.bpf import Insn, build_filter
 from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode
+from twisted_sock.stats import ListenerInfo
 from twisted_sock.twisted_internals.ports import LogPrefix, real_port_number
 from twisted_sock.twisted_internals.udp import DatagramReadLoop
 from twisted_sock.workers.inherit import inherit
@@ -114,6 +119,7 @@ def join_group(sock: socket.socket, group: Any, source: Any, ifindex: int) -> No
         sock.setsockopt(level, MCAST_JOIN_SOURCE_GROUP, head + _sockaddr(group) + _sockaddr(source))
 
 
+@implementer(IListeningPort)
 class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
     """
     A C{udp.Port} that runs the incoming decision on every datagram and
@@ -126,7 +132,7 @@ class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
         self.sock_state = state
         self._opening = state.config if config is None else config
         udp.Port.__init__(self, spec.port, protocol, spec.address, MAX_DATAGRAM, reactor)
-        self.sock_mode = "data"
+        self.sock_mode = ListenerMode.DATA
         self.sock_fingerprint = None
         self.sock_filter: Any = None
         self.sock_filter_length = 0
@@ -140,7 +146,7 @@ class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
     def createInternetSocket(self) -> socket.socket:
         skt = options_set(udp.Port.createInternetSocket(self),
                           listener_options(self._opening, self.sock_spec.address, self.sock_spec.device))
-        if self.sock_spec.kind in ("multicast", "broadcast"):
+        if self.sock_spec.kind.extra_address:
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         return skt
 
@@ -153,7 +159,7 @@ class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
         except ConfigError:
             self.connectionLost()
             raise
-        if self.sock_spec.kind == "multicast":
+        if self.sock_spec.kind is ListenerKind.MULTICAST:
             group = ipaddress.ip_address(self.sock_spec.address)
             for wanted, source in config.multicast_groups:
                 if wanted == group:
@@ -205,6 +211,15 @@ class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
 
     def sock_log_prefix(self) -> str:
         return f"{self.sock_state.name} udp"
+
+    def describe(self) -> ListenerInfo:
+        """
+        L{ip_listener_info} with the UDP figures: the kind, the kernel
+        prefilter, the kernel's drops and the datagrams delivered.
+        """
+        return dataclasses.replace(
+            ip_listener_info(self), kind=self.sock_spec.kind, prefilter=self.sock_filter_length > 0,
+            kernel_drops=kernel_drops(self.socket), datagrams=self.sock_accepted)
 
 
 def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,

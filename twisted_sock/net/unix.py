@@ -24,6 +24,7 @@ from twisted.internet import tcp, unix
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from twisted_sock.errors import BindError
 from twisted_sock.net.acceptfail import AcceptPause, start_accepting
@@ -31,11 +32,14 @@ from twisted_sock.net.binding import binding, os_reason
 from twisted_sock.net.credentials import CREDENTIALS, credentials_from
 from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log, handler_error_text
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.kinds import ListenerKind, ListenerMode
+from twisted_sock.net.listening import IListeningPort, IStreamListeningPort
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver
 from twisted_sock.net.transport import IdleSockServer, SockServer
 from twisted_sock.ops.adopt import preset
+from twisted_sock.stats import ListenerInfo
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix
 from twisted_sock.workers.inherit import inherit
@@ -67,7 +71,19 @@ class IdleLocalServer(LocalServer, IdleSockServer):
     """
 
 
-class LocalStreamPort(HandOver, LogPrefix, unix.Port):
+class DescribedByPath:
+    """
+    For UNIX listeners: status shows the path (no port), mode and kind.
+    """
+
+    def describe(self) -> ListenerInfo:
+        port: Any = self
+        spec = port.sock_spec
+        return ListenerInfo(spec.address, None, port.sock_mode, kind=spec.kind)
+
+
+@implementer(IStreamListeningPort)
+class LocalStreamPort(DescribedByPath, HandOver, LogPrefix, unix.Port):
     """
     A listening UNIX stream socket that runs the local decision on accept.
     """
@@ -116,7 +132,8 @@ class LocalStreamPort(HandOver, LogPrefix, unix.Port):
         return f"{self.sock_state.name} unix"
 
 
-class LocalDatagramPort(LogPrefix, unix.DatagramPort):
+@implementer(IListeningPort)
+class LocalDatagramPort(DescribedByPath, LogPrefix, unix.DatagramPort):
     """
     A UNIX datagram socket running the local decision per datagram; with
     allow lists it asks the kernel for each sender's credentials.
@@ -127,7 +144,7 @@ class LocalDatagramPort(LogPrefix, unix.DatagramPort):
         config = state.config
         self.sock_spec = spec
         self.sock_state = state
-        self.sock_mode = "data"
+        self.sock_mode = ListenerMode.DATA
         self.sock_port = spec.address
         self.sock_fingerprint = None
         self.sock_credentials: tuple[int, int, int] | None = None
@@ -217,7 +234,7 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     Open one UNIX listener (stream with a factory, datagram with a
     protocol); L{BindError} names the path on failure.
     """
-    datagram = spec.kind == "datagram"
+    datagram = spec.kind is ListenerKind.DATAGRAM
     port: Any
     if datagram:
         port = LocalDatagramPort(spec, target, state, reactor)

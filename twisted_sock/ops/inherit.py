@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted_sock.errors import SockError
+from twisted_sock.net.kinds import ListenerKind
 
 
 class InheritError(SockError):
@@ -107,7 +108,7 @@ def _fits(spec: Any, sock: Inherited) -> bool:
     if spec.protocol != sock.protocol:
         return False
     if spec.protocol == "unix":
-        return spec.address == sock.address and (spec.kind != "datagram") == sock.stream
+        return spec.address == sock.address and (spec.kind != ListenerKind.DATAGRAM) == sock.stream
     return _same_address(spec.address, sock.address) and spec.port in (0, sock.port)
 
 

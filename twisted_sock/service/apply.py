@@ -114,7 +114,7 @@ def commit(change: Prepared, running: Running, listeners: list[tuple[Any, Any]])
         old_state.ports.remove(port)
         port.sock_hand_over(spec, factory, state)
         state.ports.append(port)
-        if spec.kind in ("tls", "starttls"):
+        if spec.kind.encrypted:
             port.sock_fingerprint = configs[spec.socket].tls.material.fingerprint  # type: ignore[union-attr]
         logs.log_hand_over(port, old_state.name)
     running.adopt(change.opened)

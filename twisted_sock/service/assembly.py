@@ -19,6 +19,7 @@ from twisted_sock.errors import ConfigError
 from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
 from twisted_sock.net.gates import SockFactory
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.kinds import ListenerKind, ListenerMode
 from twisted_sock.net.registry import transport_for
 from twisted_sock.net.starttls import StartTLSFactory
 from twisted_sock.net.state import MasterSwitch, SocketState
@@ -53,7 +54,7 @@ class Assembly:
         self.parts = parts
         reactor = parts.reactor
         self.state = SocketState(config, parts.master, reactor)
-        self._factories: dict[tuple[str, str], SockFactory] = {}
+        self._factories: dict[tuple[ListenerMode, ListenerKind], SockFactory] = {}
         self._tls_options: dict[str, ServerOptions] = {}
         self._datagram_source: Any = None
         user = parts.factory
@@ -116,7 +117,7 @@ class Assembly:
             for holder, options in built:
                 holder.current = options
             for port in self.state.ports:
-                if port.sock_spec.kind in ("tls", "starttls"):
+                if port.sock_spec.kind.encrypted:
                     port.sock_fingerprint = tls.material.fingerprint
 
         return commit
@@ -133,7 +134,7 @@ class Staging:
     def __init__(self, assembly: Assembly, config: SocketConfig) -> None:
         self.assembly = assembly
         self.config = config
-        self._factories: dict[tuple[str, str], SockFactory] = {}
+        self._factories: dict[tuple[ListenerMode, ListenerKind], SockFactory] = {}
         self._tls_options: dict[str, ServerOptions] = {}
 
     def open(self, spec: ListenerSpec) -> Any:
@@ -155,11 +156,11 @@ class Staging:
         else:
             target = self.factory(spec.mode, spec.kind)
         port = transport.open(spec, target, state, reactor, self.config)
-        if spec.kind in ("tls", "starttls"):
+        if spec.kind.encrypted:
             port.sock_fingerprint = self.config.tls.material.fingerprint  # type: ignore[union-attr]
         return port
 
-    def factory(self, mode: str, kind: str) -> SockFactory:
+    def factory(self, mode: ListenerMode, kind: ListenerKind) -> SockFactory:
         """
         The socket's factory for C{mode} listeners of TLS C{kind}: the one
         it has, or a new one (TLS options from C{config}, shared by its TLS
@@ -173,10 +174,10 @@ class Staging:
         state = assembly.state
         app = assembly._apps[mode]
         wrapped: Any = app
-        if kind != "plain":
+        if kind is not ListenerKind.PLAIN:
             builder = AppBuilder(app, state)
             options = self.tls_options(mode)
-            if kind == "tls":
+            if kind is ListenerKind.TLS:
                 wrapped = implicit_tls_factory(options, builder, state, assembly.parts.reactor)
             else:
                 wrapped = StartTLSFactory(options, builder, state)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.registry import transport_for
 from twisted_sock.net.retired import RetiredSockets
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import HandOver
 from twisted_sock.service.assembly import Assembly
 from twisted_sock.service.planner import OpenListener
 
@@ -32,7 +32,8 @@ class Running:
         """
         Each open listener as the planner sees it, with its port.
         """
-        return [(OpenListener(port.sock_spec, isinstance(port, HandOver)), port) for port in self.ports]
+        return [(OpenListener(port.sock_spec, transport_for(port.sock_spec).hands_over(port.sock_spec)), port)
+                for port in self.ports]
 
     def adopt(self, ports: list[Any]) -> None:
         """

@@ -23,6 +23,7 @@ from typing import Any
 
 from twisted_sock.net.acceptfail import ACCEPT_ERRORS, accept_failed
 from twisted_sock.net.credentials import peer_credentials
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.twisted_internals.sockets import c_accept, reset_descriptor
 
 #: Refused connections handled in one pass of the accept loop before the
@@ -69,7 +70,7 @@ class FilteringListener:
         self._accept = c_accept(sock)
         self._port = port
         self._state = port.sock_state
-        self._http = port.sock_mode == "http"
+        self._http = port.sock_mode == ListenerMode.HTTP
         self._family, self._type, self._proto = sock.family, sock.type, sock.proto
 
     def accept(self) -> tuple[socket.socket, Any]:
@@ -115,7 +116,7 @@ class LocalListener:
         self._accept = sock.accept
         self._port = port
         self._state = port.sock_state
-        self._http = port.sock_mode == "http"
+        self._http = port.sock_mode == ListenerMode.HTTP
 
     def accept(self) -> tuple[socket.socket, Any]:
         state = self._state

@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted_sock.errors import BindError, ConfigError
 from twisted_sock.net.binding import os_reason
+from twisted_sock.net.kinds import ListenerKind
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.sockopts import apply_options, listener_options
 from twisted_sock.net.unix import socket_address
@@ -25,7 +26,7 @@ def check_supported(specs: Sequence[Any]) -> None:
         (UNIX datagram sockets).
     """
     for spec in specs:
-        if spec.protocol == "unix" and spec.kind == "datagram":
+        if spec.protocol == "unix" and spec.kind is ListenerKind.DATAGRAM:
             raise ConfigError("workers > 1 cannot serve UNIX datagram sockets in this version "
                               "(use workers = 1)", socket=spec.socket, key="sock.workers")
 
@@ -86,7 +87,7 @@ def open_group(spec: Any, workers: int, config: Any) -> list[socket.socket]:
             group.append(sock)
             apply_options(sock, options)
             sock.set_inheritable(True)
-            if kind == socket.SOCK_STREAM or spec.kind in ("multicast", "broadcast"):
+            if kind == socket.SOCK_STREAM or spec.kind.extra_address:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(address)
