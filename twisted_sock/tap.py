@@ -80,10 +80,7 @@ class Options(usage.Options):
             _exit(f"{e} (see twistd sock --help)", 2)
 
     def opt_listen(self, endpoint: str) -> None:
-        """
-        A Twisted endpoint string (tcp:PORT[:interface=ADDR], ssl:..., unix:PATH[:mode=660]),
-        decided like every listener; repeatable.
-        """
+        """A Twisted endpoint: tcp:PORT[:interface=ADDR] | ssl:PORT:privateKey=K | unix:PATH (repeatable)."""
         self["listen"] = (*self.get("listen", ()), endpoint)
 
     def given(self) -> dict[str, Any]:

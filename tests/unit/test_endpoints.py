@@ -213,3 +213,15 @@ def test_flags():
     assert str(e.value) == "--listen = 'tcp:nope': not a number: 'nope'"
     with pytest.raises(ConfigError, match="a unix: endpoint needs a unix socket"):
         config_from_flags({"listen": ("unix:@x",), "tcp": "1"})
+
+
+def test_documented_example():
+    """
+    C{docs/examples/endpoints.toml} loads and plans its endpoint listeners
+    beside the port lists (the docs show what C{check} prints for it).
+    """
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "endpoints.toml")
+    web, local = load_config(example).sockets
+    assert [str(s) for s in plan_listeners(web, TABLE)] == \
+        ["127.0.0.1:18701", "127.0.0.1:18702", "[::1]:18703"]
+    assert local.path.endswith("endpoints-demo.sock") and local.mode == 0o660
