@@ -7,12 +7,13 @@ C{--listen} with C{--config} are one line and exit 2, nothing listening.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 
 import pytest
 
-from tests.integration.clients import exchange
+from tests.integration.clients import curl, exchange
 from tests.integration.test_twistd import TWISTD, Twistd, run
 from twisted_sock.testing import make_pki
 
@@ -22,18 +23,23 @@ pytestmark = pytest.mark.integration
 def test_tcp_endpoint_decided(tmp_path):
     """
     C{--listen tcp:0:interface=127.0.0.1} with C{specific-ip-any-port}:
-    127.0.0.1 gets its echo, a client bound to 127.0.0.2 a reset.
+    127.0.0.1 gets its echo, a client bound to 127.0.0.2 a reset, counted
+    in the status like any listener's refusal.
     """
     server = Twistd("--listen", "tcp:0:interface=127.0.0.1", "--incoming", "specific-ip-any-port",
-                    "--target-ip", "127.0.0.1", cwd=str(tmp_path))
+                    "--target-ip", "127.0.0.1", "--http", "0", "--interfaces", "lo", cwd=str(tmp_path))
     try:
         port = server.port("data")
         assert exchange("127.0.0.1", port, b"hi").data == b"hi"
         assert exchange("127.0.0.1", port, b"hi", ("127.0.0.2", 0)).kind == "reset"
         assert exchange("127.0.0.1", port, b"again").data == b"again"
+        status = json.loads(curl(f"http://127.0.0.1:{server.port('http')}/status.json").stdout)
+        sock = status["sockets"][0]
+        assert sock["refused"] == 1
+        listeners = [(x["address"], x["port"], x["mode"]) for x in sock["listeners"]]
+        assert ("127.0.0.1", port, "data") in listeners
     finally:
-        log = server.stop()
-    assert "refused" in log.lower()
+        server.stop()
 
 
 def test_unix_endpoint_echoes(tmp_path):

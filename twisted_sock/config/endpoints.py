@@ -16,8 +16,12 @@ C{endpoint.listen()} is never called.
     on a socket without C{[socket.tls]} the certificate and key make them.
   - C{unix:PATH[:mode=660][:lockfile=0|1]}: the path of a C{protocol =
     "unix"} socket (with C{--listen}, the flags then build a unix socket).
-  - Anything else (C{systemd:}, C{tor:}, C{onion:}, C{le:}, plugins): one
-    line; the decision cannot apply to it.
+  - C{systemd:domain=INET:index=N}: one line saying how systemd's sockets
+    are used instead (adopted by the listener with their address and port:
+    L{twisted_sock.ops.systemd}), so the same listener works with and
+    without socket activation and through upgrades.
+  - Anything else (C{tor:}, C{onion:}, C{le:}, plugins): one line; the
+    decision cannot apply to it.
 """
 
 from __future__ import annotations
@@ -102,6 +106,9 @@ def _translate(text: str, base_dir: str) -> Endpoint:
 
     args, raw = tokenize(text)
     kind = args[0]
+    if kind == "systemd":
+        raise ValueError("systemd's sockets are adopted by address and port: configure the listener "
+                         "the .socket unit's ListenStream= names (local_ports, or tcp:PORT:interface=ADDR)")
     if kind not in SUPPORTED_TYPES:
         raise ValueError(f"the incoming decision cannot apply to endpoint type {kind!r} "
                          f"(use {', '.join(t + ':' for t in SUPPORTED_TYPES)})")
