@@ -23,6 +23,7 @@ from twisted_sock.ops import upgrade
 from twisted_sock.ops.lifecycle import Operated
 from twisted_sock.service import SockService
 from twisted_sock.twisted_internals.twistd import report_start_failure
+from twisted_sock.workers.supervisor import Supervisor, with_workers
 
 log = Logger(namespace="twisted_sock")
 
@@ -52,6 +53,7 @@ _FLAGS = [
     ["alpn", None, None, 'ALPN protocols in preference order, e.g. "h2,http/1.1".'],
     ["starttls", None, None, "STARTTLS on the plain data ports: off | command | auto [default: off]."],
     ["client-ca", None, None, "CA certificates (PEM) that client certificates must chain to."],
+    ["workers", None, None, 'Worker processes: a number or "auto" (the CPUs) [default: 1: one process].'],
 ]
 
 
@@ -141,22 +143,53 @@ class TwistdSockService(Operated, SockService):
         try:
             super().privilegedStartService()
         except SockError as e:
-            log.critical("{error}", error=str(e))
-            config = self.twistd_config or {}
-            if config.get("pidfile"):
-                try:
-                    os.unlink(config["pidfile"])
-                except OSError:
-                    pass
-            report_start_failure(config, str(e))
-            _exit(str(e), 1)
+            _start_failed(self.twistd_config, e)
+
+
+def _start_failed(twistd_config: Any, e: SockError) -> NoReturn:
+    """
+    A failure to open the listeners under twistd: one line on standard
+    error (and to a daemonized twistd's launcher), the pid file removed,
+    exit status 1.
+    """
+    log.critical("{error}", error=str(e))
+    config = twistd_config or {}
+    if config.get("pidfile"):
+        try:
+            os.unlink(config["pidfile"])
+        except OSError:
+            pass
+    report_start_failure(config, str(e))
+    _exit(str(e), 1)
+
+
+class TwistdSupervisor(Supervisor):
+    """
+    With workers: the main process, failing to open its listeners as
+    L{TwistdSockService} does.
+    """
+
+    twistd_config: Any = None
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except SockError as e:
+            _start_failed(self.twistd_config, e)
 
 
 def makeService(options: Options) -> IService:
     given = options.given()
+    workers = given.pop("workers", None)  # workers: the only flag --config takes
+    service: Any
     try:
         config = config_from_flags(given)
-        service: TwistdSockService = TwistdSockService.from_config(config)  # type: ignore[assignment]
+        if workers is not None:
+            config = with_workers(config, workers)
+        if config.workers > 1:
+            service = TwistdSupervisor(config, given)
+        else:
+            service = TwistdSockService.from_config(config)
     except ConfigError as e:
         if config_is_from_flags(given):
             e = as_flag_error(e, udp="udp" in given)

@@ -19,6 +19,7 @@ from twisted_sock.config.endpoints import apply_endpoints, endpoint_list
 from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS, ListenOptions
 from twisted_sock.config.refs import check_handler, check_http
 from twisted_sock.config.tls import TLSConfig
+from twisted_sock.config.workers import parse_workers
 from twisted_sock.errors import ConfigError
 from twisted_sock.policy.addresses import IPAddress, IPNetwork, misses_ipv4_peers
 from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_policy
@@ -351,9 +352,7 @@ def _protocol(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """
-    A whole configuration: the global master switch and the sockets.
-    """
+    """A whole configuration: the global master switch and the sockets."""
 
     sockets: tuple[SocketConfig, ...]
     incoming_enabled: bool = True
@@ -361,12 +360,12 @@ class ServiceConfig:
     drain_timeout: float = 10.0
     admin_socket: str | None = None
     log_connections: bool = True
+    workers: int = 1  # worker processes (twisted_sock.workers); "auto" = the CPUs
 
     def __post_init__(self) -> None:
-        sockets = tuple(self.sockets)
-        object.__setattr__(self, "sockets", sockets)
+        object.__setattr__(self, "sockets", sockets := tuple(self.sockets))
         for key, fn in (("drain_timeout", lambda v: values.non_negative_number(v, "drain_timeout")),
-                        ("admin_socket", admin.admin_path),
+                        ("admin_socket", admin.admin_path), ("workers", parse_workers),
                         ("log_connections", lambda v: values.boolean(v, "log_connections"))):
             raw = getattr(self, key)
             try:
