@@ -244,7 +244,7 @@ def test_config_file_with_modes(tmp_path):
         (["--tcp", "1", "--handler", "nope"], "unknown handler 'nope'"),
         (["--config", "x.toml", "--tcp", "1"], "--config cannot be mixed with --tcp"),
         (["--config", "missing.toml"], "missing.toml: no such file"),
-        (["--incoming", "any-ip-any-port"], "give --tcp, --http, --udp or --unix"),
+        (["--incoming", "any-ip-any-port"], "give --tcp, --http, --udp, --unix or --listen"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
