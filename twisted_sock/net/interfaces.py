@@ -218,8 +218,11 @@ def _endpoint_listeners(config: SocketConfig, plan: list[ListenerSpec], dual_sta
         address = endpoint.interface
         if address == "*":
             address = "::" if dual_stack else "0.0.0.0"
-        kind = "tls" if endpoint.kind == "ssl" else ("starttls" if starttls != "off" else "plain")
-        spec = ListenerSpec(config.name, address, endpoint.port, "data", kind)
+        if endpoint.kind == "ssl":
+            kind = ListenerKind.TLS
+        else:
+            kind = ListenerKind.STARTTLS if starttls != "off" else ListenerKind.PLAIN
+        spec = ListenerSpec(config.name, address, endpoint.port, ListenerMode.DATA, kind)
         for other in plan + out:
             if spec.port and other.port == spec.port and _overlap(other.address, address, dual_stack):
                 raise ConfigError(f"{endpoint.text!r} duplicates the {other.mode} listener {other}",
