@@ -237,6 +237,7 @@ class SockService(MultiService):
     @param incoming_enabled: the initial master switch.
     @param drain_timeout: seconds open connections get to finish on stop.
     @param log_connections: log one event per ended connection.
+    @param http_access_log: twisted.web's line per HTTP request.
     """
 
     def __init__(
@@ -249,6 +250,7 @@ class SockService(MultiService):
         incoming_enabled: bool = True,
         drain_timeout: float = DRAIN_TIMEOUT,
         log_connections: bool = True,
+        http_access_log: bool = True,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -260,7 +262,7 @@ class SockService(MultiService):
         self._http_resource = http_resource
         self.drain_timeout = drain_timeout
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
-        self._master = MasterSwitch(incoming_enabled, log_connections)
+        self._master = MasterSwitch(incoming_enabled, log_connections, http_access_log)
         self._admin: Any = None
         self._status = StatusResource(self.statistics)
         self._plan = _plan(self.config.sockets)
@@ -280,6 +282,7 @@ class SockService(MultiService):
         kwargs.setdefault("incoming_enabled", config.incoming_enabled)
         kwargs.setdefault("drain_timeout", config.drain_timeout)
         kwargs.setdefault("log_connections", config.log_connections)
+        kwargs.setdefault("http_access_log", config.http_access_log)
         try:
             service = cls(config.sockets, **kwargs)
         except ConfigError as e:
@@ -449,6 +452,7 @@ class SockService(MultiService):
         self.sockets = {n: a.live for n, a in self._assemblies.items()}
         self.drain_timeout = new.drain_timeout
         self._master.log_connections = new.log_connections
+        self._master.http_access_log = new.http_access_log
         self.incoming_enabled = new.incoming_enabled
         for name, commit in renewals:
             commit()

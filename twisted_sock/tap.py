@@ -8,6 +8,7 @@ exit status 2 (bad options or configuration) or 1 (start-up failed).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -18,8 +19,11 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_sock.config.flags import as_flag_error, config_from_flags
+from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
+from twisted_sock.logs.twistd import install_observer
 from twisted_sock.service import SockService
+from twisted_sock.version import versions
 
 log = Logger(namespace="twisted_sock")
 
@@ -49,6 +53,7 @@ _FLAGS = [
     ["alpn", None, None, 'ALPN protocols in preference order, e.g. "h2,http/1.1".'],
     ["starttls", None, None, "STARTTLS on the plain data ports: off | command | auto [default: off]."],
     ["client-ca", None, None, "CA certificates (PEM) that client certificates must chain to."],
+    ["log-format", None, None, "text | json: the log's lines [default: text; [sock] log_format]."],
 ]
 
 
@@ -68,6 +73,16 @@ class Options(usage.Options):
     synopsis = "[--config FILE | --tcp PORTS --http PORTS | --udp PORTS | --unix PATH] [--incoming MODE ...]"
     optParameters = _FLAGS
     optFlags = [["require-client-cert", None, "Refuse TLS clients without a certificate from --client-ca."]]
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the versions of twisted-sock, Twisted and OpenSSL and exit.
+        """
+        from twisted_sock.version import version_text
+
+        sys.stdout.write(version_text())
+        sys.stdout.flush()
+        raise SystemExit(0)
 
     def parseOptions(self, options: Any = None) -> None:
         try:
@@ -95,7 +110,16 @@ class TwistdSockService(SockService):
 
     twistd_config: Any = None
 
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd passes its application (a Componentized) here, before it
+        # sets up logging: give it the service's observer (see logs.twistd).
+        if self.twistd_config is not None and hasattr(parent, "setComponent"):
+            install_observer(parent, self.twistd_config, self.config.log_format, self._reactor)
+        super().setServiceParent(parent)
+
     def startService(self) -> None:
+        found = versions()
+        log.info("twisted-sock {twisted_sock} (Twisted {twisted}, {openssl}) starting", **found)
         super().startService()
         # Twisted installs its own SIGTERM handler when the reactor starts:
         # replace it then.
@@ -152,8 +176,9 @@ class TwistdSockService(SockService):
 
 def makeService(options: Options) -> IService:
     given = options.given()
+    log_format = given.pop("log-format", None)
     try:
-        config = config_from_flags(given)
+        config = with_log_format(config_from_flags(given), log_format)
         service: TwistdSockService = TwistdSockService.from_config(config)  # type: ignore[assignment]
     except ConfigError as e:
         if config_is_from_flags(given):
@@ -163,6 +188,18 @@ def makeService(options: Options) -> IService:
         _exit(str(e), 2)
     service.twistd_config = getattr(options, "parent", None)
     return service
+
+
+def with_log_format(config: ServiceConfig, log_format: str | None) -> ServiceConfig:
+    """
+    C{config} with C{--log-format}, when given, in place of its own.
+    """
+    if log_format is None:
+        return config
+    try:
+        return dataclasses.replace(config, log_format=log_format)
+    except ConfigError as e:
+        raise ConfigError(e.problem, key="--log-format", value=log_format) from None
 
 
 def config_is_from_flags(given: dict[str, Any]) -> bool:

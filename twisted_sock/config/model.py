@@ -134,7 +134,7 @@ class SocketConfig:
             lambda v: None if v is None else values.positive_int(v, "max_connections_per_ip"),
         )
         for key in ("idle_timeout", "http_header_timeout", "http_idle_timeout"):
-            coerce(key, functools.partial(_seconds, what=key))
+            coerce(key, functools.partial(values.non_negative_number, what=key))
         coerce("backlog", lambda v: values.positive_int(v, "backlog"))
         coerce("tls", _tls)
         coerce("multicast_groups", values.multicast_list)
@@ -316,10 +316,6 @@ def _admin_path(value: Any) -> str | None:
     return values.unix_path(value)
 
 
-def _seconds(value: Any, what: str) -> float:
-    return values.non_negative_number(value, what)
-
-
 def _serve(value: Any) -> str:
     if value not in ("data", "http"):
         raise ValueError(f"unknown serve {value!r} (choose data or http)")
@@ -367,13 +363,17 @@ class ServiceConfig:
     drain_timeout: float = 10.0
     admin_socket: str | None = None
     log_connections: bool = True
+    log_format: str = "text"
+    http_access_log: bool = True
 
     def __post_init__(self) -> None:
         sockets = tuple(self.sockets)
         object.__setattr__(self, "sockets", sockets)
-        for key, fn in (("drain_timeout", lambda v: values.non_negative_number(v, "drain_timeout")),
-                        ("admin_socket", _admin_path),
-                        ("log_connections", lambda v: values.boolean(v, "log_connections"))):
+        number, flag = values.non_negative_number, lambda k: functools.partial(values.boolean, what=k)
+        for key, fn in (("drain_timeout", functools.partial(number, what="drain_timeout")),
+                        ("admin_socket", _admin_path), ("log_format", values.log_format),
+                        ("log_connections", flag("log_connections")),
+                        ("http_access_log", flag("http_access_log"))):
             raw = getattr(self, key)
             try:
                 object.__setattr__(self, key, fn(raw))

@@ -225,6 +225,15 @@ def boolean(value: Any, what: str) -> bool:
     raise ValueError(f"{what} must be true or false")
 
 
+def log_format(value: Any) -> str:
+    """
+    C{[sock] log_format}: C{"text"} or C{"json"}.
+    """
+    if value not in ("text", "json"):
+        raise ValueError(f"unknown log_format {value!r} (choose text or json)")
+    return str(value)
+
+
 def multicast_list(value: Any) -> tuple[tuple[IPAddress, IPAddress | None], ...]:
     """
     Multicast groups to join: a list of C{"239.1.2.3"}, C{"ff15::1"},

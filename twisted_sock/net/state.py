@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
+from twisted_sock.logs import events
+from twisted_sock.logs.fields import refusal_fields
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
@@ -45,14 +47,17 @@ log = Logger(namespace="twisted_sock")
 class MasterSwitch:
     """
     The global C{incoming_enabled} switch, shared by every socket of a
-    service, and the service-wide C{log_connections} setting.
+    service, and the service-wide C{log_connections} and
+    C{http_access_log} settings.
     """
 
-    __slots__ = ("enabled", "log_connections", "accept_waiting")
+    __slots__ = ("enabled", "log_connections", "http_access_log", "accept_waiting")
 
-    def __init__(self, enabled: bool = True, log_connections: bool = True) -> None:
+    def __init__(self, enabled: bool = True, log_connections: bool = True,
+                 http_access_log: bool = True) -> None:
         self.enabled = enabled
         self.log_connections = log_connections
+        self.http_access_log = http_access_log
         #: Listeners backing off after a failed accept(): any connection
         #: that closes (a descriptor freed) lets them try again.
         self.accept_waiting: set[Any] = set()
@@ -84,6 +89,9 @@ class SocketState:
         self.tls_log = RateLimitedLog(self._summarised("TLS handshake failures"), clock)
         self.replace_log = RateLimitedLog(self._summarised("connections replaced"), clock)
         self.accept_log = RateLimitedLog(self._summarised("failed accepts"), clock)
+        #: Connection ends by a failed handshake or a reset (the others are
+        #: each logged: see net.connlog).
+        self.end_log = RateLimitedLog(self._summarised("connection ends (failed handshakes, resets)"), clock)
         self.apply(config)
 
     def apply(self, config: SocketConfig) -> None:
@@ -201,7 +209,9 @@ class SocketState:
             return REFUSE_FULL
         old, mode = victim.client[0], self.reconnect.value
         self.replace_log.event(lambda: f"socket {self.name!r}: connection from {old} replaced by one "
-                                       f"from {peer} (reconnect {mode})")
+                                       f"from {peer} (reconnect {mode})",
+                               {"peer": str(peer), "replaced_peer": old, "reconnect": mode,
+                                "reason": "REPLACED"})
         victim.sock_reason = ShutdownReason.REPLACED
         victim.abortConnection()
         self.connections.pop(victim, None)
@@ -216,7 +226,8 @@ class SocketState:
         self.refused += 1
         self.refused_by[reason] += 1
         self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
-                               f"{_describe_peer(host, port, local_port, credentials)} ({reason})")
+                               f"{_describe_peer(host, port, local_port, credentials)} ({reason})",
+                               refusal_fields(host, port, local_port, reason, credentials))
 
     def accept_failed(self, count: int, local_port: Any, error: str, reset: int) -> None:
         """
@@ -228,7 +239,9 @@ class SocketState:
         reason = ShutdownReason.ACCEPT_FAILED
         closed_by[reason] = closed_by.get(reason, 0) + count
         self.accept_log.event(lambda: f"socket {self.name!r}: accept failed on {local_port} ({error}); "
-                              f"{reset} connection(s) reset; backing off")
+                              f"{reset} connection(s) reset; backing off",
+                              {"local_port": local_port, "error": error, "reset": reset,
+                               "reason": reason.value})
 
     def _summarised(self, what: str) -> Callable[[str | None, int], None]:
         """
@@ -236,12 +249,14 @@ class SocketState:
         summary "N more C{what} in the last second".
         """
 
-        def emit(text: str | None, suppressed: int) -> None:
+        def emit(text: str | None, suppressed: int, **fields: Any) -> None:
             if text is not None:
-                log.info("{text}", text=text, socket=self.name)
+                fields["text"] = text
+                fields.setdefault("socket", self.name)
+                events.emit(log, "{text}", fields)
             else:
                 log.info("socket {socket!r}: {count} more {what} in the last second (not logged each)",
-                         socket=self.name, count=suppressed, what=what)
+                         socket=self.name, count=suppressed, what=what, suppressed=suppressed)
 
         return emit
 
@@ -249,7 +264,7 @@ class SocketState:
         """
         Emit the pending summaries of the rate-limited logs now.
         """
-        for limited in (self.refusal_log, self.tls_log, self.replace_log, self.accept_log):
+        for limited in (self.refusal_log, self.tls_log, self.replace_log, self.accept_log, self.end_log):
             limited.stop()
 
     # Transport bookkeeping ----------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import struct
 from typing import Any
 
 from twisted.internet import error, tcp
@@ -33,6 +32,7 @@ from twisted_sock.net.acceptfail import (
     reset_descriptor,
     start_accepting,
 )
+from twisted_sock.net.connlog import log_connection, socket_traffic
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
@@ -185,79 +185,15 @@ class SockServer(tcp.Server):
         # specific one while the loss propagates.
         self.sock_default_reason = shutdown_reason(self, reason)
         state = self.sock_state
-        traffic = _traffic(self.socket) if state.master.log_connections and self.sock_counted else None
+        traffic = socket_traffic(self.socket) if state.master.log_connections and self.sock_counted else None
         tcp.Server.connectionLost(self, reason)
         if self.sock_reason is None:
             self.sock_reason = self.sock_default_reason
         if traffic is not None:
             # Before closed(): that may end a drain, and what waits on it
             # (the end of stopService) comes after this connection's event.
-            _log_connection(self, traffic)
+            log_connection(self, traffic)
         state.closed(self, self.sock_reason if self.sock_counted else None)
-
-
-_TCP_INFO = getattr(socket, "TCP_INFO", 11)
-#: struct tcp_info: tcpi_bytes_acked and tcpi_bytes_received (Linux >= 4.2).
-_TCP_INFO_BYTES = struct.Struct("=QQ")
-_TCP_INFO_OFFSET = 120
-
-
-def _traffic(sock: Any) -> tuple[int | None, int | None]:
-    """
-    Bytes received and sent (acknowledged) on a TCP socket, from the
-    kernel's C{TCP_INFO}, so counting costs nothing per read or write;
-    C{(None, None)} where unavailable (UNIX sockets, old kernels).
-    """
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None, None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size)
-    except OSError:
-        return None, None
-    if len(info) < _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size:
-        return None, None
-    sent, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
-    return received, sent
-
-
-def _log_connection(transport: SockServer, traffic: tuple[int | None, int | None]) -> None:
-    """
-    One structured event per ended connection.
-    """
-    server: Any = transport.server
-    peer = transport.client[0] if isinstance(transport.client[0], str) and transport.client[0] else (
-        "pid {} uid {} gid {}".format(*transport.sock_credentials)
-        if transport.sock_credentials else "local peer")
-    port = transport.client[1] if isinstance(transport.client[1], int) else None
-    if transport.sock_proxy_peer is not None:
-        peer, port = transport.sock_proxy_peer.host, transport.sock_proxy_peer.port
-    bytes_in, bytes_out = traffic
-    reason = transport.sock_reason.name if transport.sock_reason else "NORMAL"
-    if bytes_in and reason == "BY_PEER":
-        bytes_in -= 1  # the kernel counts the peer's FIN as one byte received
-    peer_text = f"[{peer}]:{port}" if port is not None and ":" in peer else (
-        f"{peer}:{port}" if port is not None else peer)
-    duration = transport.reactor.seconds() - transport.sock_started  # type: ignore[attr-defined]
-    traffic_text = "" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out"
-    # The message is formatted here with an f-string: twisted.logger's own
-    # format-string rendering of eight fields cost as much again as the
-    # rest of the connection (see docs/performance.rst).
-    log.info(
-        "{summary}",
-        summary=f"connection {peer_text} on {transport.sock_state.name} {server.sock_port} "
-                f"({server.sock_mode}{_tls_text(transport)}) ended {reason} after {duration:.3f} s"
-                f"{traffic_text}",
-        socket=transport.sock_state.name, peer=peer, peer_port=port, local=server.sock_port,
-        local_port=server.sock_port, mode=server.sock_mode, tls=bool(transport.sock_tls),
-        alpn=transport.sock_alpn, reason=reason, bytes_in=bytes_in, bytes_out=bytes_out,
-        duration=duration, connection_ended=True,
-    )
-
-
-def _tls_text(transport: SockServer) -> str:
-    if not transport.sock_tls:
-        return ""
-    return " TLS" + (f" {transport.sock_alpn}" if transport.sock_alpn else "")
 
 
 #: Seconds a connection closed by C{idle_timeout} has to flush what is
