@@ -331,7 +331,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
         from twisted_sock.version import version_text
 
-        parser.exit(0, version_text())
+        sys.stdout.write(version_text())
+        parser.exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

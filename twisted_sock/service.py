@@ -20,6 +20,7 @@ from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.handlers import datagram_protocols, handler_factory, http_resource
+from twisted_sock.logs.fields import listener_fields
 from twisted_sock.net.interfaces import (
     ListenerSpec,
     ipv6_available,
@@ -495,12 +496,12 @@ class SockService(MultiService):
 
         def done(_: Any) -> str:
             message = f"ok: reloaded {path} ({len(self.config.sockets)} socket(s))"
-            log.info("{result}", result=message)
+            log.info("{result}", result=message, file=path, reloaded=True, sockets=len(self.config.sockets))
             return message
 
         def refused(failure: Any) -> str:
             message = f"error: reload refused, running configuration kept: {failure.value}"
-            log.error("{result}", result=message)
+            log.error("{result}", result=message, file=path, reloaded=False, error=str(failure.value))
             return message
 
         d.addCallbacks(done, refused)
@@ -611,7 +612,8 @@ def _check_tls_change(old: SocketConfig, new: SocketConfig) -> None:
 
 def _log_socket(name: str, state: SocketState) -> None:
     where = ", ".join(f"{_where(p)} ({p.sock_spec.label})" for p in state.ports)
-    log.info("socket {socket!r} listening on {where}", socket=name, where=where)
+    log.info("socket {socket!r} listening on {where}", socket=name, where=where,
+             listeners=[listener_fields(p) for p in state.ports])
     tls = state.config.tls
     if tls is not None:
         log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint}",

@@ -31,9 +31,12 @@ START_TIMEOUT = 20.0
 
 def parse_listening(line: str) -> tuple[str, dict[tuple[str, str], Any]]:
     """
-    A "socket 'NAME' listening on ..." line: the name, and each listener as
-    (host, label) -> port, or ("unix", label) -> path.
+    A "socket 'NAME' listening on ..." line (text, or the message of a JSON
+    line): the name, and each listener as (host, label) -> port, or
+    ("unix", label) -> path.
     """
+    if line.startswith("{"):
+        line = json.loads(line)["message"]
     match = LISTENING.search(line)
     assert match is not None, line
     found: dict[tuple[str, str], Any] = {}

@@ -68,3 +68,16 @@ def refusal_fields(host: Any, port: Any, local: Any, reason: str,
     if credentials is not None:
         fields.update(pid=credentials[0], uid=credentials[1], gid=credentials[2])
     return fields
+
+
+def listener_fields(port: Any) -> dict[str, Any]:
+    """
+    One listener of a C{listening} event: C{address} and C{port}, or
+    C{path} for a UNIX socket, and C{mode} (its label: C{data}, C{http},
+    C{data+tls}, ...).
+    """
+    spec = port.sock_spec
+    if spec.protocol == "unix":
+        return {"path": str(spec.address), "mode": spec.label}
+    host = port.getHost()
+    return {"address": host.host, "port": host.port, "mode": spec.label}
