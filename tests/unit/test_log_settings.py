@@ -143,3 +143,38 @@ def test_connection_end_floods_are_bounded(reason, limited):
         assert len(ends) + sum(e["suppressed"] for e in summaries) == 1000
     else:
         assert len(ends) == 1000 and not summaries
+
+
+class RunningClock(Clock):
+    """
+    A clock that says the reactor runs.
+    """
+
+    running = True
+
+
+def test_connection_ends_logged_at_the_end_of_the_turn():
+    """
+    While the reactor runs, the ends of one turn are logged together when
+    it ends, in order, each with its own end time; C{flush} (called when a
+    drain ends) logs them at once.
+    """
+    clock = RunningClock()
+    state = SocketState(SocketConfig(name="s", local_ports=[0], interfaces="lo"), MasterSwitch(), clock)
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        state.ends.add(_transport(state, ShutdownReason.NORMAL, 0), (1, 2))
+        clock.advance(0.5)  # the turn ends: logged
+        for n in (1, 2):
+            state.ends.add(_transport(state, ShutdownReason.NORMAL, n), (1, 2))
+        assert [e["peer_port"] for e in seen if e.get("connection_ended")] == [1000]
+        clock.advance(0)
+        ended = [e for e in seen if e.get("connection_ended")]
+        assert [(e["peer_port"], e["duration"]) for e in ended] == [(1000, 0.0), (1001, 0.5), (1002, 0.5)]
+        state.ends.add(_transport(state, ShutdownReason.NORMAL, 3), (1, 2))
+        state.ends.flush()
+        assert seen[-1]["peer_port"] == 1003
+        assert not clock.getDelayedCalls()
+    finally:
+        globalLogPublisher.removeObserver(seen.append)

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.logs import events
 from twisted_sock.logs.fields import refusal_fields
+from twisted_sock.net.connlog import EndBatch
 from twisted_sock.policy.addresses import IPAddress, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
@@ -92,6 +93,7 @@ class SocketState:
         #: Connection ends by a failed handshake or a reset (the others are
         #: each logged: see net.connlog).
         self.end_log = RateLimitedLog(self._summarised("connection ends (failed handshakes, resets)"), clock)
+        self.ends = EndBatch(clock)
         self.apply(config)
 
     def apply(self, config: SocketConfig) -> None:
@@ -264,6 +266,7 @@ class SocketState:
         """
         Emit the pending summaries of the rate-limited logs now.
         """
+        self.ends.flush()
         for limited in (self.refusal_log, self.tls_log, self.replace_log, self.accept_log, self.end_log):
             limited.stop()
 
@@ -296,6 +299,7 @@ class SocketState:
             for pause in list(self.master.accept_waiting):
                 pause.resume()
         if not self.connections and self.empty_waiters:
+            self.ends.flush()  # the drain ends: its connections' ends first
             waiters, self.empty_waiters = self.empty_waiters, []
             for waiter in waiters:
                 waiter.callback(None)

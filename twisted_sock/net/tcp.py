@@ -32,7 +32,7 @@ from twisted_sock.net.acceptfail import (
     reset_descriptor,
     start_accepting,
 )
-from twisted_sock.net.connlog import log_connection, socket_traffic
+from twisted_sock.net.connlog import socket_traffic
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
@@ -190,9 +190,10 @@ class SockServer(tcp.Server):
         if self.sock_reason is None:
             self.sock_reason = self.sock_default_reason
         if traffic is not None:
-            # Before closed(): that may end a drain, and what waits on it
-            # (the end of stopService) comes after this connection's event.
-            log_connection(self, traffic)
+            # Logged at the end of this reactor turn, with the turn's other
+            # ends; before closed(): if that ends a drain, it logs them first,
+            # so what waits on the drain (the end of stopService) comes after.
+            state.ends.add(self, traffic)
         state.closed(self, self.sock_reason if self.sock_counted else None)
 
 
