@@ -167,10 +167,10 @@ class LineFormats:
                     return value
             elif compiled is not None:
                 try:
-                    return render(compiled, event)  # type: ignore[arg-type]
+                    return render(compiled, event)
                 except Exception:
                     pass  # Twisted's formatter says what went wrong
-        return formatEvent(event)
+        return formatEvent(dict(event))
 
     def text_line(self, event: Mapping[str, Any]) -> str | None:
         """
@@ -179,7 +179,7 @@ class LineFormats:
         indented with a tab; C{None} for an event with nothing to say.
         """
         if "log_failure" in event:
-            text = eventAsText(event, includeTimestamp=False, includeSystem=False)
+            text = eventAsText(dict(event), includeTimestamp=False, includeSystem=False)
         else:
             text = self.message(event)
         if not text:

@@ -126,7 +126,7 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
         f"{peer}:{port}" if port is not None else peer)
     if now is None:
         now = transport.reactor.seconds()  # type: ignore[attr-defined]
-    duration = now - transport.sock_started  # type: ignore[attr-defined]
+    duration = now - transport.sock_started
     traffic_text = "" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out"
     name, local, mode = transport.sock_state.name, server.sock_port, server.sock_mode
     # The message is formatted here with an f-string: twisted.logger's own
