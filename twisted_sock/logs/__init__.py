@@ -5,7 +5,7 @@ twistd's default observer formats every event through C{string.Formatter},
 formats the timestamp per line and writes and flushes per line; under a
 flood of connection-end events that cost more than the connections. The
 observer here formats the timestamp once per second, renders simple format
-strings from a cache and writes once per reactor turn (see
+strings from a cache and writes in batches, at most 50 ms late (see
 C{docs/logging.rst}).
 
   - L{twisted_sock.logs.fields}: event fields as JSON-safe values.

@@ -1,6 +1,8 @@
 """
 The batching log observer: lines are collected while the reactor runs and
-written (one C{write} and one C{flush}) once per reactor turn.
+written together (one C{write} and one C{flush}) L{FLUSH_DELAY} seconds
+after the first of them: one timer and one write for many lines, where a
+timer per reactor turn cost a reactor iteration per turn.
 
 No line is lost on a clean exit: lines are written at once while the
 reactor is not running (start-up, after stop), from other threads, and for
@@ -25,6 +27,9 @@ from twisted_sock.logs.lines import LineFormats
 #: Pending text (characters) past which the batch is written at once.
 MAX_PENDING = 256 * 1024
 
+#: Seconds a line may wait to be written while the reactor runs.
+FLUSH_DELAY = 0.05
+
 #: Levels written at once (the process may be about to end).
 _URGENT = frozenset({LogLevel.error, LogLevel.critical})
 
@@ -32,12 +37,12 @@ _URGENT = frozenset({LogLevel.error, LogLevel.critical})
 @implementer(ILogObserver)
 class BatchingLogObserver:
     """
-    Write log events as lines to C{stream}, batched per reactor turn.
+    Write log events as lines to C{stream}, in batches (see L{FLUSH_DELAY}).
 
     @param stream: a file-like object with C{write} (and C{flush}): the
         standard output, or a C{twisted.python.logfile.LogFile}.
     @param formats: turns an event into a line (text or JSON).
-    @param reactor: the reactor whose turns delimit the batches.
+    @param reactor: the reactor (its clock and its shutdown).
     """
 
     def __init__(self, stream: IO[str] | Any, formats: LineFormats | None = None,
@@ -71,9 +76,9 @@ class BatchingLogObserver:
                 or event.get("log_level") in _URGENT):
             self.flush()
         elif self._call is None:
-            self._call = self._reactor.callLater(0, self._turn_ended)
+            self._call = self._reactor.callLater(FLUSH_DELAY, self._delayed)
 
-    def _turn_ended(self) -> None:
+    def _delayed(self) -> None:
         self._call = None
         self.flush()
 
@@ -95,7 +100,7 @@ class BatchingLogObserver:
 
     def close(self) -> None:
         """
-        Flush and stop: cancel the pending turn call and the exit hooks.
+        Flush and stop: cancel the pending timer and the exit hook.
         """
         if self._call is not None and self._call.active():
             self._call.cancel()
