@@ -23,7 +23,7 @@ from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.logs.twistd import install_observer
 from twisted_sock.service import SockService
-from twisted_sock.version import versions
+from twisted_sock.version import version_text, versions
 
 log = Logger(namespace="twisted_sock")
 
@@ -78,8 +78,6 @@ class Options(usage.Options):
         """
         Print the versions of twisted-sock, Twisted and OpenSSL and exit.
         """
-        from twisted_sock.version import version_text
-
         sys.stdout.write(version_text())
         sys.stdout.flush()
         raise SystemExit(0)
@@ -118,8 +116,6 @@ class TwistdSockService(SockService):
         super().setServiceParent(parent)
 
     def startService(self) -> None:
-        found = versions()
-        log.info("twisted-sock {twisted_sock} (Twisted {twisted}, {openssl}) starting", **found)
         super().startService()
         # Twisted installs its own SIGTERM handler when the reactor starts:
         # replace it then.
@@ -151,6 +147,7 @@ class TwistdSockService(SockService):
         signal.signal(signal.SIGHUP, on_hup)
 
     def privilegedStartService(self) -> None:
+        log.info("twisted-sock {twisted_sock} (Twisted {twisted}, {openssl}) starting", **versions())
         self._install_sighup()
         try:
             super().privilegedStartService()
