@@ -246,6 +246,8 @@ def test_config_file_with_modes(tmp_path):
         (["--config", "x.toml", "--tcp", "1"], "--config cannot be mixed with --tcp"),
         (["--config", "missing.toml"], "missing.toml: no such file"),
         (["--incoming", "any-ip-any-port"], "give --tcp, --http, --udp or --unix"),
+        (["--tcp", "0", "--log-format", "xml"], "unknown log_format 'xml' (choose text or json)"),
+        (["--log-format", "yaml"], "--log-format = 'yaml': unknown log_format"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
