@@ -178,3 +178,19 @@ def test_connection_ends_logged_at_the_end_of_the_turn():
         assert not clock.getDelayedCalls()
     finally:
         globalLogPublisher.removeObserver(seen.append)
+
+
+def test_refusal_fields_built_only_when_logged():
+    """
+    A refusal's text and fields are built only for the refusals that are
+    logged: in a flood, the suppressed ones cost neither.
+    """
+    from twisted_sock.policy.ratelimit import RateLimitedLog
+
+    built: list[int] = []
+    emitted: list[tuple[Any, ...]] = []
+    limited = RateLimitedLog(lambda text, n, **fields: emitted.append((text, n, fields)), Clock(), burst=3)
+    for n in range(100):
+        limited.event(lambda n=n: (built.append(n) or f"refused {n}", {"peer_port": n}))
+    assert built == [0, 1, 2]
+    assert emitted == [(f"refused {n}", 0, {"peer_port": n}) for n in range(3)]

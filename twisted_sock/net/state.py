@@ -227,9 +227,10 @@ class SocketState:
         """
         self.refused += 1
         self.refused_by[reason] += 1
-        self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
-                               f"{_describe_peer(host, port, local_port, credentials)} ({reason})",
-                               refusal_fields(host, port, local_port, reason, credentials))
+        # The fields too are built only for the refusals that are logged.
+        self.refusal_log.event(lambda: (f"socket {self.name!r}: refused "
+                                        f"{_describe_peer(host, port, local_port, credentials)} ({reason})",
+                                        refusal_fields(host, port, local_port, reason, credentials)))
 
     def accept_failed(self, count: int, local_port: Any, error: str, reset: int) -> None:
         """

@@ -41,18 +41,24 @@ class RateLimitedLog:
         self._suppressed = 0
         self._timer: Any = None
 
-    def event(self, text: Callable[[], str], fields: Mapping[str, Any] | None = None) -> None:
+    def event(self, text: Callable[[], str | tuple[str, Mapping[str, Any]]],
+              fields: Mapping[str, Any] | None = None) -> None:
         """
         Record one event. C{text} is only called when the event is emitted,
-        so a suppressed event costs no formatting; C{fields} (the event's
-        data, for structured logs) go to C{emit} as keyword arguments.
+        so a suppressed event costs no formatting; it returns the text, or
+        the text and the event's fields (built only then). C{fields} given
+        here or by C{text} (the event's data, for structured logs) go to
+        C{emit} as keyword arguments.
         """
         if self._tokens > 0:
             self._tokens -= 1
+            said = text()
+            if isinstance(said, tuple):
+                said, fields = said
             if fields:
-                self._emit(text(), 0, **fields)
+                self._emit(said, 0, **fields)
             else:
-                self._emit(text(), 0)
+                self._emit(said, 0)
             self._arm()
             return
         self._suppressed += 1
