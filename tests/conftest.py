@@ -9,6 +9,15 @@ import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests (Hypothesis): modest example counts, no deadline (a loaded
+# CI box must not flake), and under CI the same examples every run with no
+# example database.
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 def require_tool(name: str) -> str:

@@ -1,27 +1,43 @@
 """
 The admin socket (C{[sock] admin_socket}): a local UNIX stream socket,
-mode 0600, that takes one command per connection -- C{reload} or
-C{status} -- and answers with one line (C{twisted-sock reload|status}).
+mode 0600, that takes one command per connection -- C{reload}, C{status} or
+C{upgrade} -- and answers with one line (C{twisted-sock reload|status|upgrade}).
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import socket as socketlib
+from typing import Any, Protocol
 
-from twisted.internet import error, tcp, unix
+from twisted.internet import defer, tcp, unix
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
-from twisted_sock.errors import BindError
+from twisted_sock.net.binding import binding
+from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
-from twisted_sock.net.tcp import os_reason
 from twisted_sock.net.unix import socket_address
+from twisted_sock.ops.adopt import preset
+from twisted_sock.stats import ServiceStatistics
 
-if TYPE_CHECKING:
-    from twisted_sock.service import SockService
+COMMANDS = ("reload", "status", "upgrade")
 
-COMMANDS = ("reload", "status")
+
+class Administered(Protocol):
+    """
+    What the admin socket's commands act on (a L{SockService}).
+    """
+
+    def reload(self) -> defer.Deferred[str]:
+        """
+        Re-read the configuration; fire with one line, never fail.
+        """
+
+    def statistics(self) -> ServiceStatistics:
+        """
+        A snapshot of the service.
+        """
 
 
 class AdminProtocol(LineOnlyReceiver):
@@ -37,10 +53,17 @@ class AdminProtocol(LineOnlyReceiver):
         command = line.strip().decode("utf-8", "replace")
         if command == "reload":
             self.factory.service.reload().addCallback(self._answer)
+        elif command == "upgrade":
+            upgrade = getattr(self.factory.service, "upgrade", None)
+            if upgrade is None:
+                self._answer("error: upgrade needs the service run by twistd")
+            else:
+                upgrade().addCallback(self._answer)
         elif command == "status":
             self._answer(json.dumps(self.factory.service.statistics().as_dict()))
         else:
-            self._answer(f"error: unknown command {command!r} (use {' or '.join(COMMANDS)})")
+            known = f"{', '.join(COMMANDS[:-1])} or {COMMANDS[-1]}"
+            self._answer(f"error: unknown command {command!r} (use {known})")
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._answer("error: command too long")
@@ -54,7 +77,7 @@ class AdminProtocol(LineOnlyReceiver):
 class AdminFactory(Factory):
     protocol = AdminProtocol  # type: ignore[assignment]
 
-    def __init__(self, service: SockService) -> None:
+    def __init__(self, service: Administered) -> None:
         self.service = service
 
 
@@ -80,17 +103,21 @@ class AdminPort(unix.Port):
         tcp.Port.connectionLost(self, reason)
 
 
-def open_admin(path: str, service: SockService, reactor: Any) -> Any:
+def admin_spec(path: str) -> ListenerSpec:
+    """
+    The admin socket as a listener, for matching inherited sockets.
+    """
+    return ListenerSpec("admin", path, 0, "admin", protocol="unix")
+
+
+def open_admin(path: str, service: Administered, reactor: Any) -> Any:
     """
     Listen on the admin socket (mode 0600 from the start; a stale file is
     replaced, a live one is left alone).
     """
-    import socket as socketlib
-
-    clear_stale(path, socketlib.SOCK_STREAM)
     port = AdminPort(path, AdminFactory(service), reactor)
-    try:
+    if not preset(port, admin_spec(path)):  # inherited in an upgrade, or bind
+        clear_stale(path, socketlib.SOCK_STREAM)
+    with binding(path, None, "admin"):
         port.startListening()
-    except error.CannotListenError as e:
-        raise BindError(path, None, os_reason(e.socketError), socket="admin") from None
     return port

@@ -35,7 +35,7 @@ def _check(path: str) -> int:
     config = load_config(path)
     for sock in config.sockets:
         try:
-            if sock.protocol == "udp" or sock.datagram:
+            if (sock.protocol == "udp" and not sock.udp_sessions) or sock.datagram:
                 datagram_protocols(sock.handler, 1, socket=sock.name)
             else:
                 handler_factory(sock.handler, socket=sock.name)
@@ -77,6 +77,7 @@ CONNECT_FLAGS = {
     "alpn": "--alpn",
     "local_address": "--local-address",
     "local_port": "--local-port",
+    "broadcast": "--broadcast",
     "timeout": "--timeout",
     "tls": "--tls",
 }
@@ -103,6 +104,8 @@ def _connect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true",
                         help="do not verify the server certificate (explicit opt-out)")
     parser.add_argument("--udp", action="store_true", help="UDP: each line of input is one datagram")
+    parser.add_argument("--broadcast", action="store_true",
+                        help="UDP: allow sending to a broadcast address (SO_BROADCAST)")
     parser.add_argument("--unix", metavar="PATH", help="connect to a UNIX socket (@name: abstract)")
     parser.add_argument("--local-address", metavar="ADDR", help="local IP address to bind")
     parser.add_argument("--local-port", metavar="PORT", help="local port to bind (Tibbo sock.outport)")
@@ -166,7 +169,7 @@ def connect_options(args: argparse.Namespace) -> tuple[ConnectOptions, float]:
         raise ConfigError("must be a number of seconds, 0 or more", key="--wait", value=args.wait) from None
     try:
         options = ConnectOptions(target, local_address=args.local_address, local_port=args.local_port,
-                                 timeout=args.timeout, tls=tls)
+                                 timeout=args.timeout, tls=tls, broadcast=args.broadcast)
     except ConfigError as e:
         raise _flag_error(e) from None
     return options, wait
@@ -292,7 +295,8 @@ def _admin(command: str, target: str, timeout: float) -> int:
 def _admin_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="CONFIG_OR_SOCKET",
                         help="the configuration file (its [sock] admin_socket) or the admin socket")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    parser.add_argument("--timeout", type=float, default=90.0,
+                        help="seconds to wait for the answer [default: 90]")
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -308,6 +312,9 @@ COMMANDS: tuple[Command, ...] = (
             _admin_arguments, lambda args: _admin("reload", args.target, args.timeout)),
     Command("status", "print a running service's status as JSON (via its admin socket)",
             _admin_arguments, lambda args: _admin("status", args.target, args.timeout)),
+    Command("upgrade", "start a new generation of a running service on its listening sockets, then "
+            "drain and stop the old one (via its admin socket)",
+            _admin_arguments, lambda args: _admin("upgrade", args.target, args.timeout)),
 )
 
 

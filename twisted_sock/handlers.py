@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from twisted_sock.config.refs import resolve_reference
 from twisted_sock.errors import ConfigError
+from twisted_sock.policy.addresses import hostport
 
 log = Logger(namespace="twisted_sock")
 
@@ -170,7 +171,7 @@ def _peer_text(address: Any) -> str:
     host, port = getattr(address, "host", None), getattr(address, "port", None)
     if host is None:
         return "(local peer)"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return hostport(host, port)
 
 
 class ChatFactory(Factory):

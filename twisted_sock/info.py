@@ -7,10 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import address
-
-from twisted_sock.policy.addresses import parse_peer_host
+from twisted_sock.net.address import normalised_address
+from twisted_sock.net.transport import SockServer
+from twisted_sock.net.udp_sessions import UDPSession
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.twisted_internals.ports import carrier_of_protocol
+
+__all__ = ["ConnectionInfo", "connection_info", "normalised_address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,32 +67,6 @@ class ConnectionInfo:
         return fingerprint(self.peer_certificate)
 
 
-def normalised_address(addr: Any) -> Any:
-    """
-    Turn Twisted's C{IPv6Address('TCP', '::ffff:a.b.c.d', port)} into
-    C{IPv4Address('TCP', 'a.b.c.d', port)}; anything else is returned as is.
-    """
-    if isinstance(addr, address.IPv6Address) and addr.host.startswith("::ffff:"):
-        peer = parse_peer_host(addr.host)
-        if peer is not None and peer.version == 4:
-            return address.IPv4Address(addr.type, str(peer), addr.port)
-    return addr
-
-
-def _find_transport(protocol: Any) -> Any:
-    from twisted_sock.net.tcp import SockServer
-
-    # An HTTP/2 request's channel is an H2Stream: its connection (_conn)
-    # holds the transport.
-    for start in (protocol, getattr(protocol, "_conn", None)):
-        transport = getattr(start, "transport", None)
-        for _ in range(8):
-            if isinstance(transport, SockServer):
-                return transport
-            transport = getattr(transport, "transport", None) or getattr(transport, "_connection", None)
-    return None
-
-
 def connection_info(protocol: Any) -> ConnectionInfo:
     """
     The L{ConnectionInfo} of a protocol the service built (the handler's
@@ -97,18 +74,19 @@ def connection_info(protocol: Any) -> ConnectionInfo:
 
     @raise ValueError: if C{protocol} is not connected through twisted-sock.
     """
-    transport = _find_transport(protocol)
+    transport = carrier_of_protocol(protocol, (SockServer, UDPSession))
     if transport is None:
         raise ValueError(f"{protocol!r} was not built by a twisted-sock service")
+    record = transport.sock
     return ConnectionInfo(
         socket=transport.sock_state.name,
         peer=normalised_address(transport.getPeer()),
         local_port=port if isinstance(port := transport.server.sock_port, int) else None,
         mode=transport.server.sock_mode,
-        tls=transport.sock_tls,
-        alpn=transport.sock_alpn,
-        peer_certificate=transport.sock_peer_certificate,
-        shutdown_reason=(transport.sock_reason or getattr(transport, "sock_default_reason", None))
+        tls=record.tls,
+        alpn=record.alpn,
+        peer_certificate=record.peer_certificate,
+        shutdown_reason=(record.reason or record.default_reason)
         if transport.disconnected else None,
-        peer_credentials=transport.sock_credentials,
+        peer_credentials=record.credentials,
     )

@@ -22,7 +22,10 @@ from twisted_sock.config.flags import as_flag_error, config_from_flags
 from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.logs.twistd import install_observer
+from twisted_sock.ops import upgrade
+from twisted_sock.ops.lifecycle import Operated
 from twisted_sock.service import SockService
+from twisted_sock.twisted_internals.twistd import report_start_failure
 from twisted_sock.version import version_text, versions
 
 log = Logger(namespace="twisted_sock")
@@ -58,6 +61,7 @@ _FLAGS = [
 
 
 def _exit(message: str, status: int) -> NoReturn:
+    upgrade.answer(f"error {message}")  # the old generation, in an upgrade, says why
     sys.__stderr__.write(f"twistd sock: {message}\n")  # type: ignore[union-attr]
     sys.__stderr__.flush()  # type: ignore[union-attr]
     raise SystemExit(status)
@@ -99,7 +103,7 @@ class Options(usage.Options):
         return given
 
 
-class TwistdSockService(SockService):
+class TwistdSockService(Operated, SockService):
     """
     Under twistd, a failure to open the listeners ends the process with one
     line on standard error (and removes the pid file twistd wrote) instead
@@ -159,15 +163,7 @@ class TwistdSockService(SockService):
                     os.unlink(config["pidfile"])
                 except OSError:
                     pass
-            status_pipe = config.get("statusPipe")
-            if status_pipe is not None:
-                # Daemonized: the launching twistd waits on this pipe and
-                # prints what it reads (it expects "1 " before the message).
-                try:
-                    os.write(status_pipe, b"1 " + str(e).encode("utf-8", "replace")[:98])
-                    os.close(status_pipe)
-                except OSError:
-                    pass
+            report_start_failure(config, str(e))
             _exit(str(e), 1)
 
 

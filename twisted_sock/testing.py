@@ -54,25 +54,48 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
-           issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool = False,
-           names: tuple[str, ...] = (), usage: tuple[x509.ObjectIdentifier, ...] = ()) -> x509.Certificate:
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    # A CA signs certificates and CRLs; an ECDSA leaf signs handshakes.
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                         crl_sign=ca, encipher_only=False, decipher_only=False)
+
+
+def _issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
+           issuer_key: ec.EllipticCurvePrivateKey, *, names: tuple[str, ...] = (),
+           usage: tuple[x509.ObjectIdentifier, ...] = ()) -> x509.Certificate:
+    """
+    Sign a certificate with the extensions RFC 5280 asks for, which strict
+    verifiers (C{openssl verify -x509_strict}, Python 3.13's default
+    context) check: basic constraints and key usage (critical), subject and
+    authority key identifiers, and for a leaf its extended key usage and
+    subject alternative names.
+
+    @param issuer: the CA certificate, or C{None} for a self-signed CA.
+    """
+    ca = issuer is None
     now = datetime.datetime.now(datetime.timezone.utc)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    if issuer is None:
+        issuer_name = _name(subject)
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+    else:
+        issuer_name = issuer.subject
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+            issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
-        .issuer_name(issuer)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=7))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=ca), critical=True)
+        .add_extension(ski, critical=False)
+        .add_extension(aki, critical=False)
     )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
     if names:
         alt: list[x509.GeneralName] = []
         for name in names:
@@ -90,15 +113,19 @@ def make_pki(directory: str, names: tuple[str, ...] = ("localhost", "127.0.0.1",
     """
     Write a test CA, a server certificate valid for C{names} and a client
     certificate (ECDSA P-256, valid for a week) into C{directory}.
+
+    The certificates carry the extensions RFC 5280 requires, so strict
+    verifiers accept them: C{openssl verify -x509_strict} and the default
+    context of Python 3.13 and later (C{ssl.VERIFY_X509_STRICT}).
     """
     os.makedirs(directory, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _issue("twisted-sock test CA", ca_key, _name("twisted-sock test CA"), ca_key, ca=True)
+    ca = _issue("twisted-sock test CA", ca_key, None, ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _issue("localhost", server_key, ca.subject, ca_key, names=names,
+    server = _issue("localhost", server_key, ca, ca_key, names=names,
                     usage=(ExtendedKeyUsageOID.SERVER_AUTH,))
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _issue("test client", client_key, ca.subject, ca_key,
+    client = _issue("test client", client_key, ca, ca_key, names=("test-client",),
                     usage=(ExtendedKeyUsageOID.CLIENT_AUTH,))
     j = os.path.join
     return TestPKI(

@@ -65,6 +65,43 @@ def connection_events() -> Iterator[ConnectionEvents]:
     globalLogPublisher.removeObserver(observe)
 
 
+@pytest.fixture
+def log_events() -> Iterator[list[dict[str, Any]]]:
+    """
+    Every twisted.logger event emitted during the test.
+    """
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
+
+async def expect_counted_reset(service: SockService, payload: bytes, reason: str,
+                               events: list[dict[str, Any]]) -> Any:
+    """
+    Send C{payload} to C{service}'s data port and check it was a refusal:
+    the client's read ends with a reset (not a clean EOF), one refusal is
+    counted under C{reason}, one refusal line names the client and nothing
+    was logged with a failure (a traceback). Returns the statistics.
+    """
+    from twisted.internet import threads
+
+    from tests.integration.clients import exchange
+
+    out = await threads.deferToThread(exchange, "127.0.0.1", port_of(service), payload, None, 1)
+    assert out.kind == "reset", out
+    sock = service.sockets["sock0"]
+    await until(lambda: sock.statistics().refused == 1)
+    stats = sock.statistics()
+    assert stats.refused_by[reason] == 1
+    assert [e for e in events if "log_failure" in e] == []
+    lines = [e["text"] for e in events if f"({reason}" in str(e.get("text", ""))]
+    assert len(lines) == 1 and "refused 127.0.0.1:" in lines[0], lines
+    return stats
+
+
 def port_of(service: SockService, socket: str = "sock0", mode: str = "data",
             address: str = "127.0.0.1") -> int:
     """

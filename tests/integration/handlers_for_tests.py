@@ -4,7 +4,9 @@ Handlers and resources named as C{package.module:attr} in the tests.
 
 from __future__ import annotations
 
-from twisted.internet.protocol import Factory, Protocol
+import errno
+
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.web.resource import Resource
 
 from twisted_sock import connection_info
@@ -75,7 +77,6 @@ class Boom(Exception):
     pass
 
 
-from twisted.internet.protocol import DatagramProtocol  # noqa: E402
 
 
 class FragileEcho(DatagramProtocol):
@@ -160,3 +161,79 @@ class Goodbye(Protocol):
 
 
 goodbye_factory = Factory.forProtocol(Goodbye)
+
+
+#: Why each InfoEcho session ended (connection_info in connectionLost), by
+#: the local port: sessions of earlier tests' services may end later.
+ENDED: list[tuple[int, str]] = []
+
+
+class InfoEcho(Protocol):
+    """
+    A stream handler: "info" answers the session's peer as connection_info
+    sees it; anything else is echoed.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        if data == b"info":
+            info = connection_info(self)
+            data = f"{info.socket} {info.peer.host}:{info.peer.port} {info.local_port} {info.mode}".encode()
+        self.transport.write(data)
+
+    def connectionLost(self, reason: object = None) -> None:
+        info = connection_info(self)
+        ENDED.append((info.local_port, info.shutdown_reason.name))
+
+
+class BroadcastRelay(DatagramProtocol):
+    """
+    A datagram handler that sends b"to all" to 127.255.255.255 at the port
+    named in each datagram and answers b"sent", or the error's errno name.
+    """
+
+    def datagramReceived(self, data, addr):
+        try:
+            self.transport.write(b"to all", ("127.255.255.255", int(data)))
+        except OSError as e:
+            self.transport.write(errno.errorcode[e.errno].encode(), addr)
+        else:
+            self.transport.write(b"sent", addr)
+
+class Flood(Protocol):
+    """
+    Writes 16 KiB chunks for as long as the connection lasts, as fast as
+    the peer takes them (a push producer: it stops while Twisted's buffer
+    is full, so a peer that stops reading holds a bounded amount). For
+    C{user_timeout}: a peer that stops reading leaves data unacknowledged.
+    """
+
+    CHUNK = b"x" * 16384
+
+    def connectionMade(self) -> None:
+        self._paused = False
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self.resumeProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        for _ in range(64):
+            if self._paused or not self.connected:
+                return
+            self.transport.write(self.CHUNK)  # type: ignore[union-attr]
+        if not self._paused:
+            from twisted.internet import reactor
+
+            reactor.callLater(0.01, self._more)  # type: ignore[attr-defined]
+
+    def _more(self) -> None:
+        if self.connected and not self._paused:
+            self.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+
+flood_factory = Factory.forProtocol(Flood)

@@ -290,3 +290,29 @@ async def test_removed_socket_stays_in_status_until_its_last_connection_ends(ser
             held.close()
         await until(lambda: not service.statistics().retired)
     assert service.statistics().sockets[0].connections == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_serves_connections_waiting_in_the_accept_queue(serve):
+    """
+    Connections the kernel has completed but the reactor has not accepted
+    yet when the service stops are accepted and served by the drain, not
+    reset by the listening socket's close (a load balancer in front has
+    already seen their connect succeed).
+    """
+    service = serve(tcp())
+    port = port_of(service)
+    # Connected by the kernel (the accept queue) while the reactor has not
+    # run: nothing has accepted these yet.
+    waiting = [socket.create_connection(("127.0.0.1", port), 10) for _ in range(3)]
+    for s in waiting:
+        s.sendall(b"queued\n")
+        s.shutdown(socket.SHUT_WR)
+    stopped = service.stopService()
+    try:
+        outcomes = [await threads.deferToThread(wait_for_close, s) for s in waiting]
+    finally:
+        for s in waiting:
+            s.close()
+    await stopped
+    assert [(o.kind, o.data) for o in outcomes] == [("eof", b"queued\n")] * 3

@@ -38,7 +38,7 @@ def haproxy(tmp_path):
     binary = require_tool("haproxy")
     started: list[subprocess.Popen] = []
 
-    def start(backend_port: int) -> int:
+    def start(backend_port: int, send: str = "send-proxy-v2") -> int:
         front = free_port()
         config = tmp_path / "haproxy.cfg"
         config.write_text(textwrap.dedent(f"""
@@ -53,7 +53,7 @@ def haproxy(tmp_path):
                 bind 127.0.0.1:{front}
                 default_backend back
             backend back
-                server sock 127.0.0.1:{backend_port} send-proxy-v2
+                server sock 127.0.0.1:{backend_port} {send}
         """))
         proc = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
@@ -80,10 +80,12 @@ def threads_sleep(seconds: float) -> None:
     time.sleep(seconds)  # only while polling for an external process to start
 
 
+@pytest.mark.parametrize("send", ["send-proxy-v2", "send-proxy"])
 @pytest_twisted.ensureDeferred
-async def test_decision_uses_client_address_through_haproxy(serve, haproxy):
+async def test_decision_uses_client_address_through_haproxy(serve, haproxy, send):
     """
-    Through HAProxy (send-proxy-v2), a client bound to 127.0.0.2 is
+    Through HAProxy (send-proxy-v2 or send-proxy: v2 or v1 headers as
+    HAProxy writes them), a client bound to 127.0.0.2 is
     admitted by target_ip = 127.0.0.2 and one from 127.0.0.3 is refused,
     although both reach twisted-sock from HAProxy's 127.0.0.1; the handler
     and status see the client's address.
@@ -94,7 +96,7 @@ async def test_decision_uses_client_address_through_haproxy(serve, haproxy):
     service = serve(tcp(incoming="specific-ip-any-port", target_ip="127.0.0.2", proxy_protocol=True,
                         trusted_proxies=["127.0.0.1"], interfaces="lo",
                         handler="tests.integration.handlers_for_tests:data_recorder_factory"))
-    front = await threads.deferToThread(haproxy, port_of(service))
+    front = await threads.deferToThread(haproxy, port_of(service), send)
     admitted = await threads.deferToThread(exchange, "127.0.0.1", front, b"via haproxy",
                                            ("127.0.0.2", 0))
     assert admitted.data == b"via haproxy"

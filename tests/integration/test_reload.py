@@ -122,7 +122,7 @@ def test_admin_socket_commands(tmp_path):
         answer = admin(admin_path, "reload")
         assert answer.startswith("error: reload refused, running configuration kept: ")
         assert "unknown interface" in answer
-        assert admin(admin_path, "dance") == "error: unknown command 'dance' (use reload or status)"
+        assert admin(admin_path, "dance") == "error: unknown command 'dance' (use reload, status or upgrade)"
     finally:
         server.stop()
     assert not os.path.exists(admin_path)

@@ -24,7 +24,7 @@ from zope.interface import implementer
 from twisted_sock import ShutdownReason, start_tls
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
-from twisted_sock.net.tls import server_options
+from twisted_sock.net.tls_options import server_options
 from twisted_sock.testing import TestPKI, make_pki
 
 #: Seconds any one step may take before the test fails (a bound, not a sleep).

@@ -54,7 +54,7 @@ async def test_http_port_serves_status_json_metrics_and_page(serve):
 
     page = await threads.deferToThread(curl, f"http://127.0.0.1:{http}/", "-i")
     assert "content-type: text/html" in page.stdout.lower()
-    assert "Socket sock0" in page.stdout and 'http-equiv="refresh"' in page.stdout
+    assert "<b>sock0</b>" in page.stdout and 'http-equiv="refresh"' in page.stdout
 
 
 @pytest_twisted.ensureDeferred

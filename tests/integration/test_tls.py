@@ -350,7 +350,7 @@ async def test_start_tls_in_a_handler_is_recorded(serve, pki):
     A handler that upgrades with start_tls() shows up in connection_info as
     TLS (with its ALPN) once the handshake is done.
     """
-    from twisted_sock.net.tls import server_options
+    from twisted_sock.net.tls_options import server_options
 
     rec.INFOS.clear()
     tls = tls_config(pki, alpn=["echo"])

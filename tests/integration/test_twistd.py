@@ -59,9 +59,11 @@ class Twistd:
     server that logs a lot never blocks on a full pipe.
     """
 
-    def __init__(self, *args: str, cwd: str | None = None) -> None:
+    def __init__(self, *args: str, cwd: str | None = None, prefix: tuple[str, ...] = (),
+                 pidfile: str = "") -> None:
+        # prefix: e.g. ("ip", "netns", "exec", NAME) to run it in a namespace.
         self.proc = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "sock", *args],
+            [*prefix, TWISTD, "-n", f"--pidfile={pidfile}", "sock", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
         )
         self.log: list[str] = []

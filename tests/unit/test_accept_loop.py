@@ -16,8 +16,11 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from twisted_sock import ShutdownReason, SocketConfig
+from twisted_sock.net.connection import ConnectionRecord
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import _REFUSALS_PER_PASS, _FilteringListener, shutdown_reason
+from twisted_sock.net.transport import shutdown_reason
+from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS as _REFUSALS_PER_PASS
+from twisted_sock.twisted_internals.accept import FilteringListener as _FilteringListener
 
 
 class RecordingSocket:
@@ -77,7 +80,7 @@ def recording(monkeypatch):
     """
     import types
 
-    import twisted_sock.net.acceptfail as acceptfail
+    import twisted_sock.twisted_internals.sockets as acceptfail
 
     RecordingSocket.made.clear()
     monkeypatch.setattr(acceptfail, "_socket", types.SimpleNamespace(socket=RecordingSocket))
@@ -186,5 +189,5 @@ def test_shutdown_reason(failure, disconnecting, tls_closing, expected):
     NORMAL (also when we sent the TLS close_notify and the peer then closed
     TCP), the peer's is BY_PEER, a reset or error is LOST.
     """
-    transport = SimpleNamespace(disconnecting=disconnecting, sock_tls_closing=tls_closing)
+    transport = SimpleNamespace(disconnecting=disconnecting, sock=ConnectionRecord(tls_closing=tls_closing))
     assert shutdown_reason(transport, Failure(failure)) is expected  # type: ignore[arg-type]

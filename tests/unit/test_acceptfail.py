@@ -20,7 +20,7 @@ from twisted_sock import ShutdownReason, SocketConfig
 from twisted_sock.net import acceptfail
 from twisted_sock.net.acceptfail import AcceptPause, Backoff, SpareDescriptor, reset_waiting
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.net.tcp import _FilteringListener
+from twisted_sock.twisted_internals.accept import FilteringListener as _FilteringListener
 
 
 def test_backoff_doubles_up_to_maximum():
@@ -314,7 +314,7 @@ class LocalQueue(Queue):
 
 
 def make_local_listener(queue: LocalQueue, mode: str = "data", **config: Any):
-    from twisted_sock.net.unix import _LocalListener
+    from twisted_sock.twisted_internals.accept import LocalListener as _LocalListener
 
     state = SocketState(SocketConfig(protocol="unix", path="/tmp/x.sock", **config),
                         MasterSwitch(True), Clock())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from twisted_sock import ConfigError, ServiceConfig, cli
-from twisted_sock.config.model import ADMIN_ABSTRACT_REFUSED
+from twisted_sock.config.admin import ADMIN_ABSTRACT_REFUSED
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

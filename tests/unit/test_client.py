@@ -470,7 +470,7 @@ def test_commands_table():
     Subcommands are one table (name, help, arguments, run): check and
     connect today, so another engineer adds reload/status as rows.
     """
-    assert [c.name for c in cli.COMMANDS] == ["check", "connect", "reload", "status"]
+    assert [c.name for c in cli.COMMANDS] == ["check", "connect", "reload", "status", "upgrade"]
     assert all(c.help and callable(c.arguments) and callable(c.run) for c in cli.COMMANDS)
 
 

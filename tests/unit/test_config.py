@@ -60,6 +60,10 @@ def test_defaults():
         "multicast_groups": (),
         "broadcast": False,
         "prefilter": True,
+        "multicast_ttl": None,
+        "multicast_loop": None,
+        "multicast_interface": None,
+        "udp_sessions": False,
         "path": None,
         "mode": 0o600,
         "owner": None,
@@ -72,6 +76,20 @@ def test_defaults():
         "proxy_protocol": False,
         "trusted_proxies": (),
         "accept": None,
+        # Where and how it listens (SPEC section 7): the system's settings.
+        "freebind": False,
+        "bind_to_device": False,
+        "follow_interfaces": False,
+        "reuse_port": False,
+        "nodelay": False,
+        "keepalive": False,
+        "keepalive_idle": None,
+        "keepalive_interval": None,
+        "keepalive_count": None,
+        "user_timeout": None,
+        "send_buffer": None,
+        "receive_buffer": None,
+        "tos": None,
     }
     assert DEFAULT_BACKLOG == 1024
 

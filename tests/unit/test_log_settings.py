@@ -18,6 +18,7 @@ from twisted_sock import __version__
 from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.errors import ConfigError
+from twisted_sock.net.connection import ConnectionRecord
 from twisted_sock.net.connlog import log_connection
 from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.reasons import ShutdownReason
@@ -106,8 +107,8 @@ def test_cli_version(capsys):
 def _transport(state: SocketState, reason: ShutdownReason, n: int) -> Any:
     return SimpleNamespace(
         server=SimpleNamespace(sock_port=443, sock_mode="data"), client=("127.0.0.1", 1000 + n),
-        sock_credentials=None, sock_proxy_peer=None, sock_reason=reason, reactor=state.clock,
-        sock_started=0.0, sock_state=state, sock_tls=True, sock_alpn=None)
+        sock=ConnectionRecord(reason=reason, started=0.0, tls=True), reactor=state.clock,
+        sock_state=state)
 
 
 @pytest.mark.parametrize("reason, limited", [

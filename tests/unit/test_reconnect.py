@@ -59,13 +59,13 @@ def test_coerce(value, expected):
 
 def test_config_rules():
     """
-    reconnect needs max_connections, is TCP only, and refuses unknown modes.
+    reconnect needs max_connections, is TCP only (UDP only with sessions), and refuses unknown modes.
     """
     assert SocketConfig(local_ports=[1], max_connections=2, reconnect="same-ip").reconnect is \
         ReconnectMode.SAME_IP
     with pytest.raises(ConfigError, match="reconnect needs max_connections"):
         SocketConfig(local_ports=[1], reconnect="any")
-    with pytest.raises(ConfigError, match="reconnect: does not apply to protocol 'udp'"):
+    with pytest.raises(ConfigError, match="reconnect: applies to udp only with udp_sessions = true"):
         SocketConfig(protocol="udp", local_ports=[1], reconnect="any")
     with pytest.raises(ConfigError, match="unknown reconnect mode 'sometimes'"):
         SocketConfig(local_ports=[1], max_connections=1, reconnect="sometimes")

@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from twisted_sock import ConfigError, SocketConfig, TLSConfig
-from twisted_sock.service import _changed_keys, _check_runtime_change
+from twisted_sock.service.planner import changed_keys, check_runtime_change
 from twisted_sock.testing import TestPKI, make_pki
 
 
@@ -35,7 +35,7 @@ def config(pki: TestPKI | None = None, **changes) -> SocketConfig:
     {"max_connections": 3, "reconnect": "same-ip"},
 ])
 def test_runtime_keys_are_taken(changes):
-    _check_runtime_change(config(), config(**changes))
+    check_runtime_change(config(), config(**changes))
 
 
 @pytest.mark.parametrize("changes, key", [
@@ -45,7 +45,7 @@ def test_runtime_keys_are_taken(changes):
 ])
 def test_other_keys_need_a_restart(changes, key):
     with pytest.raises(ConfigError) as caught:
-        _check_runtime_change(config(), config(**changes))
+        check_runtime_change(config(), config(**changes))
     assert caught.value.key == key
     assert str(caught.value).endswith("cannot be changed at run time (restart the service)")
 
@@ -60,13 +60,13 @@ def test_tls_options_and_material_are_taken(pki, tmp_path):
                 dataclasses.replace(old.tls, certificate=renewed.server_certificate,
                                     private_key=renewed.server_key)):
         new = old.replace(tls=tls)
-        assert _changed_keys(old, new) == ["tls"]
-        _check_runtime_change(old, new)
+        assert changed_keys(old, new) == ["tls"]
+        check_runtime_change(old, new)
 
 
 def test_same_files_same_certificate_is_no_change(pki):
     old = config(pki)
-    assert _changed_keys(old, old.replace(tls=dataclasses.replace(old.tls))) == []
+    assert changed_keys(old, old.replace(tls=dataclasses.replace(old.tls))) == []
 
 
 @pytest.mark.parametrize("change, key, problem", [
@@ -78,11 +78,11 @@ def test_same_files_same_certificate_is_no_change(pki):
 def test_tls_listener_keys_need_a_restart(pki, change, key, problem):
     old = config(pki)
     with pytest.raises(ConfigError) as caught:
-        _check_runtime_change(old, old.replace(tls=change(old.tls)))
+        check_runtime_change(old, old.replace(tls=change(old.tls)))
     assert caught.value.key == key and problem in str(caught.value)
 
 
 def test_adding_tls_needs_a_restart(pki):
     with pytest.raises(ConfigError) as caught:
-        _check_runtime_change(config(), config(pki))
+        check_runtime_change(config(), config(pki))
     assert caught.value.key == "tls"

@@ -199,12 +199,16 @@ def _record(content_type: int = 0x16, major: int = 3, minor: int = 1, length: in
 
 #: input, expected kind, bytes needed to decide when fed one byte at a time.
 HELLO_CASES = [
-    pytest.param(CLIENT_HELLO, Kind.TLS, 6, id="real-client-hello"),
-    pytest.param(_record(minor=0), Kind.TLS, 6, id="ssl3-record-version"),
-    pytest.param(_record(minor=3), Kind.TLS, 6, id="tls12-record-version"),
-    pytest.param(_record(minor=4), Kind.TLS, 6, id="minor-4"),
-    pytest.param(_record(length=4), Kind.TLS, 6, id="length-4-smallest"),
-    pytest.param(_record(length=2**14 + 2048), Kind.TLS, 6, id="length-largest"),
+    pytest.param(CLIENT_HELLO, Kind.TLS, 11, id="real-client-hello"),
+    pytest.param(_record(minor=0), Kind.TLS, 11, id="ssl3-record-version"),
+    pytest.param(_record(minor=3), Kind.TLS, 11, id="tls12-record-version"),
+    pytest.param(_record(minor=4), Kind.TLS, 11, id="minor-4"),
+    pytest.param(_record(length=4), Kind.TLS, 11, id="length-4-smallest"),
+    pytest.param(_record(length=5, tail=b"\x00\x01\xfc\x16\x03"), Kind.TLS, 11,
+                 id="hello-version-in-next-record"),
+    pytest.param(_record(length=2**14 + 2048), Kind.TLS, 11, id="length-largest"),
+    pytest.param(_record(tail=b"\x00\x00\x29\x03\x01"), Kind.TLS, 11, id="shortest-hello"),
+    pytest.param(_record(tail=b"\x02\x01\x44\x03\x04"), Kind.TLS, 11, id="longest-hello"),
     pytest.param(_record(content_type=0x17), Kind.PLAIN, 1, id="application-data-record"),
     pytest.param(_record(content_type=0x15), Kind.PLAIN, 1, id="alert-record"),
     pytest.param(_record(major=2), Kind.PLAIN, 2, id="major-2"),
@@ -220,6 +224,13 @@ HELLO_CASES = [
     pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Kind.PLAIN, 1, id="http-get"),
     pytest.param(b"STARTTLS\r\n", Kind.PLAIN, 1, id="starttls-command"),
     pytest.param(b"\x00", Kind.PLAIN, 1, id="nul-byte"),
+    pytest.param(_record(tail=b"\x00\x00\x00\x03\x03"), Kind.MALFORMED, 11, id="empty-hello"),
+    pytest.param(_record(tail=b"\x00\x00\x28\x03\x03"), Kind.MALFORMED, 11, id="hello-too-short"),
+    pytest.param(_record(tail=b"\x02\x01\x45\x03\x03"), Kind.MALFORMED, 11, id="hello-too-long"),
+    pytest.param(_record(tail=b"\xff\xff\xff\x03\x03"), Kind.MALFORMED, 11, id="hello-length-max"),
+    pytest.param(_record(tail=b"\x00\x01\xfc\x02\x00"), Kind.MALFORMED, 11, id="hello-version-2"),
+    pytest.param(_record(tail=b"\x00\x01\xfc\x03\x05"), Kind.MALFORMED, 11, id="hello-version-3.5"),
+    pytest.param(_record(tail=b"\x00\x01\xfcGE"), Kind.MALFORMED, 11, id="hello-then-text"),
 ]
 
 
@@ -228,9 +239,12 @@ HELLO_CASES = [
 def test_hello_verdicts(data, kind, needed, chunk):
     """
     A handshake record (0x16), version 3.0-3.4, length 4..2**14+2048 and
-    handshake type ClientHello (0x01) is TLS; any other start is PLAIN. In
-    both cases every byte is passed on (to TLS or to the handler), and the
-    result is the same whole, byte by byte and in chunks. crlf is never set.
+    handshake type ClientHello (0x01) followed by a ClientHello length
+    (41..131396) and version (3.0-3.4, when in this record) is TLS; a start
+    that does not fit the first six bytes is PLAIN; one that fits them but
+    not the rest is MALFORMED. Every byte is passed on (to TLS or to the
+    handler), and the result is the same whole, byte by byte and in chunks.
+    crlf is never set.
     """
     assert outcome(ClientHelloSniffer(), data, chunk) == (kind, data, False)
 
@@ -240,27 +254,31 @@ def test_hello_decides_early(data, kind, needed):
     """
     Fed one byte at a time, the sniffer decides at the first byte that does
     not fit (an HTTP request at its first byte) and reads no more than
-    MAX_BYTES (6); the verdict's data is exactly the bytes fed.
+    MAX_BYTES (11); the verdict's data is exactly the bytes fed (a
+    MALFORMED verdict also says why).
     """
     verdict, rest, fed = feed_all(ClientHelloSniffer(), data, 1)
     assert fed == needed
-    assert fed <= ClientHelloSniffer.MAX_BYTES == 6
-    assert verdict == Verdict(kind, data[:needed])
+    assert fed <= ClientHelloSniffer.MAX_BYTES == 11
+    assert verdict is not None
+    assert (verdict.kind, verdict.data) == (kind, data[:needed])
+    assert bool(verdict.why) == (kind is Kind.MALFORMED)
     assert rest == data[needed:]
 
 
 @pytest.mark.parametrize("chunk", CHUNKS)
-@pytest.mark.parametrize("length", range(0, 6))
+@pytest.mark.parametrize("length", range(0, 11))
 def test_hello_waits_on_prefix(length, chunk):
     """
-    Fewer than six bytes of a ClientHello are not enough to decide: None,
-    whole or byte by byte, and C{timed_out()} then says PLAIN with those
-    bytes.
+    Fewer than eleven bytes of a ClientHello are not enough to decide:
+    None, whole or byte by byte. C{timed_out()} then says PLAIN with those
+    bytes if fewer than six came (not yet a ClientHello), TLS with them
+    otherwise (the handshake's own timeout takes over).
     """
     sniffer = ClientHelloSniffer()
     prefix = CLIENT_HELLO[:length]
     assert feed_all(sniffer, prefix, chunk)[0] is None
-    assert sniffer.timed_out() == Verdict(Kind.PLAIN, prefix)
+    assert sniffer.timed_out() == Verdict(Kind.PLAIN if length < 6 else Kind.TLS, prefix)
 
 
 def test_hello_empty_feed():
@@ -302,3 +320,18 @@ def test_detector_unknown_mode(mode):
     """
     with pytest.raises(ValueError, match=f"no detector for starttls = {mode!r}"):
         detector(mode)
+
+
+def test_safe_feed_turns_a_bug_into_malformed():
+    """
+    L{safe_feed} passes a detector's answer through, and turns an exception
+    (a bug) into a MALFORMED verdict naming it.
+    """
+    from twisted_sock.policy.sniff import safe_feed
+
+    class Broken:
+        def feed(self, data):
+            raise IndexError("oops")
+
+    assert safe_feed(StartTLSCommand(), b"HELLO\n") == Verdict(Kind.PLAIN, b"HELLO\n")
+    assert safe_feed(Broken(), b"x") == Verdict(Kind.MALFORMED, why="unexpected IndexError in the detector")

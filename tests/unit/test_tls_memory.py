@@ -38,7 +38,7 @@ from zope.interface import implementer
 from twisted_sock import ShutdownReason, start_tls
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
-from twisted_sock.net.tls import alpn_selector, server_options
+from twisted_sock.net.tls_options import alpn_selector, server_options
 from twisted_sock.testing import TestPKI, make_pki
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """
 Contract tests of the private Twisted names in
-L{twisted_sock.web.twisted_private}: Twisted still has each, the classes
+L{twisted_sock.twisted_internals.http}: Twisted still has each, the classes
 Twisted really builds still become ours, and the upstream HTTP/2 problems
 worked around there stay worked around (driven through Twisted's own
 code, in memory).
@@ -19,9 +19,9 @@ from twisted.web.resource import Resource
 
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.net.state import MasterSwitch, SocketState
-from twisted_sock.web import twisted_private
+from twisted_sock.twisted_internals import http as twisted_private
+from twisted_sock.twisted_internals.http import BoundedH2Connection, SockHTTPChannelProtocol
 from twisted_sock.web.site import DeadlineHTTPChannel, SockSite
-from twisted_sock.web.twisted_private import BoundedH2Connection, SockHTTPChannelProtocol
 
 REQUEST = [(":method", "GET"), (":path", "/"), (":scheme", "https"), (":authority", "x")]
 

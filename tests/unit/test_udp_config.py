@@ -27,11 +27,14 @@ BROADCASTS = {"lo": ("127.255.255.255",), "eth0": ("192.0.2.255",)}
 )
 def test_tcp_only_keys_refused_for_udp(key, value):
     """
-    A key that does not fit UDP is a configuration error naming the key.
+    A key that does not fit UDP is a configuration error naming the key
+    (the session limits and timeout fit it only with C{udp_sessions}).
     """
     with pytest.raises(ConfigError) as caught:
         SocketConfig(protocol="udp", local_ports=[1], **{key: value})
-    assert str(caught.value) == f"socket 'sock0': {key}: does not apply to protocol 'udp'"
+    why = ("does not apply to protocol 'udp'" if key == "http"
+           else "applies to udp only with udp_sessions = true")
+    assert str(caught.value) == f"socket 'sock0': {key}: {why}"
 
 
 @pytest.mark.parametrize("key, value", [("broadcast", True), ("multicast_groups", ["239.1.1.1"]),

@@ -292,15 +292,21 @@ def test_interface_list(value, expected):
         ([], "no interfaces given"),
         ([1], "empty or non-string entry in interfaces"),
         (5, "interfaces must be a string or a list of strings"),
-        ("a" * 16, f"{'a' * 16!r} is not a valid interface name"),
-        ("eth/0", "'eth/0' is not a valid interface name"),
-        (["eth 0"], "'eth 0' is not a valid interface name"),
+        ("a" * 16, f"{'a' * 16!r} is not a valid interface name or IP address"),
+        ("eth/0", "'eth/0' is not a valid interface name or IP address"),
+        (["eth 0"], "'eth 0' is not a valid interface name or IP address"),
+        ("2001:db8::/64", "'2001:db8::/64' is not a valid interface name or IP address"),
+        ("localhost", '"localhost" is a host name: write lo (every loopback address) '
+                      "or 127.0.0.1 / ::1"),
+        ("lo,LocalHost", '"localhost" is a host name: write lo (every loopback address) '
+                         "or 127.0.0.1 / ::1"),
     ],
 )
 def test_interface_list_refuses(value, problem):
     """
-    C{"*"} mixed with names, empty entries, no names and names the kernel
-    could never have are refused.
+    C{"*"} mixed with names, empty entries, no names, names the kernel
+    could never have and networks are refused; C{"localhost"} (a host name,
+    not an interface) with a hint to write C{lo} or the address.
     """
     with pytest.raises(ValueError) as info:
         values.interface_list(value)
@@ -406,3 +412,21 @@ def test_boolean_refuses(value):
     with pytest.raises(ValueError) as info:
         values.boolean(value, "incoming_enabled")
     assert str(info.value) == "incoming_enabled must be true or false"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("lo,192.0.2.10,2001:DB8:0::1", ("lo", "192.0.2.10", "2001:db8::1")),
+        (["127.0.0.3", "127.0.0.3"], ("127.0.0.3",)),
+        ("2001:db8::1, 2001:db8:0:0::1", ("2001:db8::1",)),
+        ("fe80::1%eth0", ("fe80::1%eth0",)),
+    ],
+)
+def test_interface_list_takes_addresses(value, expected):
+    """
+    IP addresses may stand among interface names (ISocket C{Bind(addr)}):
+    each is kept in its normal form, so one written twice in two ways is
+    listed once.
+    """
+    assert values.interface_list(value) == expected

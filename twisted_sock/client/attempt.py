@@ -15,14 +15,7 @@ from twisted.python.failure import Failure
 from twisted_sock.client.failures import as_connection_failed
 from twisted_sock.client.result import ClientInfo, Connecting, Outbox
 from twisted_sock.config.client import ConnectOptions
-
-
-def cancel_call(call: IDelayedCall | None) -> None:
-    """
-    Cancel a delayed call unless it is C{None}, has run or was cancelled.
-    """
-    if call is not None and call.active():
-        call.cancel()
+from twisted_sock.timers import cancel_call
 
 
 class Phase(Enum):

@@ -147,6 +147,8 @@ class DatagramAttempt(Attempt):
             if hasattr(self.reactor, "addReader"):
                 self.port = ConnectedUDPPort(local[1], self.protocol, interface, 65535, self.reactor)
                 self.port.startListening()
+                if self.options.broadcast:
+                    self.port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             else:  # pragma: no cover - reactors without file descriptors
                 self.port = self.reactor.listenUDP(local[1], self.protocol, interface=interface,
                                                    maxPacketSize=65535)

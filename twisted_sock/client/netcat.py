@@ -26,12 +26,12 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, conne
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_sock.client.attempt import cancel_call
 from twisted_sock.client.open import connect
 from twisted_sock.config.client import ConnectOptions
 from twisted_sock.errors import ConnectionFailed
-from twisted_sock.net.tls import describe_tls_failure
+from twisted_sock.net.tls_session import describe_tls_failure
 from twisted_sock.reasons import ShutdownReason
+from twisted_sock.timers import cancel_call
 
 #: Exit status: a clean end.
 EXIT_OK = 0

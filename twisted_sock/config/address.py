@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from twisted_sock.config.values import port_number
+from twisted_sock.policy.addresses import hostport
 
 #: The transports a client address may name.
 TRANSPORTS = ("tcp", "udp", "unix")
@@ -55,7 +56,7 @@ class Target:
         """
         C{host:port} with an IPv6 host in brackets (no transport prefix).
         """
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return hostport(self.host, self.port)
 
     def __str__(self) -> str:
         if self.transport == "unix":

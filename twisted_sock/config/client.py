@@ -24,6 +24,7 @@ from twisted_sock.config.address import (
     parse_local,
     parse_local_address,
 )
+from twisted_sock.config.coerce import field_coercer
 from twisted_sock.config.tls import (
     KeyMaterial,
     alpn_list,
@@ -86,14 +87,7 @@ class ClientTLS:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
 
-        def coerce(key: str, fn: Callable[[Any], Any]) -> None:
-            raw = getattr(self, key)
-            try:
-                set_(self, key, fn(raw))
-            except ConfigError as e:
-                raise e.located(key=key) from None
-            except (ValueError, TypeError) as e:
-                raise ConfigError(str(e), key=key, value=raw) from None
+        coerce = field_coercer(self)
 
         coerce("starttls", lambda v: values.boolean(v, "starttls"))
         coerce("verify", lambda v: values.boolean(v, "verify"))
@@ -181,6 +175,7 @@ class ConnectOptions:
     @ivar timeout: seconds for the whole opening (resolve, connect,
         STARTTLS, handshake).
     @ivar tls: L{ClientTLS} or C{None} for plain.
+    @ivar broadcast: UDP: may send to a broadcast address (C{SO_BROADCAST}).
     """
 
     address: Any
@@ -188,6 +183,7 @@ class ConnectOptions:
     local_port: Any = None
     timeout: Any = DEFAULT_TIMEOUT
     tls: ClientTLS | None = None
+    broadcast: bool = False
     target: Target = field(init=False, compare=False)
     local: tuple[str, int] | None = field(init=False, compare=False)
 
@@ -223,6 +219,8 @@ class ConnectOptions:
                               key="local_address")
         if target.transport == "udp" and tls is not None:
             raise ConfigError("TLS does not apply to UDP", key="tls")
+        if self.broadcast and target.transport != "udp":
+            raise ConfigError("only applies to UDP (add --udp)", key="broadcast")
         if tls is not None and tls.verify and target.transport == "unix" and tls.names("")[1] is None:
             raise ConfigError("TLS over a UNIX socket needs server_name (the name to verify)",
                               key="server_name")

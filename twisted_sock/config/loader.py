@@ -9,8 +9,10 @@ import os
 import sys
 from typing import Any
 
+from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.config.tls import tls_from_mapping
+from twisted_sock.config.udp_options import UDP_PROTOCOL_KEYS
 from twisted_sock.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -53,7 +55,7 @@ SOCKET_KEYS = frozenset(
         "proxy_protocol",
         "trusted_proxies",
     }
-)
+) | frozenset(UDP_PROTOCOL_KEYS) | LISTEN_PROTOCOL_KEYS.keys()
 #: Keys of C{[sock]}.
 GLOBAL_KEYS = frozenset({"incoming_enabled", "drain_timeout", "admin_socket", "log_connections", "log_format",
                          "http_access_log"})

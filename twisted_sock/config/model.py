@@ -13,8 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted_sock.config import values
+from twisted_sock.config import udp_options, values
+from twisted_sock.config.coerce import field_coercer
+from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS, ListenOptions
 from twisted_sock.config.refs import check_handler, check_http
+from twisted_sock.config.service_keys import SERVICE_COERCERS
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.policy.addresses import IPAddress, IPNetwork, misses_ipv4_peers
@@ -54,13 +57,17 @@ PROTOCOL_KEYS = {
     "reconnect": ("tcp",),
     "proxy_protocol": ("tcp",),
     "trusted_proxies": ("tcp",),
+    # UDP sending options and sessions (config/udp_options.py).
+    **udp_options.UDP_PROTOCOL_KEYS,
+    # Where and how to listen (config/listening.py).
+    **LISTEN_PROTOCOL_KEYS,
 }
 
 DEFAULT_BACKLOG = 1024
 
 
 @dataclass(frozen=True)
-class SocketConfig:
+class SocketConfig(ListenOptions):
     """
     One socket: a named, configured listener group (Tibbo's C{sock} object).
 
@@ -90,6 +97,11 @@ class SocketConfig:
     multicast_groups: Any = ()
     broadcast: bool = False
     prefilter: bool = True
+    # UDP sending options and sessions (config/udp_options.py).
+    multicast_ttl: int | None = None
+    multicast_loop: bool | None = None
+    multicast_interface: str | None = None
+    udp_sessions: bool = False
     path: str | None = None
     mode: Any = 0o600
     owner: Any = None
@@ -104,19 +116,11 @@ class SocketConfig:
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
         name = self.name
         if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
             raise ConfigError("a socket name must be a non-empty word", key="name", value=name)
 
-        def coerce(key: str, fn: Callable[[Any], Any]) -> None:
-            raw = getattr(self, key)
-            try:
-                set_(self, key, fn(raw))
-            except ConfigError as e:
-                raise e.located(socket=name, key=key) from None
-            except (ValueError, TypeError) as e:
-                raise ConfigError(str(e), socket=name, key=key, value=raw) from None
+        coerce = field_coercer(self, socket=name)
 
         coerce("protocol", _protocol)
         default_mode = IncomingMode.ANY_IP_ANY_PORT if self.protocol == "unix" else IncomingMode.NONE
@@ -140,6 +144,7 @@ class SocketConfig:
         coerce("multicast_groups", values.multicast_list)
         coerce("broadcast", lambda v: values.boolean(v, "broadcast"))
         coerce("prefilter", lambda v: values.boolean(v, "prefilter"))
+        udp_options.coerce_udp_keys(coerce)
         coerce("path", lambda v: None if v is None else values.unix_path(v))
         coerce("mode", values.file_mode)
         coerce("owner", values.user_id)
@@ -151,6 +156,7 @@ class SocketConfig:
         coerce("reconnect", ReconnectMode.coerce)
         coerce("proxy_protocol", lambda v: values.boolean(v, "proxy_protocol"))
         coerce("trusted_proxies", lambda v: () if v in (None, (), []) else values.target_list(v))
+        self._coerce_listen_options(coerce)
         if self.accept is not None and not callable(self.accept):
             raise ConfigError("must be callable", socket=name, key="accept", value=self.accept)
         self._check_together()
@@ -162,8 +168,11 @@ class SocketConfig:
         name = self.name
         mode: IncomingMode = self.incoming  # type: ignore[assignment]
         defaults = {f.name: f.default for f in dataclasses.fields(SocketConfig)}
+        udp_options.check_udp_keys(self)
         for key, protocols in PROTOCOL_KEYS.items():
             if self.protocol in protocols or (key == "http_ports" and self.protocol == "udp"):
+                continue
+            if udp_options.session_key_applies(self, key):
                 continue
             if getattr(self, key) != _normalised_default(key, defaults[key]):
                 raise ConfigError(f"does not apply to protocol {self.protocol!r}",
@@ -190,9 +199,6 @@ class SocketConfig:
             )
         if self.protocol == "udp" and not self.local_ports:
             raise ConfigError("a udp socket needs local_ports", socket=name, key="local_ports")
-        if self.protocol == "udp" and self.handler == "chat":
-            raise ConfigError("chat is a stream handler (udp: echo, discard or package.module:attr)",
-                              socket=name, key="handler", value="chat")
         tls = self.tls
         if isinstance(tls, TLSConfig):
             ports = set(self.local_ports) | set(self.http_ports)
@@ -302,18 +308,6 @@ class SocketConfig:
         return dataclasses.replace(self, **changes)
 
 
-#: Why C{admin_socket = "@name"} is refused (the admin socket checks no
-#: credentials: its file mode is its only guard).
-ADMIN_ABSTRACT_REFUSED = ("must be a file path, not @name (an abstract socket has no file mode: "
-                          "any local user could reload the service)")
-
-
-def _admin_path(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.startswith("@"):
-        raise ValueError(ADMIN_ABSTRACT_REFUSED)
-    return values.unix_path(value)
 
 
 def _serve(value: Any) -> str:
@@ -369,11 +363,7 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         sockets = tuple(self.sockets)
         object.__setattr__(self, "sockets", sockets)
-        number, flag = values.non_negative_number, lambda k: functools.partial(values.boolean, what=k)
-        for key, fn in (("drain_timeout", functools.partial(number, what="drain_timeout")),
-                        ("admin_socket", _admin_path), ("log_format", values.log_format),
-                        ("log_connections", flag("log_connections")),
-                        ("http_access_log", flag("http_access_log"))):
+        for key, fn in SERVICE_COERCERS:
             raw = getattr(self, key)
             try:
                 object.__setattr__(self, key, fn(raw))

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from twisted_sock.config import values
+from twisted_sock.config.coerce import field_coercer
 from twisted_sock.errors import ConfigError
 
 STARTTLS_MODES = ("off", "command", "auto")
@@ -106,14 +107,7 @@ class TLSConfig:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
 
-        def coerce(key: str, fn: Callable[[Any], Any]) -> None:
-            raw = getattr(self, key)
-            try:
-                set_(self, key, fn(raw))
-            except ConfigError as e:
-                raise e.located(key=f"tls.{key}") from None
-            except (ValueError, TypeError) as e:
-                raise ConfigError(str(e), key=f"tls.{key}", value=raw) from None
+        coerce = field_coercer(self, key_prefix="tls.")
 
         coerce("certificate", lambda v: file_path(v, "certificate"))
         coerce("private_key", lambda v: file_path(v, "private_key"))

@@ -112,16 +112,28 @@ def name_list(value: Any, what: str) -> tuple[str, ...]:
 
 def interface_list(value: Any) -> tuple[str, ...]:
     """
-    Interface names (C{"lo,eth0"}) or C{"*"} for all addresses; C{"*"} may
-    not be mixed with names.
+    Interface names (C{"lo,eth0"}) and IP addresses (C{"192.0.2.10"},
+    C{"2001:db8::1"}: that one address, written in its normal form), or
+    C{"*"} for all addresses; C{"*"} may not be mixed with others. A host
+    name is refused (C{"localhost"} with a hint).
     """
-    names = name_list(value, "interfaces")
+    names = tuple(dict.fromkeys(_interface(name) for name in name_list(value, "interfaces")))
     if "*" in names and len(names) > 1:
         raise ValueError('"*" (all addresses) cannot be mixed with interface names')
-    for name in names:
-        if name != "*" and (len(name) > 15 or "/" in name or any(c.isspace() for c in name)):
-            raise ValueError(f"{name!r} is not a valid interface name")
     return names
+
+
+def _interface(name: str) -> str:
+    if name.lower() == "localhost":
+        raise ValueError('"localhost" is a host name: write lo (every loopback address) '
+                         'or 127.0.0.1 / ::1')
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if name != "*" and (len(name) > 15 or "/" in name or any(c.isspace() for c in name)):
+        raise ValueError(f"{name!r} is not a valid interface name or IP address")
+    return name
 
 
 def target_list(value: Any) -> tuple[IPAddress | IPNetwork, ...]:
@@ -223,15 +235,6 @@ def boolean(value: Any, what: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
         return value.strip().lower() in ("true", "yes", "1")
     raise ValueError(f"{what} must be true or false")
-
-
-def log_format(value: Any) -> str:
-    """
-    C{[sock] log_format}: C{"text"} or C{"json"}.
-    """
-    if value not in ("text", "json"):
-        raise ValueError(f"unknown log_format {value!r} (choose text or json)")
-    return str(value)
 
 
 def multicast_list(value: Any) -> tuple[tuple[IPAddress, IPAddress | None], ...]:

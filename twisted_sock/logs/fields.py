@@ -56,17 +56,23 @@ def event_fields(event: Mapping[str, Any], into: dict[str, Any], skip: str | Non
 
 
 def refusal_fields(host: Any, port: Any, local: Any, reason: str,
-                   credentials: tuple[int, int, int] | None = None) -> dict[str, Any]:
+                   credentials: tuple[int, int, int] | None = None,
+                   detail: str | None = None) -> dict[str, Any]:
     """
     The fields of a refusal event: C{peer}, C{peer_port}, C{local_port}
-    (or, on a local socket, C{path} and the peer's C{pid}, C{uid}, C{gid})
-    and C{reason}.
+    (or, on a local socket, C{path} and the peer's C{pid}, C{uid}, C{gid}),
+    C{reason} and, when there is one, C{detail}.
     """
+    fields: dict[str, Any]
     if isinstance(local, int):
-        return {"peer": str(host), "peer_port": port, "local_port": local, "reason": reason, "refused": True}
-    fields: dict[str, Any] = {"path": str(local), "reason": reason, "refused": True}
-    if credentials is not None:
-        fields.update(pid=credentials[0], uid=credentials[1], gid=credentials[2])
+        fields = {"peer": str(host), "peer_port": port, "local_port": local, "reason": reason,
+                  "refused": True}
+    else:
+        fields = {"path": str(local), "reason": reason, "refused": True}
+        if credentials is not None:
+            fields.update(pid=credentials[0], uid=credentials[1], gid=credentials[2])
+    if detail is not None:
+        fields["detail"] = detail
     return fields
 
 

@@ -22,32 +22,18 @@ twisted-sock catch these errors first, in their C{accept()}:
 
 from __future__ import annotations
 
-import _socket
 import errno
 import os
-import socket
-import struct
 from collections.abc import Callable
 from typing import Any
+
+from twisted_sock.timers import cancel_call
+from twisted_sock.twisted_internals.sockets import reset_descriptor
 
 #: The errors of C{accept()} that mean "not now" rather than "never".
 ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: The errors a spare descriptor can work around.
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
-
-_LINGER_RST = struct.pack("ii", 1, 0)
-
-
-def reset_descriptor(fd: int, family: int, kind: int, proto: int) -> None:
-    """
-    Close an accepted connection's descriptor so that the peer sees a reset
-    (C{SO_LINGER {1,0}}; a UNIX stream peer sees the close).
-    """
-    sock = _socket.socket(family, kind, proto, fd)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-    finally:
-        sock.close()
 
 
 class Backoff:
@@ -104,8 +90,7 @@ class AcceptPause:
         """
         delay = self.backoff.next_delay(self._clock.seconds())
         self._port.stopReading()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = self._clock.callLater(delay, self.resume)
         self._waiting.add(self)
         return delay
@@ -124,8 +109,7 @@ class AcceptPause:
         Forget the pending resume (the port closes).
         """
         self._waiting.discard(self)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_call(self._timer)
         self._timer = None
 
 

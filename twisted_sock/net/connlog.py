@@ -1,7 +1,8 @@
 """
 The connection log: one event per ended connection, with its data as
 fields, and the bytes each way read from the kernel (C{TCP_INFO}) at the
-end instead of being counted per read and write.
+end (L{twisted_sock.net.figures.tcp_traffic}) instead of being counted
+per read and write.
 
 Ends by a failed TLS handshake or by a reset (C{LOST}) come in floods
 (a scanner, a crashed client pool): those go through the socket's
@@ -11,8 +12,6 @@ every other end is one line.
 
 from __future__ import annotations
 
-import socket
-import struct
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
@@ -21,7 +20,7 @@ from twisted_sock.logs.events import emit
 from twisted_sock.reasons import ShutdownReason
 
 if TYPE_CHECKING:
-    from twisted_sock.net.tcp import SockServer
+    from twisted_sock.net.transport import SockServer
 
 log = Logger(namespace="twisted_sock")
 
@@ -30,31 +29,6 @@ FLOOD_REASONS = frozenset({ShutdownReason.TLS_HANDSHAKE_FAILED, ShutdownReason.L
 # Compared by identity below: an Enum member's hash and .value are Python
 # calls, a tenth of a microsecond each on this path.
 _FAILED, _LOST, _BY_PEER = ShutdownReason.TLS_HANDSHAKE_FAILED, ShutdownReason.LOST, ShutdownReason.BY_PEER
-
-_TCP_INFO = getattr(socket, "TCP_INFO", 11)
-#: struct tcp_info: tcpi_bytes_acked and tcpi_bytes_received (Linux >= 4.2).
-_TCP_INFO_BYTES = struct.Struct("=QQ")
-_TCP_INFO_OFFSET = 120
-_TCP_INFO_LENGTH = _TCP_INFO_OFFSET + _TCP_INFO_BYTES.size
-
-
-def socket_traffic(sock: Any) -> tuple[int | None, int | None]:
-    """
-    Bytes received and sent (acknowledged) on a TCP socket, from the
-    kernel's C{TCP_INFO}, so counting costs nothing per read or write;
-    C{(None, None)} where unavailable (UNIX sockets, old kernels).
-    """
-    # No check of sock.family first: that property alone costs twice the
-    # getsockopt(), which fails by itself on a UNIX socket.
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_LENGTH)
-    except OSError:
-        return None, None
-    if len(info) < _TCP_INFO_LENGTH:
-        return None, None
-    sent, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
-    return received, sent
-
 
 class EndBatch:
     """
@@ -107,18 +81,18 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
     L{FLOOD_REASONS}); C{now} is when it ended (default: now).
     """
     server: Any = transport.server
-    proxied = transport.sock_proxy_peer
+    proxied = transport.sock.proxy_peer
     if proxied is not None:
         peer, port = proxied.host, proxied.port
     else:
         peer, port = transport.client[0], transport.client[1]
         if type(peer) is not str or not peer:
-            credentials = transport.sock_credentials
+            credentials = transport.sock.credentials
             peer = "pid {} uid {} gid {}".format(*credentials) if credentials else "local peer"
         if type(port) is not int:
             port = None
     bytes_in, bytes_out = traffic
-    ended = transport.sock_reason
+    ended = transport.sock.reason
     reason = ended._value_ if ended is not None else "NORMAL"
     if bytes_in and ended is _BY_PEER:
         bytes_in -= 1  # the kernel counts the peer's FIN as one byte received
@@ -126,13 +100,14 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
         f"{peer}:{port}" if port is not None else peer)
     if now is None:
         now = transport.reactor.seconds()  # type: ignore[attr-defined]
-    duration = now - transport.sock_started
+    started = transport.sock.started
+    duration = 0.0 if started is None else now - started
     traffic_text = "" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out"
     name, local, mode = transport.sock_state.name, server.sock_port, server.sock_mode
     # The message is formatted here with an f-string: twisted.logger's own
     # format-string rendering of eight fields cost as much again as the
     # rest of the connection (see docs/performance.rst).
-    tls, alpn = bool(transport.sock_tls), transport.sock_alpn
+    tls, alpn = bool(transport.sock.tls), transport.sock.alpn
     tls_text = "" if not tls else (f" TLS {alpn}" if alpn else " TLS")
     summary = (f"connection {peer_text} on {name} {local} ({mode}{tls_text}) "
                f"ended {reason} after {duration:.3f} s{traffic_text}")

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from twisted_sock.config.listening import is_address
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import ConfigError
 
@@ -35,6 +36,8 @@ class ListenerSpec:
     mode: str
     kind: str = "plain"
     protocol: str = "tcp"
+    #: The interface to C{SO_BINDTODEVICE} to (C{bind_to_device}), if any.
+    device: str | None = None
 
     def __str__(self) -> str:
         if self.protocol == "unix":
@@ -120,25 +123,44 @@ def interface_addresses(
 ) -> tuple[str, ...]:
     """
     The listening addresses for a socket's C{interfaces}: every address of
-    each named interface, or the wildcard for C{"*"} (C{"::"} when dual
-    stack is available, C{"0.0.0.0"} otherwise). Never silently widened: an
-    unknown interface or one without addresses is a configuration error.
+    each named interface, each IP address given among the names, or the
+    wildcard for C{"*"} (C{"::"} when dual stack is available, C{"0.0.0.0"}
+    otherwise). Never silently widened: an unknown interface or one without
+    addresses is a configuration error.
+    """
+    return tuple(address for address, _ in interface_sources(names, table, dual_stack,
+                                                              socket_name=socket_name))
+
+
+def interface_sources(
+    names: Iterable[str], table: InterfaceTable, dual_stack: bool, *, socket_name: str | None = None,
+    follow: bool = False,
+) -> tuple[tuple[str, str | None], ...]:
+    """
+    L{interface_addresses} with the interface each address comes from
+    (C{None} for addresses given as such and the wildcard). With C{follow}
+    (C{follow_interfaces}), an interface without addresses, or not there
+    (yet), gives none.
     """
     names = tuple(names)
     if names == ("*",):
-        return ("::",) if dual_stack else ("0.0.0.0",)
-    addresses: list[str] = []
+        return (("::" if dual_stack else "0.0.0.0", None),)
+    addresses: list[tuple[str, str | None]] = []
     for name in names:
-        if name not in table:
+        if is_address(name):
+            if all(address != name for address, _ in addresses):
+                addresses.append((name, None))
+            continue
+        if name not in table and not follow:
             known = ", ".join(sorted(table)) or "none"
             raise ConfigError(f"unknown interface (this machine has: {known})",
                               socket=socket_name, key="interfaces", value=name)
-        if not table[name]:
+        if not table.get(name) and not follow:
             raise ConfigError("interface has no IP address", socket=socket_name,
                               key="interfaces", value=name)
-        for address in table[name]:
-            if address not in addresses:
-                addresses.append(address)
+        for address in table.get(name, ()):
+            if all(address != known for known, _ in addresses):
+                addresses.append((address, name))
     return tuple(addresses)
 
 
@@ -156,9 +178,12 @@ def plan_listeners(
         mode = "http" if config.serve == "http" else "data"
         kind = "datagram" if config.datagram else "plain"
         return [ListenerSpec(config.name, config.path, 0, mode, kind, "unix")]  # type: ignore[arg-type]
-    addresses = interface_addresses(config.interfaces, table, dual_stack, socket_name=config.name)
+    sources = interface_sources(config.interfaces, table, dual_stack, socket_name=config.name,
+                                follow=config.follow_interfaces)
+    devices = dict(sources) if config.bind_to_device else {}
+    addresses = tuple(address for address, _ in sources)
     if config.protocol == "udp":
-        return _plan_udp(config, addresses, broadcasts or {})
+        return _plan_udp(config, addresses, broadcasts or {}, devices)
     plan = []
     starttls = config.tls.starttls if config.tls is not None else "off"  # type: ignore[union-attr]
     for mode, ports in (("data", config.data_ports), ("http", config.http_ports)):
@@ -170,12 +195,13 @@ def plan_listeners(
             else:
                 kind = "plain"
             for address in addresses:
-                plan.append(ListenerSpec(config.name, address, port, mode, kind))
+                plan.append(ListenerSpec(config.name, address, port, mode, kind,
+                                         device=devices.get(address)))
     return plan
 
 
 def _plan_udp(config: SocketConfig, addresses: tuple[str, ...],
-              broadcasts: InterfaceTable) -> list[ListenerSpec]:
+              broadcasts: InterfaceTable, devices: dict[str, str | None]) -> list[ListenerSpec]:
     extra: list[tuple[str, str]] = []
     for group, _ in config.multicast_groups:
         if (str(group), "multicast") not in extra:
@@ -188,7 +214,8 @@ def _plan_udp(config: SocketConfig, addresses: tuple[str, ...],
     plan = []
     for port in config.local_ports:
         for address in addresses:
-            plan.append(ListenerSpec(config.name, address, port, "data", "plain", "udp"))
+            plan.append(ListenerSpec(config.name, address, port, "data", "plain", "udp",
+                                     device=devices.get(address)))
         for address, kind in extra:
             plan.append(ListenerSpec(config.name, address, port, "data", kind, "udp"))
     return plan

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from twisted.internet import error
+from twisted.internet import error, tcp, unix
 from twisted.python.failure import Failure
 
 from twisted_sock.net.interfaces import ListenerSpec
@@ -30,6 +30,20 @@ def open_all(specs: Iterable[ListenerSpec], open_one: Callable[[ListenerSpec], P
         close_now(opened)
         raise
     return opened
+
+
+def accept_pending(ports: Iterable[Any]) -> None:
+    """
+    Accept the connections already waiting in the accept queues of stream
+    listeners (TCP, UNIX stream) that are about to close: closing a
+    listening socket resets every connection still in its queue (the
+    peer, or a load balancer in front, saw its connect succeed), while an
+    accepted one is served by the drain. One pass of each port's own accept
+    loop, so the decision and the limits apply as usual.
+    """
+    for port in ports:
+        if port.connected and isinstance(port, (tcp.Port, unix.Port)):
+            port.doRead()
 
 
 def close_now(ports: Iterable[Any]) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from twisted_sock.errors import BindError
-from twisted_sock.net.tcp import os_reason
+from twisted_sock.net.binding import os_reason
 
 log = Logger(namespace="twisted_sock")
 

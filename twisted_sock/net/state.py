@@ -18,11 +18,15 @@ from twisted_sock.config.model import SocketConfig
 from twisted_sock.logs import events
 from twisted_sock.logs.fields import refusal_fields
 from twisted_sock.net.connlog import EndBatch
-from twisted_sock.policy.addresses import IPAddress, parse_peer_host
+from twisted_sock.net.datagram import kernel_drops
+from twisted_sock.net.figures import ClosedFigures, open_rows
+from twisted_sock.net.master import MasterSwitch as MasterSwitch  # re-exported: its old home
+from twisted_sock.policy.addresses import IPAddress, hostport, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
     PROXY_REFUSAL_REASONS,
     REFUSAL_REASONS,
+    REFUSE_CLIENT_HELLO,
     REFUSE_FULL,
     REFUSE_MASTER,
     REFUSE_UNTRUSTED_PROXY,
@@ -37,31 +41,12 @@ from twisted_sock.policy.incoming import (
 from twisted_sock.policy.ratelimit import RateLimitedLog
 from twisted_sock.policy.reconnect import ReconnectMode, choose_replaced
 from twisted_sock.reasons import ShutdownReason
-from twisted_sock.stats import ListenerInfo, SocketStatistics, closed_counts
+from twisted_sock.stats import OPEN_ROWS, ListenerInfo, SocketStatistics, closed_counts
 
 if TYPE_CHECKING:
-    from twisted_sock.net.tcp import SockServer
+    from twisted_sock.net.transport import SockServer
 
 log = Logger(namespace="twisted_sock")
-
-
-class MasterSwitch:
-    """
-    The global C{incoming_enabled} switch, shared by every socket of a
-    service, and the service-wide C{log_connections} and
-    C{http_access_log} settings.
-    """
-
-    __slots__ = ("enabled", "log_connections", "http_access_log", "accept_waiting")
-
-    def __init__(self, enabled: bool = True, log_connections: bool = True,
-                 http_access_log: bool = True) -> None:
-        self.enabled = enabled
-        self.log_connections = log_connections
-        self.http_access_log = http_access_log
-        #: Listeners backing off after a failed accept(): any connection
-        #: that closes (a descriptor freed) lets them try again.
-        self.accept_waiting: set[Any] = set()
 
 
 class SocketState:
@@ -84,6 +69,7 @@ class SocketState:
         self.tls_failures = 0
         self.refused_by: Counter[str] = Counter()
         self.closed_by: dict[ShutdownReason, int] = {}
+        self.figures = ClosedFigures()
         self.paused = False
         self.empty_waiters: list[Any] = []
         self.refusal_log = RateLimitedLog(self._summarised("refusals"), clock)
@@ -106,7 +92,7 @@ class SocketState:
         self.max_total = config.max_connections
         if config.max_connections_per_ip is not None and getattr(self, "max_per_peer", None) is None:
             # The counts were not kept while there was no limit: rebuild them.
-            self.per_peer = Counter(t.sock_peer for t in getattr(self, "connections", ()))
+            self.per_peer = Counter(t.sock.peer for t in getattr(self, "connections", ()))
         self.max_per_peer = config.max_connections_per_ip
         self.hook: Callable[..., Any] | None = config.accept
         self.idle_timeout = config.idle_timeout
@@ -150,22 +136,35 @@ class SocketState:
             decision = check_limits(len(self.connections), self.max_total)
         return decision
 
-    def admit(self, addr: tuple[Any, ...]) -> Decision:
+    def master_enabled(self, http: bool) -> bool:
+        """
+        The master switch as it applies to a listener: an http port serving
+        the built-in status resource (status page, C{/status.json},
+        C{/metrics}, C{/health}) is the operator's and the load balancer's
+        window, so it stays open when the switch is off (C{/health} then
+        answers 503).
+        """
+        return self.master.enabled or (http and self.config.http == "status")
+
+    def admit(self, addr: tuple[Any, ...], http: bool = False) -> Decision:
         """
         Decide one connection from its raw socket address tuple. On a PROXY
         protocol socket this only checks that the peer is a trusted proxy
         (and the socket's total limit); the decision proper waits for the
         client's address in the header (L{admit_client}).
+
+        @param http: whether the listener is an http port.
         """
+        enabled = self.master_enabled(http)
         if self.proxy:
-            if not self.master.enabled:
+            if not enabled:
                 return REFUSE_MASTER
             proxy = parse_peer_host(addr[0])
             if proxy is None or not self.trusted.matches_address(proxy):
                 return REFUSE_UNTRUSTED_PROXY
             return check_limits(len(self.connections), self.max_total)
         peer = parse_peer_host(addr[0]) if self._needs_peer else None
-        decision = decide(self.policy, self.master.enabled, peer, addr[1])
+        decision = decide(self.policy, enabled, peer, addr[1])
         if decision.accepted and self._limited:
             decision = check_limits(
                 len(self.connections), self.max_total, self.per_peer[peer], self.max_per_peer
@@ -174,12 +173,12 @@ class SocketState:
                 decision = self._replace(parse_peer_host(addr[0]), addr[1])
         return decision
 
-    def admit_client(self, client: IPAddress | None, client_port: int) -> Decision:
+    def admit_client(self, client: IPAddress | None, client_port: int, http: bool = False) -> Decision:
         """
         The decision for the client named in a PROXY header (the connection
         itself is already counted).
         """
-        decision = decide(self.policy, self.master.enabled, client, client_port)
+        decision = decide(self.policy, self.master_enabled(http), client, client_port)
         if decision.accepted and self.max_per_peer is not None:
             decision = check_limits(0, None, self.per_peer[client], self.max_per_peer)
         return decision
@@ -189,14 +188,14 @@ class SocketState:
         A PROXY header named the real client: count the connection under it.
         """
         if self.max_per_peer is not None:
-            old = transport.sock_peer
+            old = transport.sock.peer
             left = self.per_peer[old] - 1
             if left > 0:
                 self.per_peer[old] = left
             else:
                 self.per_peer.pop(old, None)
             self.per_peer[client] += 1
-        transport.sock_peer = client
+        transport.sock.peer = client
 
     def _replace(self, peer: IPAddress | None, peer_port: int) -> Decision:
         """
@@ -204,8 +203,8 @@ class SocketState:
         the new one replaces (reason REPLACED) and admit the new one, or
         refuse it when none matches.
         """
-        candidates: Any = ((t, t.sock_peer, t.client[1]) for t in self.connections
-                           if getattr(t.server, "sock_mode", None) == "data" and t.sock_reason is None)
+        candidates: Any = ((t, t.sock.peer, t.client[1]) for t in self.connections
+                           if getattr(t.server, "sock_mode", None) == "data" and t.sock.reason is None)
         victim: Any = choose_replaced(self.reconnect, peer, peer_port, candidates)
         if victim is None:
             return REFUSE_FULL
@@ -214,23 +213,26 @@ class SocketState:
                                        f"from {peer} (reconnect {mode})",
                                {"peer": str(peer), "replaced_peer": old, "reconnect": mode,
                                 "reason": "REPLACED"})
-        victim.sock_reason = ShutdownReason.REPLACED
+        victim.sock.reason = ShutdownReason.REPLACED
         victim.abortConnection()
         self.connections.pop(victim, None)
         return ACCEPT
 
     def refused_connection(self, host: Any, port: Any, local_port: Any, reason: str,
-                           credentials: tuple[int, int, int] | None = None) -> None:
+                           credentials: tuple[int, int, int] | None = None,
+                           detail: str | None = None) -> None:
         """
         Count and (rate-limited) log one refusal. For local sockets C{host}
-        is the path and C{credentials} the peer's (pid, uid, gid).
+        is the path and C{credentials} the peer's (pid, uid, gid); C{detail}
+        (one line, safe to log) says more than the reason token.
         """
         self.refused += 1
         self.refused_by[reason] += 1
+        why = reason if detail is None else f"{reason}: {detail}"
         # The fields too are built only for the refusals that are logged.
         self.refusal_log.event(lambda: (f"socket {self.name!r}: refused "
-                                        f"{_describe_peer(host, port, local_port, credentials)} ({reason})",
-                                        refusal_fields(host, port, local_port, reason, credentials)))
+                                        f"{_describe_peer(host, port, local_port, credentials)} ({why})",
+                                        refusal_fields(host, port, local_port, reason, credentials, detail)))
 
     def accept_failed(self, count: int, local_port: Any, error: str, reset: int) -> None:
         """
@@ -278,14 +280,20 @@ class SocketState:
         if counted:
             self.accepted += 1
         if self.max_per_peer is not None:
-            self.per_peer[transport.sock_peer] += 1
+            self.per_peer[transport.sock.peer] += 1
         if not self.paused and self.max_total is not None and len(self.connections) >= self.max_total:
             self.pause_http()
 
-    def closed(self, transport: SockServer, reason: ShutdownReason | None) -> None:
+    def closed(self, transport: SockServer, reason: ShutdownReason | None,
+               traffic: tuple[int | None, int | None] | None = None) -> None:
+        """
+        C{transport} ended (C{reason}: C{None} when it never reached the
+        application); C{traffic} is its bytes (received, sent) from the
+        kernel.
+        """
         self.connections.pop(transport, None)
         if self.max_per_peer is not None:
-            peer = transport.sock_peer
+            peer = transport.sock.peer
             left = self.per_peer[peer] - 1
             if left > 0:
                 self.per_peer[peer] = left
@@ -294,6 +302,8 @@ class SocketState:
         if reason is not None:
             closed_by = self.closed_by
             closed_by[reason] = closed_by.get(reason, 0) + 1
+            self.figures.closed(transport.reactor.seconds() - (transport.sock.started or 0.0),  # type: ignore[attr-defined]
+                                traffic, reason is ShutdownReason.BY_PEER)
         if self.paused:
             self._resume_if_possible()
         if self.master.accept_waiting:
@@ -338,8 +348,6 @@ class SocketState:
                                     self.config.tls.starttls  # type: ignore[union-attr]
                                     if spec.kind == "starttls" else None)
                 if spec.protocol == "udp":
-                    from twisted_sock.net.udp import kernel_drops
-
                     info = dataclasses.replace(
                         info, kind=spec.kind, prefilter=port.sock_filter_length > 0,
                         kernel_drops=kernel_drops(port.socket), datagrams=port.sock_accepted)
@@ -349,7 +357,9 @@ class SocketState:
     def _refusal_reasons(self) -> tuple[str, ...]:
         if self.config.protocol == "unix":
             return UNIX_REFUSAL_REASONS
-        return REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
+        auto = getattr(self.config.tls, "starttls", None) == "auto"
+        return (REFUSAL_REASONS + (PROXY_REFUSAL_REASONS if self.proxy else ())
+                + ((REFUSE_CLIENT_HELLO.reason,) if auto else ()))
 
     def statistics(self) -> SocketStatistics:
         return SocketStatistics(
@@ -364,15 +374,19 @@ class SocketState:
             closed=closed_counts(self.closed_by),
             refused_by=MappingProxyType({r: self.refused_by.get(r, 0) for r in self._refusal_reasons()}
                                         | dict(self.refused_by)),
+            bytes_in=self.figures.bytes_in,
+            bytes_out=self.figures.bytes_out,
+            durations=self.figures.durations(),
+            limits=MappingProxyType({"max_connections": self.max_total, "max_connections_per_ip":
+                                     self.max_per_peer, "idle_timeout": self.idle_timeout}),
+            by_mode=MappingProxyType(Counter(getattr(t.server, "sock_mode", "data")
+                                             for t in self.connections)),
+            open=open_rows(self.connections, self.clock.seconds(), OPEN_ROWS),
         )
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _describe_peer(host: Any, port: Any, local: Any, credentials: Any) -> str:
     if isinstance(local, int):
-        return f"{_hostport(host, port)} on port {local}"
+        return f"{hostport(host, port)} on port {local}"
     who = "a peer" if credentials is None else "pid {} uid {} gid {}".format(*credentials)
     return f"{who} on {local}"

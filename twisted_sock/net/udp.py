@@ -14,23 +14,31 @@ from __future__ import annotations
 import ctypes
 import errno
 import ipaddress
-import os
 import socket
 import struct
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet import error, udp
+from twisted.internet import udp
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from twisted_sock.errors import BindError
-from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.config.listening import is_address
+from twisted_sock.config.model import SocketConfig
+from twisted_sock.errors import BindError, ConfigError
+from twisted_sock.net.address import normalised_address
+from twisted_sock.net.binding import binding
+from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log
+from twisted_sock.net.interfaces import ListenerSpec, system_interfaces
+from twisted_sock.net.sockopts import listener_options, options_set
 from twisted_sock.net.state import SocketState
-from twisted_sock.policy.addresses import parse_peer_host
+from twisted_sock.net.udp_sendopts import apply_send_options
+from twisted_sock.ops.adopt import preset
 from twisted_sock.policy.bpf import Insn, build_filter
-from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode, decide
-from twisted_sock.policy.ratelimit import RateLimitedLog
+from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode
+from twisted_sock.twisted_internals.ports import LogPrefix, real_port_number
+from twisted_sock.twisted_internals.udp import DatagramReadLoop
 
 log = Logger(namespace="twisted_sock")
 
@@ -38,13 +46,6 @@ SO_ATTACH_FILTER = 26
 SO_DETACH_FILTER = 27
 MCAST_JOIN_GROUP = 42
 MCAST_JOIN_SOURCE_GROUP = 46
-MAX_DATAGRAM = 65535
-#: Refused datagrams handled in one read pass before the reactor gets
-#: control back.
-_REFUSALS_PER_PASS = 1024
-
-_sockErrReadIgnore = (errno.EAGAIN, errno.EINTR, errno.EWOULDBLOCK)
-_sockErrReadRefuse = (errno.ECONNREFUSED,)
 
 
 class _SockFilter(ctypes.Structure):
@@ -90,28 +91,6 @@ def attached_filter_length(sock: socket.socket) -> int:
     return optlen.value
 
 
-def kernel_drops(sock: socket.socket) -> int | None:
-    """
-    The kernel's drop counter of a UDP socket (prefilter drops and receive
-    buffer overflows), from /proc/net/udp[6]; C{None} where unavailable.
-    """
-    try:
-        inode = os.fstat(sock.fileno()).st_ino
-    except OSError:
-        return None
-    name = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
-    try:
-        with open(name) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 13 and fields[9] == str(inode):
-                    return int(fields[12])
-    except (OSError, ValueError, StopIteration):
-        return None
-    return None
-
-
 def _sockaddr(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
     if address.version == 4:
         raw = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + address.packed
@@ -134,16 +113,17 @@ def join_group(sock: socket.socket, group: Any, source: Any, ifindex: int) -> No
         sock.setsockopt(level, MCAST_JOIN_SOURCE_GROUP, head + _sockaddr(group) + _sockaddr(source))
 
 
-class DatagramPort(udp.Port):
+class DatagramPort(DatagramReadLoop, LogPrefix, udp.Port):
     """
     A C{udp.Port} that runs the incoming decision on every datagram and
     keeps the kernel prefilter in step with the socket's policy.
     """
 
     def __init__(self, spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,
-                 reactor: Any, ifindexes: Sequence[int] = ()) -> None:
+                 reactor: Any, ifindexes: Sequence[int] = (), config: SocketConfig | None = None) -> None:
         self.sock_spec = spec
         self.sock_state = state
+        self._opening = state.config if config is None else config
         udp.Port.__init__(self, spec.port, protocol, spec.address, MAX_DATAGRAM, reactor)
         self.sock_mode = "data"
         self.sock_fingerprint = None
@@ -152,20 +132,26 @@ class DatagramPort(udp.Port):
         self.sock_accepted = 0
         self._ifindexes = tuple(ifindexes) or (0,)
         self._fast = False
+        #: With sessions, the socket counts sessions (not datagrams) as accepted.
+        self._count_datagrams = not self._opening.udp_sessions
         self._handler_log = handler_error_log(state.name, reactor)
 
     def createInternetSocket(self) -> socket.socket:
-        skt = udp.Port.createInternetSocket(self)
+        skt = options_set(udp.Port.createInternetSocket(self),
+                          listener_options(self._opening, self.sock_spec.address, self.sock_spec.device))
         if self.sock_spec.kind in ("multicast", "broadcast"):
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         return skt
 
     def startListening(self) -> None:
         udp.Port.startListening(self)
-        self.sock_port: int = self._realPortNumber  # type: ignore[assignment]
-        config = self.sock_state.config
-        if config.broadcast and self.addressFamily == socket.AF_INET:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        self.sock_port: int = real_port_number(self)
+        config = self._opening
+        try:
+            apply_send_options(self.socket, config, system_interfaces)
+        except ConfigError:
+            self.connectionLost()
+            raise
         if self.sock_spec.kind == "multicast":
             group = ipaddress.ip_address(self.sock_spec.address)
             for wanted, source in config.multicast_groups:
@@ -199,64 +185,11 @@ class DatagramPort(udp.Port):
             log.warn("socket {socket!r}: kernel prefilter unavailable ({error}); "
                      "the Python check alone decides", socket=state.name, error=e.strerror)
 
-    def doRead(self) -> None:
-        """
-        Read datagrams; refused ones are dropped and counted, admitted ones
-        go to the handler. A handler exception is logged (rate-limited) and
-        never stops the socket.
-        """
-        state = self.sock_state
-        recvfrom = self.socket.recvfrom
-        protocol = self.protocol
-        ipv6 = self.addressFamily == socket.AF_INET6
-        fast = self._fast
-        policy, master = state.policy, state.master.enabled
-        needs_peer = policy.needs_peer_address
-        hook = state.hook
-        read = refused = accepted = 0
-        try:
-            while read < self.maxThroughput and refused < _REFUSALS_PER_PASS:
-                try:
-                    data, addr = recvfrom(MAX_DATAGRAM)
-                except OSError as se:
-                    no = se.args[0]
-                    if no in _sockErrReadIgnore:
-                        return
-                    if no in _sockErrReadRefuse:
-                        if self._connectedAddr:
-                            protocol.connectionRefused()
-                        return
-                    raise
-                read += len(data)
-                if ipv6:
-                    addr = addr[:2]
-                if not fast:
-                    peer = parse_peer_host(addr[0]) if needs_peer else None
-                    decision = decide(policy, master, peer, addr[1])
-                    if decision.accepted and hook is not None:
-                        decision = self._ask_hook(hook, addr)
-                    if not decision.accepted:
-                        refused += 1
-                        state.refused_connection(addr[0], addr[1], self.sock_port, decision.reason)
-                        continue
-                accepted += 1
-                try:
-                    protocol.datagramReceived(data, addr)
-                except Exception:
-                    self._handler_log.event(handler_error_text(state.name, addr))
-        finally:
-            self.sock_accepted += accepted
-            state.accepted += accepted
-
     def _ask_hook(self, hook: Any, addr: Any) -> Decision:
         """
         The C{accept} hook for one datagram: it must answer at once (a
         Deferred cannot hold a datagram), with a true or false value.
         """
-        from twisted.internet.address import IPv4Address, IPv6Address
-
-        from twisted_sock.info import normalised_address
-
         kind = IPv6Address if ":" in addr[0] else IPv4Address
         try:
             answer = hook(normalised_address(kind("UDP", addr[0], addr[1])), self.getHost())
@@ -269,44 +202,33 @@ class DatagramPort(udp.Port):
             return REFUSE_HOOK
         return ACCEPT if answer else REFUSE_HOOK
 
-    def _getLogPrefix(self, protocol: Any) -> str:
+    def sock_log_prefix(self) -> str:
         return f"{self.sock_state.name} udp"
 
 
-def handler_error_log(socket_name: str, clock: Any) -> RateLimitedLog:
-    """
-    The rate-limited log of a datagram socket's handler errors (a handler
-    raising on every datagram of a flood must not flood the log).
-    """
-
-    def emit(text: str | None, suppressed: int) -> None:
-        if text is not None:
-            log.failure("{text}", text=text, socket=socket_name)
-        else:
-            log.warn("socket {socket!r}: handler raised on {count} more datagrams in the last second",
-                     socket=socket_name, count=suppressed, suppressed=suppressed)
-
-    return RateLimitedLog(emit, clock)
-
-
-def handler_error_text(socket_name: str, addr: Any) -> Any:
-    return lambda: f"socket {socket_name!r}: handler raised on a datagram from {addr[0]}:{addr[1]}"
-
-
 def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state: SocketState,
-                           reactor: Any) -> DatagramPort:
+                           reactor: Any, config: SocketConfig | None = None) -> DatagramPort:
     """
     Bind one UDP listener; L{BindError} names the address on failure.
-    """
-    names = state.config.interfaces
-    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names]
-    port = DatagramPort(spec, protocol, state, reactor, ifindexes)
-    try:
-        port.startListening()
-    except error.CannotListenError as e:
-        from twisted_sock.net.tcp import os_reason
 
-        raise BindError(spec.address, spec.port, os_reason(e.socketError), socket=spec.socket) from None
+    @param config: the socket configuration it opens with (interfaces,
+        multicast groups, broadcast), when not yet C{state}'s: a run-time
+        change opens its new listeners before the socket takes it.
+    """
+    config = state.config if config is None else config
+    names = config.interfaces
+    # Interface names only (not addresses), and only those there now
+    # (follow_interfaces may name one that is not there yet).
+    present = {name for _, name in socket.if_nameindex()}
+    ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names
+                                            if not is_address(n) and n in present]
+    port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
+    preset(port, spec)  # an inherited socket (systemd, upgrade) instead of a bind
+    try:
+        with binding(spec.address, spec.port, spec.socket):
+            port.startListening()
+    except BindError:
+        raise
     except OSError as e:
         if getattr(port, "connected", False):
             port.stopListening()

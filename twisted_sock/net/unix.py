@@ -18,90 +18,34 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 from typing import Any
 
-from twisted.internet import error, tcp, unix
+from twisted.internet import tcp, unix
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from twisted_sock.errors import BindError
-from twisted_sock.net.acceptfail import ACCEPT_ERRORS, AcceptPause, accept_failed, start_accepting
+from twisted_sock.net.acceptfail import AcceptPause, start_accepting
+from twisted_sock.net.binding import binding, os_reason
+from twisted_sock.net.credentials import CREDENTIALS, credentials_from
+from twisted_sock.net.datagram import MAX_DATAGRAM, handler_error_log, handler_error_text
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import HandOver, IdleSockServer, SockServer, os_reason
-from twisted_sock.net.udp import MAX_DATAGRAM, handler_error_log, handler_error_text
+from twisted_sock.net.tcp import HandOver
+from twisted_sock.net.transport import IdleSockServer, SockServer
+from twisted_sock.ops.adopt import preset, waiting
+from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
+from twisted_sock.twisted_internals.ports import LogPrefix
 
 log = Logger(namespace="twisted_sock")
-
-_CREDENTIALS = struct.Struct("3i")
-_REFUSALS_PER_PASS = 256
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int] | None:
-    """
-    The (pid, uid, gid) of the process at the other end of a connected
-    UNIX stream socket (C{SO_PEERCRED}), or C{None}.
-    """
-    try:
-        return _CREDENTIALS.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                   _CREDENTIALS.size))
-    except OSError:
-        return None
-
 
 def socket_address(path: str) -> str:
     """
     The address to bind: C{@name} becomes the abstract C{"\\0name"}.
     """
     return "\0" + path[1:] if path.startswith("@") else path
-
-
-class _LocalListener:
-    """
-    Stands in for the listening socket of a L{LocalStreamPort}: reads the
-    peer's credentials on accept, decides, and closes refused connections
-    before any transport or protocol exists.
-    """
-
-    __slots__ = ("_socket", "_accept", "_port", "_state", "_http")
-
-    def __init__(self, sock: socket.socket, port: LocalStreamPort) -> None:
-        self._socket = sock
-        self._accept = sock.accept
-        self._port = port
-        self._state = port.sock_state
-        self._http = port.sock_mode == "http"
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        state = self._state
-        if self._http and state.full:
-            state.pause_http()  # until a slot frees (see _FilteringListener)
-            raise BlockingIOError(errno.EAGAIN, "socket at max_connections")
-        for _ in range(_REFUSALS_PER_PASS):
-            try:
-                skt, addr = self._accept()
-            except OSError as e:
-                if e.errno not in ACCEPT_ERRORS:
-                    raise
-                sock = self._socket
-                accept_failed(self._port, e, sock._accept,  # type: ignore[attr-defined]
-                              sock.family, sock.type, sock.proto, _REFUSALS_PER_PASS)
-                raise BlockingIOError(errno.EAGAIN, "accept failed; backing off") from None
-            credentials = peer_credentials(skt)
-            decision = state.admit_local(credentials)
-            if decision.accepted:
-                self._port.sock_pending_credentials = credentials
-                return skt, addr
-            skt.close()
-            state.refused_connection(addr, None, self._port.sock_spec.address, decision.reason,
-                                     credentials)
-        raise BlockingIOError(errno.EAGAIN, "refusal batch done")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._socket, name)
 
 
 class LocalServer(unix.Server, SockServer):
@@ -113,23 +57,16 @@ class LocalServer(unix.Server, SockServer):
     def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
                  sessionno: int, reactor: Any) -> None:
         unix.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
-        self.sock_credentials = server.sock_pending_credentials
-        self._sock_setup(server, protocol)
+        self._sock_setup(server, protocol, server.sock_pending_credentials)
 
 
-class IdleLocalServer(unix.Server, IdleSockServer):
+class IdleLocalServer(LocalServer, IdleSockServer):
     """
     A L{LocalServer} with an idle timeout.
     """
 
-    def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
-                 sessionno: int, reactor: Any) -> None:
-        unix.Server.__init__(self, sock, protocol, client, server, sessionno, reactor)
-        self.sock_credentials = server.sock_pending_credentials
-        self._sock_setup(server, protocol)
 
-
-class LocalStreamPort(HandOver, unix.Port):
+class LocalStreamPort(HandOver, LogPrefix, unix.Port):
     """
     A listening UNIX stream socket that runs the local decision on accept.
     """
@@ -156,7 +93,7 @@ class LocalStreamPort(HandOver, unix.Port):
         with creation_umask(self.mode):
             unix.Port.startListening(self)
         self.sock_file = SocketFile.created(self.sock_spec.address)
-        self.socket = _LocalListener(self.socket, self)
+        install_listener(self, LocalListener)
         _chown(self.sock_spec.address, self.sock_state.config)
         start_accepting(self)
 
@@ -174,11 +111,11 @@ class LocalStreamPort(HandOver, unix.Port):
         remove_created(self.sock_file)
         tcp.Port.connectionLost(self, reason)
 
-    def _getLogPrefix(self, factory: Any) -> str:
+    def sock_log_prefix(self) -> str:
         return f"{self.sock_state.name} unix"
 
 
-class LocalDatagramPort(unix.DatagramPort):
+class LocalDatagramPort(LogPrefix, unix.DatagramPort):
     """
     A UNIX datagram socket running the local decision per datagram; with
     allow lists it asks the kernel for each sender's credentials.
@@ -216,12 +153,12 @@ class LocalDatagramPort(unix.DatagramPort):
         state = self.sock_state
         sock = self.socket
         protocol = self.protocol
-        space = socket.CMSG_SPACE(_CREDENTIALS.size)
-        for _ in range(_REFUSALS_PER_PASS):
+        space = socket.CMSG_SPACE(CREDENTIALS.size)
+        for _ in range(REFUSALS_PER_PASS):
             try:
                 if self._wants_credentials:
                     data, ancillary, _, addr = sock.recvmsg(MAX_DATAGRAM, space)
-                    credentials = _credentials_from(ancillary)
+                    credentials = credentials_from(ancillary)
                 else:
                     data, addr = sock.recvfrom(MAX_DATAGRAM)
                     credentials = None
@@ -263,16 +200,8 @@ class LocalDatagramPort(unix.DatagramPort):
         unix.DatagramPort.connectionLost(self, reason)
         remove_created(self.sock_file)  # Twisted leaves a datagram socket's file behind
 
-    def _getLogPrefix(self, protocol: Any) -> str:
+    def sock_log_prefix(self) -> str:
         return f"{self.sock_state.name} unix"
-
-
-def _credentials_from(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, int, int] | None:
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and \
-                len(payload) >= _CREDENTIALS.size:
-            return _CREDENTIALS.unpack(payload[:_CREDENTIALS.size])
-    return None
 
 
 def _chown(path: str, config: Any) -> None:
@@ -289,7 +218,8 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     """
     datagram = spec.kind == "datagram"
     try:
-        clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
+        if not waiting(spec):  # an inherited socket (systemd, upgrade): no stale file to clear
+            clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
     except BindError as e:
         raise BindError(e.address, None, e.reason, socket=spec.socket) from None
     port: Any
@@ -297,10 +227,12 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
         port = LocalDatagramPort(spec, target, state, reactor)
     else:
         port = LocalStreamPort(spec, target, state, reactor)
+    preset(port, spec)
     try:
-        port.startListening()
-    except error.CannotListenError as e:
-        raise BindError(spec.address, None, os_reason(e.socketError), socket=spec.socket) from None
+        with binding(spec.address, None, spec.socket):
+            port.startListening()
+    except BindError:
+        raise
     except OSError as e:
         if getattr(port, "connected", False):
             port.connectionLost(None)

@@ -60,3 +60,10 @@ def misses_ipv4_peers(targets: Iterable[IPAddress | IPNetwork]) -> tuple[ipaddre
         return ()
     return tuple(t for t in targets
                  if isinstance(t, ipaddress.IPv6Network) and t.supernet_of(IPV4_MAPPED))
+
+
+def hostport(host: str, port: object) -> str:
+    """
+    C{host:port}, with an IPv6 host in brackets (C{[::1]:80}).
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

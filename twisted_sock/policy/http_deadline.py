@@ -19,6 +19,8 @@ import enum
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from twisted_sock.timers import cancel_call
+
 
 class Phase(enum.Enum):
     """
@@ -66,8 +68,7 @@ class HTTPDeadlines:
         self._on_expired(phase)
 
     def _cancel(self) -> None:
-        if self._call is not None and self._call.active():
-            self._call.cancel()
+        cancel_call(self._call)
         self._call = None
 
     def request_started(self) -> None:

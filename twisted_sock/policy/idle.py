@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from twisted_sock.timers import cancel_call
+
 
 class _Clock(Protocol):
     def seconds(self) -> float: ...
@@ -50,6 +52,5 @@ class IdleWatch:
         """
         Stop watching (the connection ended).
         """
-        if self._call is not None and self._call.active():
-            self._call.cancel()
+        cancel_call(self._call)
         self._call = None

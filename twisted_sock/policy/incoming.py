@@ -82,6 +82,8 @@ REFUSE_HOOK = Decision(False, "accept-hook")
 REFUSE_CREDENTIALS = Decision(False, "peer-credentials")
 REFUSE_UNTRUSTED_PROXY = Decision(False, "untrusted-proxy")
 REFUSE_PROXY_HEADER = Decision(False, "bad-proxy-header")
+#: A C{starttls = "auto"} connection began a TLS ClientHello that cannot be one.
+REFUSE_CLIENT_HELLO = Decision(False, "bad-client-hello")
 #: Not a decision of this module: the handler's factory refused (returned
 #: None or raised); counted under this reason.
 REFUSED_BY_HANDLER = "handler"

@@ -16,10 +16,10 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 
 from twisted_sock.net.state import SocketState
-from twisted_sock.net.tcp import SockServer
+from twisted_sock.net.transport import SockServer
 from twisted_sock.policy.http_deadline import HTTPDeadlines, Phase
 from twisted_sock.reasons import ShutdownReason
-from twisted_sock.web.twisted_private import BoundedH2Connection, SockHTTPChannelProtocol
+from twisted_sock.twisted_internals.http import BoundedH2Connection, SockHTTPChannelProtocol
 
 #: Seconds a connection being closed (a deadline passed, an HTTP/2
 #: protocol error) gets to send what it has buffered before it is reset.
@@ -52,8 +52,8 @@ def close_bounded(transport: Any, clock: Any, reason: ShutdownReason | None,
     """
     raw = raw_transport(transport)
     if raw is not None:
-        if reason is not None and raw.sock_reason is None:
-            raw.sock_reason = reason
+        if reason is not None and raw.sock.reason is None:
+            raw.sock.reason = reason
         raw.stopReading()
     (lose or transport.loseConnection)()
     if raw is None:

@@ -29,8 +29,10 @@ From C{twisted.web._http2} (the module is private as a whole):
     calls (the same dispatch as Twisted's, less the cancelled streams).
   - C{H2Connection._tryToWriteControlData}: flushes h2's output, as
     Twisted's C{dataReceived} does after the events.
-  - C{H2Connection._terminate}: Twisted's protocol-error exit; we override
-    it to stop reading and bound the close.
+  - C{H2Connection._terminate} (Twisted 26.10; 26.4 has the steps inline):
+    Twisted's protocol-error exit; we define it to stop reading and bound
+    the close, with Twisted's own steps (flush control data, lose the
+    connection, C{connectionLost(reason, _cancelTimeouts=False)}).
   - C{H2Connection._requestDone}: a stream's state is released; we
     override it to start the idle deadline when no stream is left.
   - C{H2Connection.connectionLost}'s C{_cancelTimeouts} argument: passed
@@ -53,7 +55,7 @@ from twisted.web.http import _GenericHTTPChannelProtocol
 #: overrides (the contract test checks Twisted still has each).
 H2_NAMES = ("dataReceived", "connectionLost", "conn", "streams", "_requestReceived",
             "_requestDataReceived", "_requestEnded", "_requestAborted", "_handleWindowUpdate",
-            "_handlePriorityUpdate", "_tryToWriteControlData", "_terminate", "_requestDone")
+            "_handlePriorityUpdate", "_tryToWriteControlData", "_requestDone")
 #: The names of C{_GenericHTTPChannelProtocol} that L{SockHTTPChannelProtocol} uses.
 GENERIC_NAMES = ("dataReceived", "_negotiatedProtocol", "_channel")
 
@@ -173,10 +175,16 @@ class BoundedH2Connection(H2Connection):
             self.sock_streams_changed(len(self.streams))
 
     def _terminate(self, reason: Failure) -> None:
-        # Upstream problem 2: Twisted's own exit writes the GOAWAY h2 queued
-        # and starts a clean close, but would go on reading: stop at once.
+        # Upstream problem 2: Twisted's exit after a protocol error writes
+        # the GOAWAY h2 queued and starts a clean close, but would go on
+        # reading: stop at once. Written out here rather than calling
+        # Twisted's own _terminate, which only exists from Twisted 26.10
+        # (26.4 has the same steps inline in dataReceived); 26.10's other
+        # callers (the stream-reset limit) reach this override too.
         self.sock_closing = True
-        super()._terminate(reason)
+        if self._tryToWriteControlData():
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            self.connectionLost(reason, _cancelTimeouts=False)
         self.sock_stop()
 
     def sock_stop(self) -> None:

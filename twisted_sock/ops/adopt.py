@@ -1,0 +1,84 @@
+"""
+Serving an inherited listening socket, and giving one away, with the
+project's own port classes (the filtering TCP and UNIX ports, the UDP
+datagram port).
+
+The two private Twisted names this needs (a port's C{_preexistingSocket}
+and C{_shouldShutdown}) are used in the seam,
+L{twisted_sock.twisted_internals.adopt}.
+
+The sockets a process inherited wait here, by listener, until the listener
+opens (L{offer}, L{preset}); what is left afterwards is closed
+(L{discard_unused}).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from twisted_sock.twisted_internals.adopt import keep_shared, take_socket
+
+_waiting: dict[Any, socket.socket] = {}
+
+
+def offer(sockets: Mapping[Any, int]) -> None:
+    """
+    Inherited descriptors, by the listener spec that is to serve each: the
+    listener opens on it instead of binding (this process now owns them).
+    """
+    for spec, fd in sockets.items():
+        _waiting[spec] = socket.socket(fileno=fd)
+
+
+def waiting(spec: Any) -> bool:
+    """
+    Whether listener C{spec} has an inherited socket to open on.
+    """
+    return spec in _waiting
+
+
+def preset(port: Any, spec: Any) -> bool:
+    """
+    Before C{port.startListening()}: make it take the inherited socket of
+    C{spec}, if there is one.
+
+    @return: whether it will (no bind, no stale-file check).
+    """
+    sock = _waiting.pop(spec, None)
+    if sock is None:
+        return False
+    sock.setblocking(False)
+    take_socket(port, sock)
+    return True
+
+
+def discard_unused() -> list[str]:
+    """
+    Close the inherited sockets no listener took; their specs, as text.
+    """
+    left = [str(spec) for spec in _waiting]
+    for sock in _waiting.values():
+        sock.close()
+    _waiting.clear()
+    return left
+
+
+def give_away(port: Any) -> None:
+    """
+    The listening socket of C{port} now belongs to another process too:
+    closing the port must neither C{shutdown()} it (that would stop the
+    other process's listener) nor unlink its UNIX socket file.
+    """
+    keep_shared(port)
+    if getattr(port, "sock_file", None) is not None:
+        port.sock_file = None
+
+
+def listening_fd(port: Any) -> int:
+    """
+    The descriptor of a listening port (the real socket's, under the
+    project's accept-loop wrappers).
+    """
+    return int(port.fileno())
