@@ -6,6 +6,7 @@ between the two is twisted-sock itself.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
@@ -19,6 +20,21 @@ class CloseAtOnce(Protocol):
     """
 
     def connectionMade(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class BusyThenClose(Protocol):
+    """
+    Spends L{BUSY_SECONDS} of CPU (a handler doing real work), then closes:
+    the C{workers} workload's application.
+    """
+
+    BUSY_SECONDS = 0.001
+
+    def connectionMade(self) -> None:
+        end = time.process_time() + self.BUSY_SECONDS
+        while time.process_time() < end:
+            pass
         self.transport.loseConnection()  # type: ignore[union-attr]
 
 
@@ -94,6 +110,8 @@ PROTOCOLS = {
     "echo": Echo,
     "idle": Echo,
     "tls": EchoOnceAndClose,
+    "tls-resume": EchoOnceAndClose,
+    "tls12-resume": EchoOnceAndClose,
 }
 
 

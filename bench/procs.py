@@ -29,7 +29,7 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 C_KINDS = {"accept": "accept", "refuse": "reset", "echo": "echo", "http": "http", "idle": "echo",
            "udp-echo": "udp-echo", "tls": "tls"}
 #: Server kinds that need the run's certificate and key.
-TLS_KINDS = ("tls",)
+TLS_KINDS = ("tls", "tls-resume", "tls12-resume")
 _pki_dir: Path | None = None
 
 

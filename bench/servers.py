@@ -36,8 +36,8 @@ import time
 from typing import Any
 
 IMPLS = ("twisted-sock", "bare")
-KINDS = ("accept", "refuse", "echo", "idle", "http", "tls", "udp-echo", "udp-refuse",
-         "accept-logs", "udp-refuse-python")
+KINDS = ("accept", "refuse", "echo", "idle", "http", "tls", "tls-resume", "tls12-resume", "udp-echo",
+         "udp-refuse", "accept-logs", "udp-refuse-python")
 #: Kinds only twisted-sock has (a twisted-sock setting, no bare equivalent).
 SOCK_ONLY = ("refuse", "accept-logs", "udp-refuse-python")
 #: The one peer the udp-refuse servers admit; the generator sends from
@@ -150,7 +150,7 @@ def start_twisted_sock(kind: str, nports: int, reactor: Any, pki: str | None = N
         if kind == "http":
             config = SocketConfig(http_ports=ports, **common)
             return SockService([config], http_resource=Tiny(), **service)
-        if kind == "tls":
+        if kind in ("tls", "tls-resume", "tls12-resume"):  # session tickets are on by default
             cert, key = pki_files(pki)
             common["tls"] = TLSConfig(certificate=cert, private_key=key, ports=ports)
         config = SocketConfig(local_ports=ports, handler="echo", **common)
@@ -197,7 +197,7 @@ def start_bare(kind: str, nports: int, reactor: Any, pki: str | None = None) -> 
         took = time.perf_counter() - t0
         return {"ports": [port.getHost().port], "listeners": 1, "start_seconds": took}
     factory: Any = Site(Tiny()) if kind == "http" else data_factory(kind)
-    if kind == "tls":
+    if kind in ("tls", "tls-resume", "tls12-resume"):
         factory = tls_factory(factory, pki)
     if nports == 1:
         t0 = time.perf_counter()
@@ -229,6 +229,10 @@ def tls_factory(factory: Any, pki: str | None) -> Any:
     twisted-sock server and the same minimum version (TLS 1.2). Twisted 26
     fails every handshake with a client offering ALPN unless
     C{acceptableProtocols} is set (the generator offers none; set anyway).
+    Session tickets and the session cache are on, as
+    twisted-sock has them by default (Twisted's default is off), so that
+    both servers do the same work (issuing tickets costs a full handshake
+    about 25 us of server CPU).
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -241,7 +245,8 @@ def tls_factory(factory: Any, pki: str | None) -> Any:
     with open(key_path, "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     options = CertificateOptions(privateKey=key, certificate=cert,  # type: ignore[arg-type]
-                                 raiseMinimumTo=TLSVersion.TLSv1_2, acceptableProtocols=[b"bench"])
+                                 raiseMinimumTo=TLSVersion.TLSv1_2, acceptableProtocols=[b"bench"],
+                                 enableSessions=True, enableSessionTickets=True)
     return TLSMemoryBIOFactory(options, False, factory)
 
 

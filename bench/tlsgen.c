@@ -18,6 +18,13 @@
  *       Outcomes: "ok" (all of that), "bad_echo" (wrong or missing byte),
  *       "handshake_failed", "reset", "refused", "timeout" (5 s), "other".
  *
+ *   tlsgen connect -r ...
+ *       The same, resuming: every connection offers the session (TLS 1.2
+ *       session ticket or id, TLS 1.3 ticket) of the last connection that
+ *       went "ok", so all but the first few are resumed handshakes;
+ *       "resumed" counts those the server resumed, "offered" those that
+ *       offered a session (all but the first INFLIGHT). -2: TLS 1.2 at most.
+ *
  *   tlsgen serve -C CERT -K KEY [-p PORT] [-t MAXSECS]
  *       A minimal C TLS server doing the same work as the Python servers
  *       (handshake, echo one byte, close_notify, close): how fast this
@@ -48,7 +55,8 @@
 #define CONNECT_TIMEOUT 5.0
 
 static struct in_addr dest_addr;
-static int port = 0, inflight = 32;
+static int port = 0, inflight = 32, resume = 0, max_tls12 = 0;
+static SSL_SESSION *saved_session = NULL; /* -r: the session offered next */
 static double duration = 5.0, warmup = 0.5, maxsecs = 900;
 static volatile sig_atomic_t stop_flag = 0;
 
@@ -97,6 +105,7 @@ struct slot {
     int state;
     int got;      /* bytes of application data read */
     int events;   /* what epoll watches now */
+    int offered;  /* -r: started with a saved session */
     SSL *ssl;
     double started;
 };
@@ -192,6 +201,8 @@ static int start_slot(SSL_CTX *ctx, struct slot *s, int ep, uint32_t index) {
     if (!ssl) die_ssl("SSL_new");
     SSL_set_fd(ssl, fd);
     SSL_set_connect_state(ssl);
+    s->offered = resume && saved_session;
+    if (s->offered) SSL_set_session(ssl, saved_session);
     s->fd = fd;
     s->ssl = ssl;
     s->state = S_HANDSHAKE;
@@ -219,8 +230,11 @@ static int run_connect(void) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) die_ssl("SSL_CTX_new");
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    /* -r keeps sessions itself (SSL_get1_session); no client cache */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (max_tls12) SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    unsigned long resumed = 0, offered = 0;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) die("epoll_create1");
     struct slot *slots = calloc((size_t)inflight, sizeof *slots);
@@ -243,7 +257,7 @@ static int run_connect(void) {
             measuring = 1;
             cpu_times(&u0, &s0);
             memset(counts, 0, sizeof counts);
-            timeout = connect_fail = started = slow = 0;
+            timeout = connect_fail = started = slow = resumed = offered = 0;
             max_latency = sum_latency = 0;
         }
         if (t >= t_end || stop_flag) break;
@@ -286,6 +300,17 @@ static int run_connect(void) {
 #endif
                 snprintf(group, sizeof group, "%s", g ? g : "?");
             }
+            if (outcome == O_OK && resume) {
+                if (s->offered) offered++;
+                if (SSL_session_reused(s->ssl)) resumed++;
+                SSL_SESSION *fresh = SSL_get1_session(s->ssl);
+                if (fresh && SSL_SESSION_is_resumable(fresh)) {
+                    if (saved_session) SSL_SESSION_free(saved_session);
+                    saved_session = fresh;
+                } else if (fresh) {
+                    SSL_SESSION_free(fresh);
+                }
+            }
             counts[outcome]++;
             total++;
             if (lat > max_latency) max_latency = lat;
@@ -322,12 +347,13 @@ static int run_connect(void) {
            "\"started\": %lu, \"abandoned\": %lu, \"max_latency\": %.6f, \"mean_latency\": %.6f, "
            "\"rate\": %.3f, \"cpu_user\": %.4f, \"cpu_sys\": %.4f, \"inflight\": %d, "
            "\"version\": \"%s\", \"cipher\": \"%s\", \"group\": \"%s\", \"library\": \"%s\", "
-           "\"total\": %lu, \"total_elapsed\": %.6f}\n",
+           "\"total\": %lu, \"total_elapsed\": %.6f, \"resumed\": %lu, \"offered\": %lu}\n",
            elapsed, done, counts[O_OK], counts[O_BAD_ECHO], counts[O_HANDSHAKE], counts[O_RESET],
            counts[O_REFUSED], counts[O_OTHER], timeout, connect_fail, last_errno, slow, started, abandoned,
            max_latency, done ? sum_latency / done : 0.0, elapsed > 0 ? counts[O_OK] / elapsed : 0.0,
            u1 - u0, s1 - s0, inflight, version, cipher, group, library(), total,
-           t_stop - t0);
+           t_stop - t0, resumed, offered);
+    if (saved_session) SSL_SESSION_free(saved_session);
     SSL_CTX_free(ctx);
     return 0;
 }
@@ -463,7 +489,7 @@ static int run_serve(const char *cert, const char *key) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: tlsgen connect [-h ADDR] -p PORT [-c INFLIGHT] [-d SECS] [-w WARMUP]\n"
+    fprintf(stderr, "usage: tlsgen connect [-h ADDR] -p PORT [-c INFLIGHT] [-d SECS] [-w WARMUP] [-r] [-2]\n"
                     "       tlsgen serve -C CERT -K KEY [-h ADDR] [-p PORT] [-t MAXSECS]\n"
                     "       tlsgen version\n");
     exit(2);
@@ -478,7 +504,7 @@ int main(int argc, char **argv) {
     const char *mode = argv[1], *host = "127.0.0.1", *cert = NULL, *key = NULL;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "h:p:c:d:w:t:C:K:")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:c:d:w:t:C:K:r2")) != -1) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -488,6 +514,8 @@ int main(int argc, char **argv) {
         case 't': maxsecs = atof(optarg); break;
         case 'C': cert = optarg; break;
         case 'K': key = optarg; break;
+        case 'r': resume = 1; break;
+        case '2': max_tls12 = 1; break;
         default: usage();
         }
     }

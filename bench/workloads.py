@@ -330,15 +330,18 @@ def _gen_cpu_pct(res: dict[str, Any]) -> float:
 def measure_tls(ctx: Context, server: Server, variant: Variant) -> Measurement:
     """
     The TLS generator (bench/tlsgen.c): C{tls_inflight} new TLS connections
-    at a time, each a full handshake, one byte echoed, close_notify both
-    ways and the server's FIN. Checks that (nearly) every one went so.
+    at a time, each a full handshake (for the C{tls-resume} kind: a resumed
+    one), one byte echoed, close_notify both ways and the server's FIN.
+    Checks that (nearly) every one went so.
     """
     if ctx.tlsgen is None:
         raise BenchError(f"no TLS generator: {ctx.tlsgen_error}")
+    resume = variant.kind in ("tls-resume", "tls12-resume")
     window = Window(server)
     run = run_generator(
         [str(ctx.tlsgen), "connect", "-p", str(server.port), "-c", str(ctx.tls_inflight),
-         "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}"],
+         "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}", *(["-r"] if resume else []),
+         *(["-2"] if variant.kind == "tls12-resume" else [])],
         timeout=ctx.duration + ctx.warmup + 60,
     )
     lines = run.json_lines()
@@ -357,6 +360,12 @@ def measure_tls(ctx: Context, server: Server, variant: Variant) -> Measurement:
                         f"refused {res['refused']}, other {res['other']}, errno {res['last_errno']})")
     if res["timeout"]:
         problems.append(f"{res['timeout']} TLS connections had no outcome within 5 s")
+    # The first connections of a run offer no session yet: the share is of
+    # those that offered one.
+    resumed_share = 100.0 * res.get("resumed", 0) / max(res.get("offered", 0), 1)
+    if resume and resumed_share < 99.0:
+        problems.append(f"only {resumed_share:.1f}% of the TLS connections offering a session were "
+                        "resumed")
     gen_cpu = _gen_cpu_pct(res)
     if gen_cpu >= 90 and variant.impl != "c":
         problems.append(f"the generator used {gen_cpu:.0f}% of its core: the rate may be the generator's "
@@ -367,6 +376,7 @@ def measure_tls(ctx: Context, server: Server, variant: Variant) -> Measurement:
         "completed": done,
         "tls": f"{res['version']} {res['cipher']} {res['group']}",
         "tls_library": res["library"],
+        "resumed_share": resumed_share,
         "max_latency_ms": 1000 * res["max_latency"],
         "mean_latency_ms": 1000 * res["mean_latency"],
         "timeouts": res["timeout"],
@@ -681,7 +691,8 @@ register(Workload(
                 "FIN). twisted-sock: an implicit-TLS data port (TLSConfig ports=[0]), the application "
                 "built after the handshake; bare Twisted: TLSMemoryBIOFactory around the same protocol "
                 "on listenTCP (backlog 1024), CertificateOptions from the same certificate and key, "
-                "minimum TLS 1.2, acceptableProtocols set. openssl s_time does one connection at a "
+                "minimum TLS 1.2, acceptableProtocols set, session tickets on (as twisted-sock by "
+                "default: both issue tickets). openssl s_time does one connection at a "
                 "time and left both servers half idle, hence bench/tlsgen.c.",
     variants=(
         Variant("twisted-sock", "twisted-sock", "tls"),
@@ -692,6 +703,48 @@ register(Workload(
     rows=(
         Row("tls", "rate", "handshakes/s", target=Target(">=", 0.95)),
         Row("tls: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST, note=CPU_NOTE),
+    ),
+    needs=("tlsgen",),
+))
+
+register(Workload(
+    name="tls-resume",
+    title="tls-resume: resumed TLS connections (session tickets)",
+    generator="C tlsgen -r (BoringSSL or libssl), 32 in flight",
+    description="As tls, but every connection offers the session ticket of the last one that "
+                "completed, so the server resumes instead of doing a full handshake (TLS 1.3 PSK with "
+                "(EC)DHE, as negotiated). twisted-sock: the same port with its defaults (session "
+                "tickets on); bare Twisted: the same CertificateOptions with enableSessions and "
+                "enableSessionTickets. Goal (SPEC section 8): at least 3 x the tls workload's "
+                "handshakes per second of the same server (compare the rows).",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "tls-resume"),
+        Variant("bare", "bare", "tls-resume", label="bare TLSMemoryBIOFactory"),
+    ),
+    measure=measure_tls,
+    rows=(
+        Row("tls-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
+        Row("tls-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
+            note=CPU_NOTE),
+    ),
+    needs=("tlsgen",),
+))
+
+register(Workload(
+    name="tls12-resume",
+    title="tls12-resume: resumed TLS 1.2 connections (session tickets)",
+    generator="C tlsgen -r -2 (BoringSSL or libssl), 32 in flight",
+    description="As tls-resume with the client limited to TLS 1.2: a resumed TLS 1.2 handshake does "
+                "no key exchange at all (an abbreviated handshake from the ticket).",
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "tls12-resume"),
+        Variant("bare", "bare", "tls12-resume", label="bare TLSMemoryBIOFactory"),
+    ),
+    measure=measure_tls,
+    rows=(
+        Row("tls12-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
+        Row("tls12-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
+            note=CPU_NOTE),
     ),
     needs=("tlsgen",),
 ))

@@ -34,9 +34,10 @@ class Administered(Protocol):
         Re-read the configuration; fire with one line, never fail.
         """
 
-    def statistics(self) -> ServiceStatistics:
+    def statistics(self) -> ServiceStatistics | defer.Deferred[Any]:
         """
-        A snapshot of the service.
+        A snapshot of the service (with workers: a Deferred firing with one
+        gathered from every worker).
         """
 
 
@@ -60,7 +61,8 @@ class AdminProtocol(LineOnlyReceiver):
             else:
                 upgrade().addCallback(self._answer)
         elif command == "status":
-            self._answer(json.dumps(self.factory.service.statistics().as_dict()))
+            d: defer.Deferred[Any] = defer.maybeDeferred(self.factory.service.statistics)
+            d.addCallback(lambda stats: self._answer(json.dumps(stats.as_dict())))
         else:
             known = f"{', '.join(COMMANDS[:-1])} or {COMMANDS[-1]}"
             self._answer(f"error: unknown command {command!r} (use {known})")

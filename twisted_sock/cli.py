@@ -53,8 +53,8 @@ def _check(path: str) -> int:
         print(f"socket {sock.name} ({sock.protocol}, incoming {mode}, handler {sock.handler}, "
               f"http {sock.http})")
         if sock.tls is not None:
-            material = sock.tls.material  # type: ignore[union-attr]
-            print(f"  TLS certificate {material.subject}, SHA-256 {material.fingerprint}")
+            for line in sock.tls.certificate_lines():  # type: ignore[union-attr]
+                print(f"  {line}")
         for spec in plan:
             if spec.socket == sock.name:
                 print(f"  {spec.label:<5} {spec}")

@@ -32,6 +32,11 @@ class ConnectionInfo:
         C{(pid, uid, gid)} from the kernel; C{None} otherwise.
     @ivar peer_certificate: the client certificate (a C{cryptography}
         C{x509.Certificate}), or C{None}.
+    @ivar server_name: on TLS, the certificate served: the name of the
+        C{[socket.tls.sni."NAME"]} table the client's server name chose, or
+        C{"*"} for the socket's default certificate.
+    @ivar requested_server_name: the server name (SNI) the client sent, or
+        C{None}.
     @ivar shutdown_reason: why it ended, once it has (C{None} while open).
     """
 
@@ -44,6 +49,8 @@ class ConnectionInfo:
     peer_certificate: Any = None
     shutdown_reason: ShutdownReason | None = None
     peer_credentials: tuple[int, int, int] | None = None
+    server_name: str | None = None
+    requested_server_name: str | None = None
 
     @property
     def peer_subject(self) -> str | None:
@@ -89,4 +96,6 @@ def connection_info(protocol: Any) -> ConnectionInfo:
         shutdown_reason=(record.reason or record.default_reason)
         if transport.disconnected else None,
         peer_credentials=record.credentials,
+        requested_server_name=names[0] if (names := record.server_names) else None,
+        server_name=names[1] if names else None,
     )

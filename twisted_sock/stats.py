@@ -112,6 +112,9 @@ class SocketStatistics:
     @ivar refused: connections refused since start (all reasons).
     @ivar refused_by: refusals by decision reason (C{"address-not-allowed"} ...).
     @ivar closed: ended connections by L{ShutdownReason} name.
+    @ivar certificates: on a TLS socket, every certificate it serves as
+        C{(name, SHA-256 fingerprint)}: the default one (C{"*"}) first, then
+        each C{[socket.tls.sni."NAME"]} table's.
     """
 
     name: str
@@ -135,6 +138,7 @@ class SocketStatistics:
     by_mode: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     #: The first L{OPEN_ROWS} open connections, oldest first.
     open: tuple[OpenConnection, ...] = ()
+    certificates: tuple[tuple[str, str], ...] = ()
 
     @property
     def datagram(self) -> bool:
@@ -154,7 +158,7 @@ class SocketStatistics:
         return sum(drops) if drops or self.protocol == "udp" else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "protocol": self.protocol,
             "incoming": self.incoming,
@@ -173,6 +177,9 @@ class SocketStatistics:
             "by_mode": dict(self.by_mode),
             "open": [c.as_dict() for c in self.open],
         }
+        if self.certificates:
+            out["certificates"] = [{"name": n, "fingerprint": f} for n, f in self.certificates]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from twisted_sock.ops.lifecycle import Operated
 from twisted_sock.service import SockService
 from twisted_sock.twisted_internals.twistd import report_start_failure
 from twisted_sock.version import version_text, versions
+from twisted_sock.workers.supervisor import Supervisor, with_workers
 
 log = Logger(namespace="twisted_sock")
 
@@ -57,6 +58,7 @@ _FLAGS = [
     ["starttls", None, None, "STARTTLS on the plain data ports: off | command | auto [default: off]."],
     ["client-ca", None, None, "CA certificates (PEM) that client certificates must chain to."],
     ["log-format", None, None, "text | json: the log's lines [default: text; [sock] log_format]."],
+    ["workers", None, None, 'Worker processes: a number or "auto" (the CPUs) [default: 1: one process].'],
 ]
 
 
@@ -103,7 +105,25 @@ class Options(usage.Options):
         return given
 
 
-class TwistdSockService(Operated, SockService):
+class _Observed:
+    """
+    Under twistd: the service's log observer (C{log_format}) instead of
+    twistd's.
+    """
+
+    twistd_config: Any = None
+    config: ServiceConfig
+    _reactor: Any
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd passes its application (a Componentized) here, before it
+        # sets up logging: give it the service's observer (see logs.twistd).
+        if self.twistd_config is not None and hasattr(parent, "setComponent"):
+            install_observer(parent, self.twistd_config, self.config.log_format, self._reactor)
+        super().setServiceParent(parent)  # type: ignore[misc]
+
+
+class TwistdSockService(_Observed, Operated, SockService):
     """
     Under twistd, a failure to open the listeners ends the process with one
     line on standard error (and removes the pid file twistd wrote) instead
@@ -111,13 +131,6 @@ class TwistdSockService(Operated, SockService):
     """
 
     twistd_config: Any = None
-
-    def setServiceParent(self, parent: Any) -> None:
-        # twistd passes its application (a Componentized) here, before it
-        # sets up logging: give it the service's observer (see logs.twistd).
-        if self.twistd_config is not None and hasattr(parent, "setComponent"):
-            install_observer(parent, self.twistd_config, self.config.log_format, self._reactor)
-        super().setServiceParent(parent)
 
     def startService(self) -> None:
         super().startService()
@@ -156,23 +169,54 @@ class TwistdSockService(Operated, SockService):
         try:
             super().privilegedStartService()
         except SockError as e:
-            log.critical("{error}", error=str(e))
-            config = self.twistd_config or {}
-            if config.get("pidfile"):
-                try:
-                    os.unlink(config["pidfile"])
-                except OSError:
-                    pass
-            report_start_failure(config, str(e))
-            _exit(str(e), 1)
+            _start_failed(self.twistd_config, e)
+
+
+def _start_failed(twistd_config: Any, e: SockError) -> NoReturn:
+    """
+    A failure to open the listeners under twistd: one line on standard
+    error (and to a daemonized twistd's launcher), the pid file removed,
+    exit status 1.
+    """
+    log.critical("{error}", error=str(e))
+    config = twistd_config or {}
+    if config.get("pidfile"):
+        try:
+            os.unlink(config["pidfile"])
+        except OSError:
+            pass
+    report_start_failure(config, str(e))
+    _exit(str(e), 1)
+
+
+class TwistdSupervisor(_Observed, Supervisor):
+    """
+    With workers: the main process, failing to open its listeners as
+    L{TwistdSockService} does.
+    """
+
+    twistd_config: Any = None
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except SockError as e:
+            _start_failed(self.twistd_config, e)
 
 
 def makeService(options: Options) -> IService:
     given = options.given()
     log_format = given.pop("log-format", None)
+    workers = given.pop("workers", None)  # workers, log-format: the flags --config takes
+    service: Any
     try:
         config = with_log_format(config_from_flags(given), log_format)
-        service: TwistdSockService = TwistdSockService.from_config(config)  # type: ignore[assignment]
+        if workers is not None:
+            config = with_workers(config, workers)
+        if config.workers > 1:
+            service = TwistdSupervisor(config, given)
+        else:
+            service = TwistdSockService.from_config(config)
     except ConfigError as e:
         if config_is_from_flags(given):
             e = as_flag_error(e, udp="udp" in given)

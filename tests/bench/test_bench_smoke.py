@@ -60,8 +60,8 @@ def test_list_names_every_workload() -> None:
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    assert {"accept", "refuse", "echo", "http", "many-ports", "idle", "tls", "udp",
-            "udp-refused-flood"} <= names
+    assert {"accept", "refuse", "echo", "http", "many-ports", "idle", "tls", "tls-resume",
+            "tls12-resume", "udp", "udp-refused-flood"} <= names
 
 
 def _serve(argv: list[str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -106,24 +106,52 @@ def test_loadgen_udp_modes_against_the_c_server() -> None:
         _stop(server)
 
 
-def test_tlsgen_against_its_own_server(tmp_path: Path) -> None:
+def _tlsgen() -> str:
     require_tool("gcc")
     from bench.build import tlsgen
     from bench.procs import BenchError
-    from twisted_sock.testing import make_pki
 
     try:
-        binary = str(tlsgen())
+        return str(tlsgen())
     except BenchError as e:
         message = f"bench/tlsgen.c does not build here: {str(e).splitlines()[0]}"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must install libssl-dev: see .ci/run)")
         pytest.skip(message)
+
+
+def test_tlsgen_against_its_own_server(tmp_path: Path) -> None:
+    from twisted_sock.testing import make_pki
+
+    binary = _tlsgen()
     pki = make_pki(str(tmp_path))
     server, port = _serve([binary, "serve", "-C", pki.server_certificate, "-K", pki.server_key, "-t", "20"])
     try:
         res = _last_json([binary, "connect", "-p", str(port), "-c", "4", "-d", "0.5", "-w", "0.1"])
         assert res["ok"] > 0 and res["ok"] == res["completed"], res
         assert res["version"].startswith("TLSv1")
+    finally:
+        _stop(server)
+
+
+@pytest.mark.parametrize("version_flags", [[], ["-2"]])
+def test_tlsgen_resumes_against_twisted_sock(tmp_path: Path, version_flags: list[str]) -> None:
+    """
+    C{tlsgen connect -r} (the tls-resume and tls12-resume workloads)
+    against the twisted-sock tls-resume server: every connection that
+    offers a session is resumed, TLS 1.3 and (C{-2}) TLS 1.2.
+    """
+    from twisted_sock.testing import make_pki
+
+    binary = _tlsgen()
+    make_pki(str(tmp_path))
+    server, port = _serve([sys.executable, "-m", "bench.servers", "twisted-sock", "tls-resume",
+                           "--pki", str(tmp_path), "--log", "none", "--max-seconds", "30"])
+    try:
+        res = _last_json([binary, "connect", "-p", str(port), "-c", "4", "-d", "0.5", "-w", "0.1", "-r",
+                          *version_flags])
+        assert res["ok"] > 0 and res["ok"] == res["completed"], res
+        assert res["offered"] > 0 and res["resumed"] == res["offered"], res
+        assert res["version"] == ("TLSv1.2" if version_flags else "TLSv1.3"), res
     finally:
         _stop(server)

@@ -154,7 +154,9 @@ def test_certificate_renewed(pki, renewed):
                                               private_key=renewed.server_key))
     specs = [spec("a", 8001, kind="tls"), A2]
     assert plan_change(service(old), service(new), specs, listening(*specs)) == ChangePlan(
-        retained=("a",), reconfigured=(("a", ("tls",)),), tls_renewed=("a",), certificate_changed=("a",))
+        retained=("a",), reconfigured=(("a", ("tls",)),), tls_renewed=("a",), certificate_changed=("a",),
+        certificate_lines=(("a", new.tls.certificate_lines(old.tls)),))
+    assert len(new.tls.certificate_lines(old.tls)) == 1
 
 
 def test_tls_options_changed(pki):

@@ -170,3 +170,17 @@ def test_json_has_version_pid_and_open_rows():
     assert (doc["version"], doc["pid"]) == ("1.2.3", 7) and doc["uptime"] > 0
     assert doc["sockets"][0]["open"] == [{"peer": "127.0.0.1:1", "local": "2", "mode": "data", "tls": False,
                                           "alpn": None, "age": 1.235, "bytes_in": 3, "bytes_out": 4}]
+
+
+def test_sni_certificates_in_the_certificates_table():
+    """
+    A socket's SNI certificates (C{certificates} beyond the default one)
+    are rows of the certificates table too, each once, named by server
+    name; the default one stays the listeners'.
+    """
+    sni = ":".join(["EF"] * 32)
+    sock = _socket(listeners=(ListenerInfo("127.0.0.1", 1, "data", True, FP),),
+                   certificates=(("*", FP), ("a.example", sni)))
+    page = render_html(_stats(sock)).decode("utf-8")
+    assert page.count(FP) == 1 and page.count(sni) == 1
+    assert "server name a.example" in page

@@ -85,7 +85,8 @@ def test_valid_config_defaults(pki):
     """
     A table with only the certificate, key and ports gets the SPEC defaults:
     starttls off, no ALPN, ALPN not required, no client CA, TLSv1.2,
-    handshake timeout 10 s; paths are absolute, ports a tuple.
+    handshake timeout 10 s, the intermediate profile without overrides,
+    no SNI tables, session tickets on; paths are absolute, ports a tuple.
     """
     tls = TLSConfig(certificate=pki.server_certificate, private_key=pki.server_key, ports="8443")
     assert dataclasses.asdict(tls) | {"material": None} == {
@@ -100,6 +101,12 @@ def test_valid_config_defaults(pki):
         "min_version": "TLSv1.2",
         "handshake_timeout": 10.0,
         "sniff_timeout": 3.0,
+        "profile": "intermediate",
+        "ciphers": None,
+        "curves": None,
+        "sni": (),
+        "sni_strict": False,
+        "session_tickets": True,
         "accept_alpn": None,
         "material": None,
     }

@@ -58,7 +58,7 @@ SOCKET_KEYS = frozenset(
 ) | frozenset(UDP_PROTOCOL_KEYS) | LISTEN_PROTOCOL_KEYS.keys()
 #: Keys of C{[sock]}.
 GLOBAL_KEYS = frozenset({"incoming_enabled", "drain_timeout", "admin_socket", "log_connections", "log_format",
-                         "http_access_log"})
+                         "http_access_log", "workers"})
 
 #: Keys the contract defines that later versions implement: refused with a
 #: clearer line than "unknown key".

@@ -347,9 +347,7 @@ def _protocol(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """
-    A whole configuration: the global master switch and the sockets.
-    """
+    """A whole configuration: the global master switch and the sockets."""
 
     sockets: tuple[SocketConfig, ...]
     incoming_enabled: bool = True
@@ -359,10 +357,10 @@ class ServiceConfig:
     log_connections: bool = True
     log_format: str = "text"
     http_access_log: bool = True
+    workers: int = 1  # worker processes (twisted_sock.workers); "auto" = the CPUs
 
     def __post_init__(self) -> None:
-        sockets = tuple(self.sockets)
-        object.__setattr__(self, "sockets", sockets)
+        object.__setattr__(self, "sockets", sockets := tuple(self.sockets))
         for key, fn in SERVICE_COERCERS:
             raw = getattr(self, key)
             try:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted_sock.config import admin, values
+from twisted_sock.config.workers import parse_workers
 
 #: The C{log_format} values (the log's line formats).
 LOG_FORMATS = ("text", "json")
@@ -33,6 +34,7 @@ def _flag(key: str) -> Callable[[Any], bool]:
 SERVICE_COERCERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("drain_timeout", functools.partial(values.non_negative_number, what="drain_timeout")),
     ("admin_socket", admin.admin_path),
+    ("workers", parse_workers),
     ("log_format", log_format),
     ("log_connections", _flag("log_connections")),
     ("http_access_log", _flag("http_access_log")),

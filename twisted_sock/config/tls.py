@@ -15,8 +15,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from twisted_sock.config import values
+from twisted_sock.config import tls_profiles, values
 from twisted_sock.config.coerce import field_coercer
+from twisted_sock.config.tls_sni import SNIEntry, sni_entries
 from twisted_sock.errors import ConfigError
 
 STARTTLS_MODES = ("off", "command", "auto")
@@ -84,6 +85,15 @@ class TLSConfig:
         offer only C{h2}/C{http/1.1}, by default both).
     @ivar sniff_timeout: seconds the STARTTLS detectors wait for the
         client's first bytes before treating the connection as plain.
+    @ivar profile: C{"intermediate"} or C{"modern"} (SPEC section 8), with
+        the C{ciphers} (OpenSSL string for TLS 1.2) and C{curves}
+        overrides.
+    @ivar sni: the per-host certificates, L{SNIEntry}s (a mapping of name
+        to C{{"certificate": ..., "private_key": ...}} is accepted).
+    @ivar sni_strict: refuse a handshake whose server name matches no
+        C{sni} table, instead of serving the default certificate.
+    @ivar session_tickets: session resumption (tickets and the server's
+        session cache) on.
     @ivar accept_alpn: optional Python hook C{(protocol, peer) -> bool} that
         may veto the negotiated protocol (closes with
         C{ALPN_SELECTION_FAILED}); C{protocol} is C{None} when none was
@@ -101,6 +111,12 @@ class TLSConfig:
     min_version: str = "TLSv1.2"
     handshake_timeout: float = 10.0
     sniff_timeout: float = 3.0
+    profile: str = "intermediate"
+    ciphers: str | None = None
+    curves: Any = None
+    sni: Any = ()
+    sni_strict: bool = False
+    session_tickets: bool = True
     accept_alpn: Callable[..., Any] | None = field(default=None, compare=False)
     material: KeyMaterial = field(init=False, repr=False)
 
@@ -121,11 +137,42 @@ class TLSConfig:
         coerce("min_version", min_version_name)
         coerce("handshake_timeout", lambda v: _positive_seconds(v, "handshake_timeout"))
         coerce("sniff_timeout", lambda v: _positive_seconds(v, "sniff_timeout"))
+        coerce("profile", tls_profiles.profile_name)
+        coerce("ciphers", tls_profiles.cipher_string)
+        coerce("curves", tls_profiles.curve_list)
+        coerce("sni", lambda v: v if isinstance(v, tuple) and all(isinstance(e, SNIEntry) for e in v)
+               else sni_entries(v, os.getcwd(), _load_pair))
+        coerce("sni_strict", lambda v: values.boolean(v, "sni_strict"))
+        coerce("session_tickets", lambda v: values.boolean(v, "session_tickets"))
         if self.accept_alpn is not None and not callable(self.accept_alpn):
             raise ConfigError("must be callable", key="tls.accept_alpn", value=self.accept_alpn)
         if self.require_client_certificate and self.client_ca is None:
             raise ConfigError("require_client_certificate needs client_ca", key="tls.client_ca")
         set_(self, "material", load_material(self.certificate, self.private_key, self.client_ca))
+
+    @property
+    def policy(self) -> tls_profiles.Profile:
+        """
+        What the handshakes allow: the profile with the overrides applied.
+        """
+        return tls_profiles.effective(self.profile, self.ciphers, self.curves, self.min_version)
+
+    def certificates(self) -> tuple[tuple[str, KeyMaterial], ...]:
+        """
+        Every certificate served: the default one (named C{"*"}) first, then
+        each C{sni} table's.
+        """
+        return (("*", self.material),) + tuple((e.name, e.material) for e in self.sni)
+
+    def certificate_lines(self, since: TLSConfig | None = None) -> tuple[str, ...]:
+        """
+        One log line per certificate (C{since}: only those that differ from
+        C{since}'s certificate of the same name).
+        """
+        before = dict(since.certificates()) if since is not None else {}
+        return tuple(
+            f"TLS certificate{'' if name == '*' else f' for {name!r}'} {m.subject}, SHA-256 {m.fingerprint}"
+            for name, m in self.certificates() if before.get(name) != m)
 
     def offered(self, mode: str) -> tuple[str, ...]:
         """
@@ -187,6 +234,10 @@ def read_file(path: str, what: str) -> bytes:
         raise ConfigError(f"cannot read: {e.strerror}", key=f"tls.{what}", value=path) from None
 
 
+def _load_pair(cert_path: str, key_path: str) -> KeyMaterial:
+    return load_material(cert_path, key_path, None)
+
+
 def load_material(cert_path: str, key_path: str, ca_path: str | None) -> KeyMaterial:
     cert_pem = read_file(cert_path, "certificate")
     key_pem = read_file(key_path, "private_key")
@@ -230,6 +281,8 @@ def tls_from_mapping(table: Any, base_dir: str) -> TLSConfig:
         if key not in known:
             raise ConfigError("unknown key", key=f"tls.{key}")
     kwargs = dict(table)
+    if "sni" in kwargs:
+        kwargs["sni"] = sni_entries(kwargs["sni"], base_dir, _load_pair)
     for key in ("certificate", "private_key", "client_ca"):
         if isinstance(kwargs.get(key), str) and kwargs[key]:
             kwargs[key] = os.path.join(base_dir, kwargs[key])

@@ -37,6 +37,9 @@ class ConnectionRecord:
     @ivar alpn: the negotiated ALPN protocol, or C{None}.
     @ivar peer_certificate: the client certificate (C{cryptography}), or C{None}.
     @ivar credentials: on a local socket, the peer's C{(pid, uid, gid)}.
+    @ivar server_names: once the TLS handshake is done, C{(requested,
+        served)}: the server name the client sent (SNI, C{None}: none) and
+        the certificate served (an C{sni} table's name, or C{"*"}).
     """
 
     peer: IPAddress | None = None
@@ -50,3 +53,4 @@ class ConnectionRecord:
     alpn: str | None = None
     peer_certificate: Any = None
     credentials: tuple[int, int, int] | None = None
+    server_names: tuple[str | None, str | None] | None = None

@@ -382,6 +382,8 @@ class SocketState:
             by_mode=MappingProxyType(Counter(getattr(t.server, "sock_mode", "data")
                                              for t in self.connections)),
             open=open_rows(self.connections, self.clock.seconds(), OPEN_ROWS),
+            certificates=tuple((n, m.fingerprint) for n, m in tls.certificates())  # type: ignore[union-attr]
+            if (tls := self.config.tls) is not None else (),
         )
 
 

@@ -28,6 +28,7 @@ from twisted_sock.net.transport import IdleSockServer, SockServer
 from twisted_sock.ops.adopt import preset
 from twisted_sock.twisted_internals.accept import FilteringListener, hand_over_state, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix, real_port_number
+from twisted_sock.workers.inherit import inherit
 
 
 class HandOver:
@@ -109,7 +110,9 @@ def open_tcp_listener(spec: ListenerSpec, factory: IProtocolFactory, state: Sock
     Bind one TCP listener; L{BindError} names the address on failure.
     """
     port = FilteringPort(spec, factory, state, reactor, state.config.backlog)
-    preset(port, spec)  # an inherited socket (systemd, upgrade) instead of a bind
+    # An inherited socket instead of a bind: a worker's (from the main
+    # process; exclusive) or one from systemd or an upgrade.
+    inherit(port, spec) or preset(port, spec)
     with binding(spec.address, spec.port, spec.socket):
         port.startListening()
     return port

@@ -25,7 +25,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_sock.errors import TLSHandshakeError
-from twisted_sock.net.tls_session import describe_tls_failure, record_handshake_failure
+from twisted_sock.net.tls_context import served_names
+from twisted_sock.net.tls_failures import record_handshake_failure
+from twisted_sock.net.tls_session import describe_tls_failure
 from twisted_sock.twisted_internals.tls import raw_transport, start_tls_layer, tls_client_default
 
 log = Logger(namespace="twisted_sock")
@@ -51,6 +53,7 @@ class _HandshakeWatch:
         if raw is not None:  # a connection twisted-sock accepted: record it
             raw.sock.tls = True
             raw.sock.alpn = alpn
+            raw.sock.server_names = served_names(self._tls.getHandle())
             cert = self._tls.getPeerCertificate()
             raw.sock.peer_certificate = cert.to_cryptography() if cert is not None else None
         if IHandshakeListener.providedBy(self._inner):

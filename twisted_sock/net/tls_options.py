@@ -1,9 +1,10 @@
 """
-The server side's TLS context: C{server_options} builds Twisted's
-C{CertificateOptions} from a socket's L{TLSConfig} (versions, ciphers,
-client certificates, and twisted-sock's own ALPN select callback: server
-preference, and "no overlap" continues without ALPN instead of failing the
-handshake); L{ServerOptions} holds the current one (a reload swaps it).
+The server side's TLS contexts: C{server_options} builds the
+L{ServerContexts} of a socket's L{TLSConfig} (profile, SNI certificates,
+session resumption, client certificates, and twisted-sock's own ALPN select
+callback: server preference, and "no overlap" continues without ALPN
+instead of failing the handshake); L{ServerOptions} holds the current ones
+(a reload swaps them).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
-from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from twisted_sock.config.tls import TLSConfig
+from twisted_sock.net.tls_context import ServerContexts
+from twisted_sock.net.tls_failures import record_handshake_failure
+from twisted_sock.twisted_internals.tls import raw_transport
 
 log = Logger(namespace="twisted_sock")
+
 
 def alpn_selector(offered: tuple[str, ...]) -> Callable[[Any, list[bytes]], Any]:
     """
@@ -39,28 +43,19 @@ def alpn_selector(offered: tuple[str, ...]) -> Callable[[Any, list[bytes]], Any]
     return select
 
 
-def server_options(tls: TLSConfig, mode: str) -> CertificateOptions:
+def server_options(tls: TLSConfig, mode: str) -> ServerContexts:
     """
     The server-side context factory for a socket's C{"data"} or C{"http"}
-    ports. The context is built once here and reused by every connection.
+    ports (profile, SNI certificates, resumption: L{ServerContexts}). The
+    contexts are built once here and reused by every connection.
     """
-    material = tls.material
-    minimum = TLSVersion.TLSv1_3 if tls.min_version == "TLSv1.3" else TLSVersion.TLSv1_2
-    options = CertificateOptions(
-        privateKey=material.key,
-        certificate=material.chain[0],  # type: ignore[arg-type]
-        extraCertChain=list(material.chain[1:]),  # type: ignore[arg-type]
-        raiseMinimumTo=minimum,
-    )
-    context = options.getContext()
-    context.set_alpn_select_callback(alpn_selector(tls.offered(mode)))
-    if tls.client_ca is not None:
-        context.load_verify_locations(tls.client_ca)
-        flags = SSL.VERIFY_PEER
-        if tls.require_client_certificate:
-            flags |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-        context.set_verify(flags, lambda conn, cert, errno, depth, ok: bool(ok))
-    return options
+    return ServerContexts(tls, mode, alpn_selector(tls.offered(mode)), _sni_refused)
+
+
+def _sni_refused(connection: SSL.Connection, requested: str | None) -> None:
+    asked = "no server name" if requested is None else f"server name {requested!r}"
+    record_handshake_failure(raw_transport(connection.get_app_data()),
+                             f"{asked} has no certificate (sni_strict)")
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -71,7 +66,7 @@ class ServerOptions:
     connection gets the C{current} ones, open connections keep theirs.
     """
 
-    current: CertificateOptions
+    current: ServerContexts
 
     def __init__(self, mode: str) -> None:
         self.mode = mode

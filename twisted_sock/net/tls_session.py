@@ -22,8 +22,9 @@ from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.address import normalised_address
 from twisted_sock.net.gates import build_or_none, refuse_by_handler
 from twisted_sock.net.state import SocketState
+from twisted_sock.net.tls_context import served_names
+from twisted_sock.net.tls_failures import record_handshake_failure
 from twisted_sock.net.tls_options import ServerOptions
-from twisted_sock.policy.addresses import hostport
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.timers import cancel_call
 from twisted_sock.twisted_internals.tls import TLSFactory, raw_transport
@@ -79,6 +80,7 @@ class TLSSession:
         alpn = alpn_bytes.decode("ascii", "replace") if alpn_bytes else None
         raw.sock.tls = True
         raw.sock.alpn = alpn
+        raw.sock.server_names = served_names(tls_protocol.getHandle())
         peer_cert = tls_protocol.getPeerCertificate()
         raw.sock.peer_certificate = peer_cert.to_cryptography() if peer_cert is not None else None
         ok = True
@@ -95,25 +97,6 @@ class TLSSession:
             raw.sock.reason = ShutdownReason.ALPN_SELECTION_FAILED
             tls_protocol.loseConnection()
         return ok
-
-
-def record_handshake_failure(raw: Any, why: str) -> None:
-    """
-    A handshake on a connection twisted-sock accepted failed: reason
-    C{TLS_HANDSHAKE_FAILED}, counted in C{tls_failures}, logged (rate-limited).
-    """
-    if raw is None or raw.sock.reason is not None:
-        return
-    raw.sock.reason = ShutdownReason.TLS_HANDSHAKE_FAILED
-    state = raw.sock_state
-    state.tls_failures += 1
-    host, port = raw.client[0], raw.client[1]
-    state.tls_log.event(
-        lambda: f"socket {state.name!r}: TLS handshake failed with "
-        f"{hostport(host, port)} on port {raw.server.sock_port}: {why}",
-        {"peer": host, "peer_port": port, "local_port": raw.server.sock_port,
-         "reason": "TLS_HANDSHAKE_FAILED", "error": why},
-    )
 
 
 def describe_tls_failure(reason: Failure | None) -> str:

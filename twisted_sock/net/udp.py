@@ -39,6 +39,7 @@ from twisted_sock.policy.bpf import Insn, build_filter
 from twisted_sock.policy.incoming import ACCEPT, REFUSE_HOOK, Decision, IncomingMode
 from twisted_sock.twisted_internals.ports import LogPrefix, real_port_number
 from twisted_sock.twisted_internals.udp import DatagramReadLoop
+from twisted_sock.workers.inherit import inherit
 
 log = Logger(namespace="twisted_sock")
 
@@ -223,7 +224,9 @@ def open_datagram_listener(spec: ListenerSpec, protocol: DatagramProtocol, state
     ifindexes = [] if names == ("*",) else [socket.if_nametoindex(n) for n in names
                                             if not is_address(n) and n in present]
     port = DatagramPort(spec, protocol, state, reactor, ifindexes, config)
-    preset(port, spec)  # an inherited socket (systemd, upgrade) instead of a bind
+    # An inherited socket instead of a bind: a worker's (from the main
+    # process; exclusive) or one from systemd or an upgrade.
+    inherit(port, spec) or preset(port, spec)
     try:
         with binding(spec.address, spec.port, spec.socket):
             port.startListening()

@@ -35,9 +35,10 @@ from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask,
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver
 from twisted_sock.net.transport import IdleSockServer, SockServer
-from twisted_sock.ops.adopt import preset, waiting
+from twisted_sock.ops.adopt import preset
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix
+from twisted_sock.workers.inherit import inherit
 
 log = Logger(namespace="twisted_sock")
 
@@ -217,20 +218,23 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     protocol); L{BindError} names the path on failure.
     """
     datagram = spec.kind == "datagram"
-    try:
-        if not waiting(spec):  # an inherited socket (systemd, upgrade): no stale file to clear
-            clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
-    except BindError as e:
-        raise BindError(e.address, None, e.reason, socket=spec.socket) from None
     port: Any
     if datagram:
         port = LocalDatagramPort(spec, target, state, reactor)
     else:
         port = LocalStreamPort(spec, target, state, reactor)
-    preset(port, spec)
+    worker = inherit(port, spec)  # a worker's socket from the main process, which owns its file
+    inherited = worker or preset(port, spec)  # or one from systemd or an upgrade
+    try:
+        if not inherited:
+            clear_stale(spec.address, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
+    except BindError as e:
+        raise BindError(e.address, None, e.reason, socket=spec.socket) from None
     try:
         with binding(spec.address, None, spec.socket):
             port.startListening()
+        if worker:
+            port.sock_file = None  # the main process removes it
     except BindError:
         raise
     except OSError as e:

@@ -149,13 +149,14 @@ def build_filter(policy: IncomingPolicy, incoming_enabled: bool = True) -> list[
     return program
 
 
-def run_filter(program: Sequence[Insn], network_header: bytes, transport: bytes) -> bool:
+def run_filter(program: Sequence[Insn], network_header: bytes, transport: bytes) -> Any:
     """
     Interpret a program the way the kernel does for a UDP socket filter
     (the subset of classic BPF L{build_filter} emits): C{transport} is the
     UDP header and payload (offset 0), C{network_header} the IP header
-    (reached with C{SKF_NET_OFF}). C{True} when the datagram would be kept.
-    For tests and for checking a program by hand.
+    (reached with C{SKF_NET_OFF}). C{True} when the datagram would be kept
+    (a reuseport program's C{ret a}: the socket index). For tests and for
+    checking a program by hand.
     """
     a = x = 0
     pc = 0
@@ -184,6 +185,12 @@ def run_filter(program: Sequence[Insn], network_header: bytes, transport: bytes)
                 a = (a >> k) & 0xFFFFFFFF
             elif code == ALU_AND_K:
                 a &= k
+            elif code == 0xAC:  # ALU XOR X (the reuseport program)
+                a ^= x
+            elif code == 0x94:  # ALU MOD K
+                a %= k
+            elif code == 0x16:  # RET A: the reuseport program's socket index
+                return a
             elif code == JMP_JA:
                 pc += k
             elif code == JMP_JEQ_K:

@@ -131,10 +131,10 @@ def announce(change: Prepared, running: Running, listening: bool) -> None:
     Put the renewed TLS options in force, and log what changed.
     """
     plan, configs = change.plan, _by_name(change.new)
-    for name, renewal in change.renewals:
+    for _, renewal in change.renewals:
         renewal()
-        if name in plan.certificate_changed:
-            logs.log_certificate(configs[name])
+    for name, lines in plan.certificate_lines:
+        logs.log_certificates(name, lines)
     for name in plan.added:
         if listening:
             logs.log_socket(name, running.assemblies[name].state)

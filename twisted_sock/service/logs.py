@@ -26,10 +26,8 @@ def log_socket(name: str, state: SocketState) -> None:
     log.info("socket {socket!r} listening on {where}", socket=name, where=where,
              listeners=[listener_fields(p) for p in state.ports])
     tls = state.config.tls
-    if tls is not None:
-        log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint}",
-                 socket=name, subject=tls.material.subject,  # type: ignore[union-attr]
-                 fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
+    for line in tls.certificate_lines() if tls is not None else ():  # type: ignore[union-attr]
+        log.info("socket {socket!r} {line}", socket=name, line=line)
     if state.config.incoming is IncomingMode.NONE:
         warn_refuses_all(state.config)
     for warning in state.config.warnings:
@@ -45,14 +43,13 @@ def log_reconfigured(config: SocketConfig, keys: tuple[str, ...]) -> None:
         warn_refuses_all(config)
 
 
-def log_certificate(config: SocketConfig) -> None:
+def log_certificates(name: str, lines: tuple[str, ...]) -> None:
     """
-    A running socket's new certificate is in force for new connections.
+    A running socket's new certificates (C{lines}: one each, from
+    C{TLSConfig.certificate_lines}) are in force for new connections.
     """
-    tls = config.tls
-    log.info("socket {socket!r} TLS certificate {subject}, SHA-256 {fingerprint} "
-             "(for new connections)", socket=config.name,
-             subject=tls.material.subject, fingerprint=tls.material.fingerprint)  # type: ignore[union-attr]
+    for line in lines:
+        log.info("socket {socket!r} {line} (for new connections)", socket=name, line=line)
 
 
 def log_hand_over(port: Any, old: str) -> None:

@@ -63,7 +63,10 @@ class ChangePlan:
         the names of the changed keys.
     @ivar tls_renewed: retained sockets whose TLS settings changed (their
         server options are built again for the next connections).
-    @ivar certificate_changed: of those, the ones with another certificate.
+    @ivar certificate_changed: of those, the ones with another certificate
+        (the default one or an SNI table's).
+    @ivar certificate_lines: per socket of C{certificate_changed}, the log
+        lines of its certificates that changed.
     """
 
     added: tuple[str, ...] = ()
@@ -75,6 +78,7 @@ class ChangePlan:
     reconfigured: tuple[tuple[str, tuple[str, ...]], ...] = ()
     tls_renewed: tuple[str, ...] = ()
     certificate_changed: tuple[str, ...] = ()
+    certificate_lines: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def renamed(self) -> tuple[tuple[str, str], ...]:
@@ -129,13 +133,15 @@ def plan_change(old: ServiceConfig, new: ServiceConfig, specs: Sequence[Listener
 
     changed = [name for name in retained if after[name] != before[name]]
     renewed = tuple(name for name in retained if after[name].tls != before[name].tls)
+    lines = tuple((name, after[name].tls.certificate_lines(before[name].tls))  # type: ignore[union-attr,arg-type]
+                  for name in renewed)
     return ChangePlan(
         added=added, removed=removed, retained=retained,
         open=tuple(to_open), close=tuple(to_close), hand_over=tuple(steps),
         reconfigured=tuple((name, tuple(changed_keys(before[name], after[name]))) for name in changed),
         tls_renewed=renewed,
-        certificate_changed=tuple(name for name in renewed
-                                  if after[name].tls.material != before[name].tls.material),  # type: ignore[union-attr]
+        certificate_changed=tuple(name for name, changed in lines if changed),
+        certificate_lines=tuple((name, changed) for name, changed in lines if changed),
     )
 
 

@@ -85,7 +85,7 @@ class SockService(MultiService):
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
         self._master = MasterSwitch(incoming_enabled, log_connections, http_access_log)
         self._admin: Any = None
-        self._parts = Parts(reactor, self._master, factory, http_resource, StatusResource(self.statistics))
+        self._parts = Parts(reactor, self._master, factory, http_resource, self.status_resource())
         self.health = Health(self._master)
         self._parts.status.putChild(b"health", HealthResource(self.health))
         plan = _plan(self.config.sockets)
@@ -303,6 +303,12 @@ class SockService(MultiService):
             sockets=tuple(a.state.statistics() for a in self._running.assemblies.values()),
             retired=self._running.retired.statistics(),
         )
+
+    def status_resource(self) -> IResource:
+        """
+        What C{http = "status"} serves (a worker's shows every worker's).
+        """
+        return StatusResource(self.statistics)
 
     def _live_sockets(self) -> dict[str, LiveSocket]:
         """

@@ -82,6 +82,8 @@ class StatusPage(Element):
             for li in sock.listeners:
                 if li.fingerprint:
                     self.fingerprints.setdefault(li.fingerprint, len(self.fingerprints) + 1)
+            for _, fp in sock.certificates[1:]:  # the SNI tables' (the default one is the listeners')
+                self.fingerprints.setdefault(fp, len(self.fingerprints) + 1)
 
     def _own(self, sock: SocketStatistics) -> int:
         return sum(1 for c in sock.open if (c.peer, c.local) == self.requester)
@@ -173,6 +175,8 @@ class StatusPage(Element):
             for li in sock.listeners:
                 if li.fingerprint:
                     users.setdefault(li.fingerprint, []).append(f"{sock.name} {li.address}:{li.port}")
+            for name, fp in sock.certificates[1:]:
+                users.setdefault(fp, []).append(f"{sock.name} server name {name}")
         rows = [tags.tr(tags.td(f"#{n}"), tags.td(tags.code(fp)), tags.td(", ".join(users[fp])))
                 for fp, n in self.fingerprints.items()]
         return tag(tags.h2("Certificates"),

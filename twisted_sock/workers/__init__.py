@@ -1,0 +1,13 @@
+"""
+Worker processes (C{[sock] workers = N}): the main process opens every
+listener and supervises N workers that serve them (see docs/scaling.rst).
+
+ - L{twisted_sock.workers.affinity}: the reuseport BPF program (pure).
+ - L{twisted_sock.workers.listen}: the main process's listening sockets.
+ - L{twisted_sock.workers.inherit}: a worker serves inherited sockets.
+ - L{twisted_sock.workers.shared}: C{max_connections} across workers.
+ - L{twisted_sock.workers.aggregate}: statistics summed (pure).
+ - L{twisted_sock.workers.control}: the AMP commands.
+ - L{twisted_sock.workers.supervisor}: the main process.
+ - L{twisted_sock.workers.worker}: a worker process.
+"""

@@ -1,0 +1,142 @@
+"""
+The main process's listening sockets with workers: every TCP and UDP
+listener as one C{SO_REUSEPORT} socket per worker (bound in worker order,
+the reuseport program attached), all or none.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from twisted_sock.errors import BindError, ConfigError
+from twisted_sock.net.binding import os_reason
+from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
+from twisted_sock.net.sockopts import apply_options, listener_options
+from twisted_sock.net.unix import socket_address
+from twisted_sock.workers.affinity import attach_reuseport_program, reuseport_program
+
+
+def check_supported(specs: Sequence[Any]) -> None:
+    """
+    @raise ConfigError: for a listener workers cannot serve in this version
+        (UNIX datagram sockets).
+    """
+    for spec in specs:
+        if spec.protocol == "unix" and spec.kind == "datagram":
+            raise ConfigError("workers > 1 cannot serve UNIX datagram sockets in this version "
+                              "(use workers = 1)", socket=spec.socket, key="sock.workers")
+
+
+class Groups(dict[Any, list[socket.socket]]):
+    """
+    Every listener's sockets, and the UNIX socket files created for them.
+    """
+
+    files: list[SocketFile | None]
+
+
+def open_local(spec: Any, config: Any) -> socket.socket:
+    """
+    A UNIX stream listener, file mode and owner as configured: one socket
+    every worker accepts from (a peer's credentials, not its address,
+    decide; nothing needs affinity).
+
+    @raise BindError: naming the path.
+    """
+    clear_stale(spec.address, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with creation_umask(config.mode):
+            sock.bind(socket_address(spec.address))
+        if not spec.address.startswith("@") and (config.owner is not None or config.group is not None):
+            os.chown(spec.address, -1 if config.owner is None else config.owner,
+                     -1 if config.group is None else config.group, follow_symlinks=False)
+        sock.listen(config.backlog)
+    except OSError as e:
+        sock.close()
+        raise BindError(spec.address, None, os_reason(e), socket=spec.socket) from None
+    return sock
+
+
+def _address(spec: Any, kind: int) -> tuple[int, Any]:
+    family = socket.AF_INET6 if ":" in spec.address else socket.AF_INET
+    info = socket.getaddrinfo(spec.address, spec.port, family, kind, 0, socket.AI_NUMERICHOST)
+    return family, info[0][4]
+
+
+def open_group(spec: Any, workers: int, config: Any) -> list[socket.socket]:
+    """
+    C{workers} sockets on C{spec}'s address and port (the port the first
+    one got, for port 0), with the socket's listening options
+    (L{listener_options}: freebind, bind_to_device, the TCP options ...)
+    set before C{bind()} as a single process sets them.
+
+    @raise BindError: naming the address, nothing left open.
+    """
+    kind = socket.SOCK_DGRAM if spec.protocol == "udp" else socket.SOCK_STREAM
+    group: list[socket.socket] = []
+    try:
+        family, address = _address(spec, kind)
+        options = listener_options(config, spec.address, spec.device)
+        for _ in range(workers):
+            sock = socket.socket(family, kind)
+            group.append(sock)
+            apply_options(sock, options)
+            sock.set_inheritable(True)
+            if kind == socket.SOCK_STREAM or spec.kind in ("multicast", "broadcast"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            address = (address[0], sock.getsockname()[1], *address[2:])
+            if kind == socket.SOCK_STREAM:
+                sock.listen(config.backlog)
+        attach_reuseport_program(group[0], reuseport_program(workers))
+    except OSError as e:
+        for sock in group:
+            sock.close()
+        raise BindError(spec.address, spec.port, os_reason(e), socket=spec.socket) from None
+    return group
+
+
+def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any]) -> Groups:
+    """
+    Every listener's group, or none (the first failure closes the others).
+    """
+    groups = Groups()
+    groups.files = []
+    try:
+        for spec in specs:
+            config = configs[spec.socket]
+            if spec.protocol == "unix":
+                groups[spec] = [open_local(spec, config)] * workers
+                groups.files.append(SocketFile.created(spec.address))
+            else:
+                groups[spec] = open_group(spec, workers, config)
+    except BaseException:
+        close_groups(groups)
+        raise
+    return groups
+
+
+def close_groups(groups: Groups) -> None:
+    """
+    Close every socket; remove the UNIX socket files still ours.
+    """
+    for group in groups.values():
+        for sock in group:
+            sock.close()
+    for created in getattr(groups, "files", ()):
+        remove_created(created)
+
+
+def where(spec: Any, group: list[socket.socket]) -> str:
+    """
+    C{host:port} as bound, or the path (the form of the "listening on" line).
+    """
+    if spec.protocol == "unix":
+        return str(spec.address)
+    host, port = group[0].getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

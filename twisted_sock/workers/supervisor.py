@@ -1,0 +1,358 @@
+"""
+The main process with workers (C{[sock] workers = N}, N > 1): opens every
+listener (all or none), starts N worker processes that serve them, restarts
+one that dies (backing off when one crash-loops), forwards reloads to all of
+them, gathers their statistics, and drains them all on stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.protocol import Factory, ProcessProtocol
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from twisted_sock.admin import open_admin
+from twisted_sock.config.loader import load_config
+from twisted_sock.config.model import ServiceConfig
+from twisted_sock.errors import ConfigError, SockError
+from twisted_sock.net.interfaces import ipv6_available, plan_service, system_broadcasts, system_interfaces
+from twisted_sock.net.listeners import close_now
+from twisted_sock.service.planner import validate_change
+from twisted_sock.service.sockservice import SockService
+from twisted_sock.stats import process_start_time
+from twisted_sock.workers.aggregate import pack, sum_statuses, unpack
+from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
+from twisted_sock.workers.listen import Groups, check_supported, close_groups, open_groups, where
+from twisted_sock.workers.restart import restart_delay
+from twisted_sock.workers.shared import SharedCounts
+
+log = Logger(namespace="twisted_sock")
+
+#: Seconds the main process waits for one worker's statistics.
+SNAPSHOT_TIMEOUT = 5.0
+#: Seconds after C{drain_timeout} before a worker that has not exited is killed.
+KILL_GRACE = 10.0
+#: Variables a worker must not inherit (socket activation is the main process's).
+UPGRADE_REFUSED = "error: upgrade is not supported with workers > 1 (restart the service instead)"
+
+_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+
+
+class Gathered(dict[str, Any]):
+    """
+    A gathered status dictionary, as the admin socket prints statistics.
+    """
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+
+def plan(config: ServiceConfig) -> list[Any]:
+    return plan_service(list(config.sockets), system_interfaces(), ipv6_available(), system_broadcasts())
+
+
+@dataclasses.dataclass
+class _Worker:
+    """
+    One worker slot: the process running in it now.
+    """
+
+    index: int
+    process: Any = None
+    control: Any = None
+    pid: int | None = None
+    started: float = 0.0
+    delay: float = 0.0
+    ready: bool = False
+
+
+class _WorkerProcess(ProcessProtocol):
+    def __init__(self, ended: Callable[[Any], None]) -> None:
+        self._ended = ended
+
+    def processEnded(self, reason: Any) -> None:
+        self._ended(reason)
+
+
+class _MainControl(amp.AMP):
+    """
+    The main process's end of one worker's control connection.
+    """
+
+    def __init__(self, supervisor: Supervisor, worker: _Worker) -> None:
+        super().__init__()
+        self.supervisor = supervisor
+        self.worker = worker
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.worker.control = self
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        if self.worker.control is self:
+            self.worker.control = None
+
+    @Ready.responder
+    def ready(self, pid: int) -> dict[str, Any]:
+        self.supervisor.worker_ready(self.worker, pid)
+        return {}
+
+    @Gather.responder
+    def gather(self) -> defer.Deferred[dict[str, bytes]]:
+        return self.supervisor.gather().addCallback(lambda status: {"status": pack(status)})
+
+
+class Supervisor(MultiService):
+    """
+    The service of the main process when C{workers} > 1.
+
+    @param flags: the command-line flags the configuration came from (what
+        each worker builds its configuration from).
+    """
+
+    def __init__(self, config: ServiceConfig, flags: dict[str, Any], reactor: Any = None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self._reactor = reactor
+        SockService.from_config(config)  # every check a single process makes, nothing opened
+        self.config = config
+        self.flags = flags
+        self.specs = plan(config)
+        check_supported(self.specs)
+        self.rows = {sock.name: row for row, sock in enumerate(config.sockets)}
+        self.workers = [_Worker(i) for i in range(config.workers)]
+        self.groups = Groups()
+        self.counts: SharedCounts | None = None
+        self._admin: Any = None
+        self._stopping: defer.Deferred[None] | None = None
+        self._all_ready = False
+
+    # Starting -----------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        """
+        Open every listener (one socket per worker each) or none.
+        """
+        reactor = self._reactor
+        # Before anything listens, so an early SIGHUP cannot kill the process.
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
+        # SIGUSR2 (upgrade in a single process) must not kill the process.
+        signal.signal(signal.SIGUSR2, lambda *_: reactor.callFromThread(self.upgrade))
+        configs = {sock.name: sock for sock in self.config.sockets}
+        self.groups = open_groups(self.specs, len(self.workers), configs)
+        if self.config.admin_socket is not None:
+            self._admin = open_admin(self.config.admin_socket, self, self._reactor)
+        for sock in self.config.sockets:
+            here = [f"{where(spec, self.groups[spec])} ({spec.label})" for spec in self.specs
+                    if spec.socket == sock.name]
+            log.info("socket {socket!r} listening on {where}", socket=sock.name, where=", ".join(here))
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        super().startService()
+        self._reactor.callWhenRunning(self._install_sigterm)
+        self.counts = SharedCounts.create(len(self.rows), len(self.workers))
+        log.info("starting {count} workers", count=len(self.workers))
+        for worker in self.workers:
+            self._spawn(worker)
+
+    def _install_sigterm(self) -> None:
+        """
+        SIGTERM: drain every worker, exit 0 (Twisted installs its own
+        handler when the reactor starts, which would report death by signal).
+        """
+        reactor = self._reactor
+        signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+
+    def _spawn(self, worker: _Worker) -> None:
+        if self._stopping is not None:
+            return
+        assert self.counts is not None
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        child_fds: dict[int, Any] = {1: 1, 2: 2, 3: child.fileno(), 4: self.counts.fd}
+        listeners = []
+        for number, spec in enumerate(self.specs, start=5):
+            child_fds[number] = self.groups[spec][worker.index].fileno()
+            listeners.append([dataclasses.asdict(spec), number])
+        args = {"parent": os.getpid(), "index": worker.index, "workers": len(self.workers),
+                "flags": self.flags, "log_format": self.config.log_format, "listeners": listeners,
+                "control": 3, "counts": 4, "rows": self.rows}
+        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        worker.process = self._reactor.spawnProcess(
+            _WorkerProcess(lambda reason: self._ended(worker, reason)), sys.executable,
+            [sys.executable, "-m", "twisted_sock.workers.worker", json.dumps(args)],
+            env=env, childFDs=child_fds)
+        worker.pid, worker.started, worker.ready = worker.process.pid, time.monotonic(), False
+        child.close()
+        factory = Factory.forProtocol(lambda: _MainControl(self, worker))
+        self._reactor.adoptStreamConnection(parent.fileno(), socket.AF_UNIX, factory)
+        parent.close()
+
+    def worker_ready(self, worker: _Worker, pid: int) -> None:
+        worker.ready = True
+        log.info("worker {index} ready (pid {pid})", index=worker.index, pid=pid)
+        if not self._all_ready and all(w.ready for w in self.workers):
+            self._all_ready = True
+            log.info("all {count} workers ready", count=len(self.workers))
+
+    def _ended(self, worker: _Worker, reason: Any) -> None:
+        pid, worker.process, worker.control, worker.ready = worker.pid, None, None, False
+        if self.counts is not None:
+            self.counts.forget_worker(worker.index)
+        if self._stopping is not None:
+            if all(w.process is None for w in self.workers):
+                self._stopping.callback(None)
+            return
+        lived = time.monotonic() - worker.started
+        worker.delay = restart_delay(lived, worker.delay)
+        log.warn("worker {index} (pid {pid}) ended ({why}); its connections ended LOST; "
+                 "starting another in {delay} s{loop}", index=worker.index, pid=pid,
+                 why=reason.getErrorMessage(), delay=worker.delay,
+                 loop=" (crash loop: backing off)" if worker.delay >= 1 else "")
+        self._reactor.callLater(worker.delay, self._spawn, worker)
+
+    # Forwarding ---------------------------------------------------------
+
+    def _controls(self) -> list[tuple[_Worker, Any]]:
+        return [(w, w.control) for w in self.workers if w.control is not None and w.ready]
+
+    def reload(self) -> defer.Deferred[str]:
+        """
+        Re-read the configuration file, check it here (everything a single
+        process checks, and that it opens no new listener and keeps
+        C{workers}), then have every worker apply it.
+
+        @return: a Deferred firing with a one-line result (never failing).
+        """
+        path = self.config.file
+        if path is None:
+            return defer.succeed("error: this service has no configuration file to reload")
+        try:
+            new = load_config(path)
+            if new.workers != len(self.workers):
+                raise ConfigError("cannot change at run time (restart the service)", key="sock.workers")
+            validate_change(self.config, new)
+            SockService.from_config(new)
+            added = list((Counter(plan(new)) - Counter(self.specs)).elements())
+            if added:
+                raise ConfigError(f"a new listener ({added[0]}) cannot be opened while running with "
+                                  "workers (restart the service)", socket=added[0].socket)
+        except SockError as e:
+            return defer.succeed(self._said(f"error: reload refused, running configuration kept: {e}"))
+        calls = [control.callRemote(Reload, path=path) for _, control in self._controls()]
+        d = defer.DeferredList(calls, consumeErrors=True)
+
+        def done(results: list[tuple[bool, Any]]) -> str:
+            errors = [r["result"] if ok else r.getErrorMessage() for ok, r in results
+                      if not ok or r["result"] != "ok"]
+            if errors:
+                return self._said(f"error: reload failed in {len(errors)} of {len(results)} workers: "
+                                  f"{errors[0]}")
+            self.config = new
+            return self._said(f"ok: reloaded {path} ({len(new.sockets)} socket(s), "
+                              f"{len(results)} workers)")
+
+        return d.addCallback(done)
+
+    def upgrade(self) -> defer.Deferred[str]:
+        """
+        Not supported with workers (the new generation would have to take
+        over every worker's sockets): refused with one line, nothing
+        changes.
+        """
+        return defer.succeed(self._said(UPGRADE_REFUSED))
+
+    @staticmethod
+    def _said(message: str) -> str:
+        (log.info if message.startswith("ok") else log.error)("{result}", result=message)
+        return message
+
+    def gather(self) -> defer.Deferred[dict[str, Any]]:
+        """
+        The whole service's status: every worker's, summed, with the
+        C{workers} list (a worker that does not answer in time is left out).
+        """
+        calls = [control.callRemote(Snapshot).addTimeout(SNAPSHOT_TIMEOUT, self._reactor)
+                 for _, control in self._controls()]
+
+        def summed(results: list[tuple[bool, Any]]) -> dict[str, Any]:
+            parts = [unpack(r["status"]) for ok, r in results if ok]
+            status = sum_statuses([p["status"] for p in parts])
+            status["pid"] = os.getpid()
+            status["uptime"] = round(time.time() - process_start_time(), 3)
+            status["workers"] = [p["row"] for p in parts]
+            return status
+
+        return defer.DeferredList(calls, consumeErrors=True).addCallback(summed)
+
+    def statistics(self) -> defer.Deferred[Gathered]:
+        """
+        The whole service's status (for the admin socket's C{status}).
+        """
+        return self.gather().addCallback(Gathered)
+
+    # Stopping -----------------------------------------------------------
+
+    def stopService(self) -> defer.Deferred[None]:
+        """
+        SIGTERM to every worker (each stops accepting and drains), then
+        close the listeners once all have exited; a worker still running
+        C{drain_timeout} + L{KILL_GRACE} seconds later is killed.
+        """
+        super().stopService()
+        self._stopping = defer.Deferred()
+        running = [w for w in self.workers if w.process is not None]
+        for worker in running:
+            worker.process.signalProcess("TERM")
+        if not running:
+            self._stopping.callback(None)
+        else:
+            log.info("draining {count} workers", count=len(running))
+        killer = self._reactor.callLater(self.config.drain_timeout + KILL_GRACE, self._kill)
+
+        def closed(_: Any) -> None:
+            if killer.active():
+                killer.cancel()
+            close_groups(self.groups)
+            if self._admin is not None:
+                close_now([self._admin])
+                self._admin = None
+
+        return self._stopping.addCallback(closed)
+
+    def _kill(self) -> None:
+        for worker in self.workers:
+            if worker.process is not None:
+                log.warn("worker {index} (pid {pid}) did not exit in time: killed",
+                         index=worker.index, pid=worker.pid)
+                worker.process.signalProcess("KILL")
+
+
+def with_workers(config: ServiceConfig, value: Any) -> ServiceConfig:
+    """
+    C{config} with the C{--workers} flag's value (which overrides the file's).
+
+    @raise ConfigError: naming the flag, for a bad value.
+    """
+    try:
+        return dataclasses.replace(config, workers=value)
+    except ConfigError as e:
+        raise ConfigError(str(e).split(": ", 1)[-1], key="--workers", value=value) from None

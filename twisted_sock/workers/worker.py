@@ -1,0 +1,155 @@
+"""
+A worker process: C{python -m twisted_sock.workers.worker ARGS}, started by
+the main process (L{twisted_sock.workers.supervisor}) with its listening
+sockets, the shared counters and its control connection as descriptors.
+
+It serves the configuration the main process serves, on the inherited
+sockets only; it drains and exits on C{SIGTERM}, and exits when the main
+process is gone (C{PR_SET_PDEATHSIG}, and the end of the control
+connection).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger, globalLogBeginner
+from twisted.protocols import amp
+from twisted.web.resource import IResource
+
+from twisted_sock.config.flags import config_from_flags
+from twisted_sock.config.loader import load_config
+from twisted_sock.config.model import ServiceConfig
+from twisted_sock.errors import SockError
+from twisted_sock.logs.lines import LineFormats
+from twisted_sock.logs.observer import BatchingLogObserver
+from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.service import SockService
+from twisted_sock.workers import inherit
+from twisted_sock.workers.aggregate import pack, worker_row
+from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
+from twisted_sock.workers.gathered import GatheredStatus
+from twisted_sock.workers.shared import SharedCounts, share
+
+log = Logger(namespace="twisted_sock")
+PR_SET_PDEATHSIG = 1
+
+
+def as_worker(config: ServiceConfig) -> ServiceConfig:
+    """
+    What a worker runs of C{config}: no admin socket (the main process has
+    it), one process.
+    """
+    return dataclasses.replace(config, admin_socket=None, workers=1)
+
+
+class WorkerService(SockService):
+    """
+    A L{SockService} whose status page shows the whole service (asked of
+    the main process through L{control}).
+    """
+
+    control: Any = None
+
+    def status_resource(self) -> IResource:
+        return GatheredStatus(self.gather)
+
+    def gather(self) -> defer.Deferred[Any]:
+        if self.control is None:
+            return defer.fail(RuntimeError("not connected to the main process"))
+        return self.control.callRemote(Gather).addCallback(lambda r: r["status"])
+
+    def share_limits(self, counts: SharedCounts, rows: dict[str, int], index: int) -> None:
+        for name, row in rows.items():
+            assembly = self._running.assemblies.get(name)
+            if assembly is not None:
+                share(assembly.state, counts, row, index)
+
+
+class WorkerControl(amp.AMP):
+    """
+    The worker's end of the control connection.
+    """
+
+    def __init__(self, service: WorkerService, started: float, reactor: Any) -> None:
+        super().__init__()
+        self.service = service
+        self.started = started
+        self.reactor = reactor
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.service.control = self
+        self.callRemote(Ready, pid=os.getpid())
+
+    @Snapshot.responder
+    def snapshot(self) -> dict[str, bytes]:
+        status = self.service.statistics().as_dict()
+        return {"status": pack({"status": status, "row": worker_row(os.getpid(), self.started, status)})}
+
+    @Reload.responder
+    def reload(self, path: str) -> defer.Deferred[dict[str, str]]:
+        d: defer.Deferred[Any]
+        try:
+            d = self.service.apply_config(as_worker(load_config(path)))
+        except SockError as e:
+            d = defer.fail(e)
+        return d.addCallbacks(lambda _: {"result": "ok"}, lambda f: {"result": f"error: {f.value}"})
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        self.service.control = None
+        if self.reactor.running:
+            log.info("worker {pid}: the main process is gone; stopping", pid=os.getpid())
+            self.reactor.stop()
+
+
+def _die_with_parent(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the main process died before the prctl
+        raise SystemExit(0)
+
+
+def main(argv: list[str]) -> int:
+    args = json.loads(argv[0])
+    _die_with_parent(args["parent"])
+    from twisted.internet import reactor
+
+    # The main process's log format (its --log-format or [sock] log_format).
+    observer = BatchingLogObserver(sys.stdout, LineFormats(args.get("log_format", "text")), reactor)
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+    index = args["index"]
+    started = time.time()
+    inherit.provide({ListenerSpec(**spec): socket.socket(fileno=fd) for spec, fd in args["listeners"]})
+    try:
+        config = as_worker(config_from_flags(args["flags"]))
+        service = WorkerService.from_config(config)
+        assert isinstance(service, WorkerService)
+        service.share_limits(SharedCounts(args["counts"], len(args["rows"]), args["workers"]),
+                             args["rows"], index)
+        service.startService()
+    except SockError as e:
+        sys.stderr.write(f"twistd sock: worker {index}: {e}\n")
+        return 1
+    factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor))
+    reactor.adoptStreamConnection(args["control"], socket.AF_UNIX, factory)  # type: ignore[attr-defined]
+    os.close(args["control"])
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
