@@ -268,3 +268,26 @@ def test_custom_logger_still_used(tmp_path):
         proc.wait(timeout=START_TIMEOUT)
     records = [json.loads(line) for line in lines]
     assert records[-1]["message"] == "Server Shut Down."
+
+
+def test_workers_log_in_the_main_process_format(tmp_path):
+    """
+    With C{--workers 2 --log-format json} the workers' lines are JSON too
+    (the format reaches the worker processes): a connection served by a
+    worker is logged as a JSON object with its fields, and every line of
+    the run parses as one.
+    """
+    server = Twistd("--tcp", "0", "--http", "0", "--interfaces", "lo", "--incoming", "any-ip-any-port",
+                    "--workers", "2", "--log-format", "json", cwd=str(tmp_path))
+    try:
+        server.wait_for("all 2 workers ready", 60)
+        with socket.create_connection(("127.0.0.1", server.port("data")), 10) as s:
+            s.settimeout(10)
+            s.sendall(b"hi")
+            assert s.recv(2) == b"hi"
+        server.wait_for("ended BY_PEER", 30)
+    finally:
+        log = server.stop()
+    records = [json.loads(line) for line in log.splitlines()]
+    [ended] = [r for r in records if r.get("connection_ended")]
+    assert (ended["reason"], ended["peer"], ended["bytes_in"], ended["bytes_out"]) == ("BY_PEER", "127.0.0.1", 2, 2)
