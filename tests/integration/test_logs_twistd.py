@@ -290,4 +290,5 @@ def test_workers_log_in_the_main_process_format(tmp_path):
         log = server.stop()
     records = [json.loads(line) for line in log.splitlines()]
     [ended] = [r for r in records if r.get("connection_ended")]
-    assert (ended["reason"], ended["peer"], ended["bytes_in"], ended["bytes_out"]) == ("BY_PEER", "127.0.0.1", 2, 2)
+    got = (ended["reason"], ended["peer"], ended["bytes_in"], ended["bytes_out"])
+    assert got == ("BY_PEER", "127.0.0.1", 2, 2)
