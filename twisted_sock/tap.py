@@ -94,12 +94,18 @@ class Options(usage.Options):
         except usage.UsageError as e:
             _exit(f"{e} (see twistd sock --help)", 2)
 
+    def opt_listen(self, endpoint: str) -> None:
+        """A Twisted endpoint: tcp:PORT[:interface=ADDR] | ssl:PORT:privateKey=K | unix:PATH (repeatable)."""
+        self["listen"] = (*self.get("listen", ()), endpoint)
+
     def given(self) -> dict[str, Any]:
         """
         The flags actually given, by name.
         """
         names = [str(flag[0]) for flag in _FLAGS]
         given = {name: self[name] for name in names if self[name] is not None}
+        if self.get("listen"):
+            given["listen"] = self["listen"]
         if self["require-client-cert"]:
             given["require-client-cert"] = True
         return given

@@ -247,7 +247,7 @@ def test_config_file_with_modes(tmp_path):
         (["--tcp", "1", "--handler", "nope"], "unknown handler 'nope'"),
         (["--config", "x.toml", "--tcp", "1"], "--config cannot be mixed with --tcp"),
         (["--config", "missing.toml"], "missing.toml: no such file"),
-        (["--incoming", "any-ip-any-port"], "give --tcp, --http, --udp or --unix"),
+        (["--incoming", "any-ip-any-port"], "give --tcp, --http, --udp, --unix or --listen"),
         (["--tcp", "0", "--log-format", "xml"], "unknown log_format 'xml' (choose text or json)"),
         (["--log-format", "yaml"], "--log-format = 'yaml': unknown log_format"),
     ],

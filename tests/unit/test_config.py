@@ -75,6 +75,7 @@ def test_defaults():
         "reconnect": ReconnectMode.NONE,
         "proxy_protocol": False,
         "trusted_proxies": (),
+        "listen": (),
         "accept": None,
         # Where and how it listens (SPEC section 7): the system's settings.
         "freebind": False,
@@ -238,15 +239,15 @@ def test_bad_name(name):
         ),
         (
             {"local_ports": None},
-            "socket 's1': local_ports: a tcp socket needs local_ports or http_ports",
+            "socket 's1': local_ports: a tcp socket needs local_ports, http_ports or listen",
         ),
         (
             {"local_ports": "", "http_ports": ""},
-            "socket 's1': local_ports: a tcp socket needs local_ports or http_ports",
+            "socket 's1': local_ports: a tcp socket needs local_ports, http_ports or listen",
         ),
         (
             {"local_ports": [], "http_ports": []},
-            "socket 's1': local_ports: a tcp socket needs local_ports or http_ports",
+            "socket 's1': local_ports: a tcp socket needs local_ports, http_ports or listen",
         ),
     ],
 )
@@ -755,13 +756,14 @@ def test_flags_config_file(tmp_path):
 FLAG_ERRORS = [
     ({"config": "sock.toml", "tcp": "8001"}, "--config: --config cannot be mixed with --tcp"),
     ({"config": "sock.toml", "name": "x", "tcp": "1"}, "--config: --config cannot be mixed with --name"),
-    ({"handler": "echo"}, "give --tcp, --http, --udp or --unix (or no options for the embedded default)"),
+    ({"handler": "echo"},
+     "give --tcp, --http, --udp, --unix or --listen (or no options for the embedded default)"),
     ({"udp": "9001", "http": "80"}, "--udp: --udp cannot be mixed with --http (flags build one socket)"),
     ({"mode": "0600", "tcp": "1"}, "--mode: --mode applies to --unix sockets"),
     ({"unix": "/tmp/x.sock", "udp": "1"},
      "--udp: --udp cannot be mixed with --unix (flags build one socket)"),
     ({"tcp": "10,,x"}, "socket 'sock0': --tcp = '10,,x': empty entry in port list"),
-    ({"tcp": ""}, "socket 'sock0': --tcp: a tcp socket needs local_ports or http_ports"),
+    ({"tcp": ""}, "socket 'sock0': --tcp: a tcp socket needs local_ports, http_ports or listen"),
     ({"tcp": "1", "http": "x"}, "socket 'sock0': --http = 'x': 'x' is not a port number"),
     (
         {"tcp": "1", "incoming": "specific-ip-any-port", "target-ip": "nope"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from twisted_sock.config.endpoints import flag_protocol
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.errors import ConfigError
 
@@ -28,6 +29,7 @@ FLAG_FIELDS = {
     "idle-timeout": "idle_timeout",
     "backlog": "backlog",
     "mode": "mode",
+    "listen": "listen",
 }
 
 
@@ -80,6 +82,11 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
         if others:
             raise ConfigError(f"--config cannot be mixed with --{others[0]}", key="--config")
         return load_config(given["config"])
+    if "listen" in given:
+        try:
+            flag_protocol(given["listen"])
+        except ConfigError as e:
+            raise ConfigError(e.problem, key="--listen", value=e.value) from None
     if not given:
         return embedded_default()
     for flag in given:
@@ -91,8 +98,11 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
                 if other != kind and other in given:
                     raise ConfigError(f"--{kind} cannot be mixed with --{other} (flags build one socket)",
                                       key=f"--{kind}")
-    if not {"tcp", "http", "udp", "unix"} & set(given):
-        raise ConfigError("give --tcp, --http, --udp or --unix (or no options for the embedded default)")
+    if not {"tcp", "http", "udp", "unix", "listen"} & set(given):
+        raise ConfigError("give --tcp, --http, --udp, --unix or --listen "
+                          "(or no options for the embedded default)")
+    unix_listen = "listen" in given and not {"tcp", "http", "udp", "unix"} & set(given) \
+        and flag_protocol(given["listen"]) == "unix"
     if "mode" in given and "unix" not in given:
         raise ConfigError("--mode applies to --unix sockets", key="--mode")
     kwargs: dict[str, Any] = {FLAG_FIELDS[f]: v for f, v in given.items() if f in FLAG_FIELDS}
@@ -100,6 +110,8 @@ def config_from_flags(flags: Mapping[str, Any]) -> ServiceConfig:
     if "udp" in given:
         kwargs["protocol"] = "udp"
         kwargs["local_ports"] = given["udp"]
+    if unix_listen:  # --listen unix:PATH builds a unix socket
+        kwargs["protocol"] = "unix"
     if "unix" in given:
         kwargs["protocol"] = "unix"
         kwargs["path"] = given["unix"]

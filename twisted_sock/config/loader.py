@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from twisted_sock.config.endpoints import endpoint_list
 from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.config.tls import tls_from_mapping
@@ -54,6 +55,7 @@ SOCKET_KEYS = frozenset(
         "reconnect",
         "proxy_protocol",
         "trusted_proxies",
+        "listen",
     }
 ) | frozenset(UDP_PROTOCOL_KEYS) | LISTEN_PROTOCOL_KEYS.keys()
 #: Keys of C{[sock]}.
@@ -125,6 +127,11 @@ def config_from_mapping(data: dict[str, Any], file: str | None = None) -> Servic
                 kwargs["tls"] = tls_from_mapping(kwargs["tls"], base_dir)
             except ConfigError as e:
                 raise e.located(file=file, socket=shown) from None
+        if "listen" in kwargs:  # relative paths: from the file's directory
+            try:
+                kwargs["listen"] = endpoint_list(kwargs["listen"], base_dir)
+            except ConfigError as e:
+                raise e.located(file=file, socket=shown, key="listen") from None
         path = kwargs.get("path")
         if isinstance(path, str) and path and not path.startswith("@"):
             kwargs["path"] = os.path.join(base_dir, path)
@@ -162,3 +169,4 @@ def _refuse_unknown(
             raise ConfigError("is not supported by this version yet", file=file,
                               socket=socket, key=prefix + key)
         raise ConfigError("unknown key", file=file, socket=socket, key=prefix + key)
+

@@ -15,6 +15,7 @@ from typing import Any
 
 from twisted_sock.config import udp_options, values
 from twisted_sock.config.coerce import field_coercer
+from twisted_sock.config.endpoints import apply_endpoints, endpoint_list
 from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS, ListenOptions
 from twisted_sock.config.refs import check_handler, check_http
 from twisted_sock.config.service_keys import SERVICE_COERCERS
@@ -57,6 +58,7 @@ PROTOCOL_KEYS = {
     "reconnect": ("tcp",),
     "proxy_protocol": ("tcp",),
     "trusted_proxies": ("tcp",),
+    "listen": ("tcp", "unix"),
     # UDP sending options and sessions (config/udp_options.py).
     **udp_options.UDP_PROTOCOL_KEYS,
     # Where and how to listen (config/listening.py).
@@ -113,6 +115,7 @@ class SocketConfig(ListenOptions):
     reconnect: Any = "none"
     proxy_protocol: bool = False
     trusted_proxies: Any = ()
+    listen: Any = ()  # Twisted endpoint strings (config/endpoints.py)
     accept: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -145,6 +148,8 @@ class SocketConfig(ListenOptions):
         coerce("broadcast", lambda v: values.boolean(v, "broadcast"))
         coerce("prefilter", lambda v: values.boolean(v, "prefilter"))
         udp_options.coerce_udp_keys(coerce)
+        coerce("listen", endpoint_list)
+        apply_endpoints(self)
         coerce("path", lambda v: None if v is None else values.unix_path(v))
         coerce("mode", values.file_mode)
         coerce("owner", values.user_id)
@@ -193,9 +198,9 @@ class SocketConfig(ListenOptions):
         if self.reconnect is not ReconnectMode.NONE and self.max_connections is None:
             raise ConfigError("reconnect needs max_connections (it acts when the socket is full)",
                               socket=name, key="reconnect")
-        if self.protocol == "tcp" and not self.local_ports and not self.http_ports:
+        if self.protocol == "tcp" and not self.local_ports and not self.http_ports and not self.listen:
             raise ConfigError(
-                "a tcp socket needs local_ports or http_ports", socket=name, key="local_ports"
+                "a tcp socket needs local_ports, http_ports or listen", socket=name, key="local_ports"
             )
         if self.protocol == "udp" and not self.local_ports:
             raise ConfigError("a udp socket needs local_ports", socket=name, key="local_ports")
@@ -209,7 +214,7 @@ class SocketConfig(ListenOptions):
             if tls.starttls != "off" and not self.plain_data_ports:
                 raise ConfigError(f"starttls = {tls.starttls!r} needs a data port without TLS",
                                   socket=name, key="tls.starttls")
-            if not tls.ports and tls.starttls == "off":
+            if not tls.ports and tls.starttls == "off" and all(e.kind != "ssl" for e in self.listen):
                 raise ConfigError("TLS applies to no port: set tls.ports or tls.starttls",
                                   socket=name, key="tls.ports")
 
@@ -317,7 +322,7 @@ def _serve(value: Any) -> str:
 
 
 def _normalised_default(key: str, default: Any) -> Any:
-    if key in ("http_ports", "multicast_groups", "local_ports", "target_ip", "trusted_proxies"):
+    if key in ("http_ports", "multicast_groups", "local_ports", "target_ip", "trusted_proxies", "listen"):
         return ()
     if key == "interfaces":
         return ("*",)

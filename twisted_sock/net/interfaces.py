@@ -184,7 +184,7 @@ def plan_listeners(
     addresses = tuple(address for address, _ in sources)
     if config.protocol == "udp":
         return _plan_udp(config, addresses, broadcasts or {}, devices)
-    plan = []
+    plan: list[ListenerSpec] = []
     starttls = config.tls.starttls if config.tls is not None else "off"  # type: ignore[union-attr]
     for mode, ports in (("data", config.data_ports), ("http", config.http_ports)):
         for port in ports:
@@ -197,7 +197,29 @@ def plan_listeners(
             for address in addresses:
                 plan.append(ListenerSpec(config.name, address, port, mode, kind,
                                          device=devices.get(address)))
-    return plan
+    return plan + _endpoint_listeners(config, plan, dual_stack, starttls)
+
+
+def _endpoint_listeners(config: SocketConfig, plan: list[ListenerSpec], dual_stack: bool,
+                        starttls: str) -> list[ListenerSpec]:
+    """
+    The listeners of a TCP socket's C{tcp:} and C{ssl:} C{listen} entries
+    (data listeners; TLS at once for C{ssl:}), none duplicating a listener
+    of the port lists.
+    """
+    out: list[ListenerSpec] = []
+    for endpoint in config.listen:
+        address = endpoint.interface
+        if address == "*":
+            address = "::" if dual_stack else "0.0.0.0"
+        kind = "tls" if endpoint.kind == "ssl" else ("starttls" if starttls != "off" else "plain")
+        spec = ListenerSpec(config.name, address, endpoint.port, "data", kind)
+        for other in plan + out:
+            if spec.port and other.port == spec.port and _overlap(other.address, address, dual_stack):
+                raise ConfigError(f"{endpoint.text!r} duplicates the {other.mode} listener {other}",
+                                  socket=config.name, key="listen")
+        out.append(spec)
+    return out
 
 
 def _plan_udp(config: SocketConfig, addresses: tuple[str, ...],

@@ -12,7 +12,8 @@ DECISION_KEYS = frozenset(
      "prefilter", "trusted_proxies"}
 )
 #: Keys that open and close listeners (all-or-nothing for the new ones).
-LISTENER_KEYS = frozenset({"local_ports", "http_ports", "interfaces", "multicast_groups", "broadcast"})
+LISTENER_KEYS = frozenset({"local_ports", "http_ports", "interfaces", "multicast_groups", "broadcast",
+                           "listen"})
 #: TLS settings (C{[socket.tls]}) may change except these, which decide
 #: what the listeners are.
 TLS_LISTENER_KEYS = ("ports", "starttls")

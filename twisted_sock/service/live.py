@@ -61,7 +61,7 @@ class LiveSocket:
         Change the socket while it runs. The decision keys (C{incoming},
         C{target_ip}, C{target_port}, limits, C{idle_timeout}, C{accept} ...)
         apply to the next connection; C{local_ports}, C{http_ports},
-        C{interfaces} (and for UDP C{multicast_groups}, C{broadcast}) open
+        C{interfaces}, C{listen} (and for UDP C{multicast_groups}, C{broadcast}) open
         and close listeners: the new ones all or none, and connections on a
         removed listener are kept until they end.
         C{tls} (a new L{TLSConfig}: the files are read again) applies to

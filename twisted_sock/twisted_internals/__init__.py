@@ -35,6 +35,8 @@ The modules:
   - L{http}: C{_GenericHTTPChannelProtocol} and C{twisted.web._http2}
     (HTTP/2 workarounds; listed in that module).
   - L{twistd}: twistd's C{statusPipe} start-up handshake.
+  - L{endpoints}: C{endpoints._parse} and C{_parseServer}, Twisted's
+    endpoint string parsers (C{--listen}), without building an endpoint.
   - L{adopt}: a port's C{_preexistingSocket} (listen on an inherited
     socket) and C{tcp.Port._shouldShutdown} (a socket given away to the
     next generation in an upgrade is not shut down).
@@ -97,6 +99,10 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "set: startListening takes an inherited socket (twisted_internals.adopt)"),
     Dependency("twisted.internet.tcp:Port", "_shouldShutdown",
                "set: closing a port given away does not shutdown() it (twisted_internals.adopt)"),
+    Dependency("twisted.internet.endpoints:", "_parse",
+               "the endpoint string tokenizer: --listen / listen (twisted_internals.endpoints)"),
+    Dependency("twisted.internet.endpoints:", "_parseServer",
+               "Twisted's server endpoint parsers: --listen / listen (twisted_internals.endpoints)"),
 )
 
 #: Instance attributes (set in C{__init__}, so not on the class): checked
