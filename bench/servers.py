@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pki", default=os.environ.get("BENCH_PKI"),
                         help="tls: directory with server.pem and server.key (default $BENCH_PKI)")
     parser.add_argument("--log", choices=("stderr", "none"), default="stderr",
-                        help="stderr: log as twistd does (text lines); none: discard log events")
+                        help="stderr: log as twistd does (text lines; twisted-sock: as twistd sock "
+                        "does, through its own observer); none: discard log events")
     args = parser.parse_args(argv)
     t_main = time.perf_counter()
     nofile = raise_nofile()
@@ -267,7 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    if args.log == "stderr":
+    if args.log == "stderr" and args.impl == "twisted-sock":
+        # As `twistd sock` logs: the service's own observer (twisted_sock.logs).
+        from twisted_sock.logs.observer import BatchingLogObserver
+
+        observers = [BatchingLogObserver(sys.stderr, reactor=reactor)]
+    elif args.log == "stderr":
         observers = [textFileLogObserver(sys.stderr)]
     else:
         observers = [lambda event: None]

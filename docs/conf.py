@@ -40,7 +40,7 @@ nitpicky = False
 
 html_theme = "alabaster"
 html_title = f"twisted-sock {release}"
-html_static_path = []
+html_static_path = ["_static"]  # custom.css: code blocks wrap to the page
 html_theme_options = {
     "description": "A configurable socket object for Twisted",
     "fixed_sidebar": True,

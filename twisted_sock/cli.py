@@ -327,8 +327,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+class _Version(argparse.Action):
+    """
+    C{--version}: the versions, exit status 0.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        from twisted_sock.version import version_text
+
+        sys.stdout.write(version_text())
+        parser.exit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="twisted-sock", description="Tools for twisted-sock.")
+    parser.add_argument("--version", action=_Version, help="print the versions of twisted-sock, "
+                        "Twisted and OpenSSL and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         child = sub.add_parser(command.name, help=command.help, description=command.help)

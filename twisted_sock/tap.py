@@ -8,6 +8,7 @@ exit status 2 (bad options or configuration) or 1 (start-up failed).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -18,11 +19,14 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_sock.config.flags import as_flag_error, config_from_flags
+from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
+from twisted_sock.logs.twistd import install_observer
 from twisted_sock.ops import upgrade
 from twisted_sock.ops.lifecycle import Operated
 from twisted_sock.service import SockService
 from twisted_sock.twisted_internals.twistd import report_start_failure
+from twisted_sock.version import version_text, versions
 from twisted_sock.workers.supervisor import Supervisor, with_workers
 
 log = Logger(namespace="twisted_sock")
@@ -53,6 +57,7 @@ _FLAGS = [
     ["alpn", None, None, 'ALPN protocols in preference order, e.g. "h2,http/1.1".'],
     ["starttls", None, None, "STARTTLS on the plain data ports: off | command | auto [default: off]."],
     ["client-ca", None, None, "CA certificates (PEM) that client certificates must chain to."],
+    ["log-format", None, None, "text | json: the log's lines [default: text; [sock] log_format]."],
     ["workers", None, None, 'Worker processes: a number or "auto" (the CPUs) [default: 1: one process].'],
 ]
 
@@ -74,6 +79,14 @@ class Options(usage.Options):
     synopsis = "[--config FILE | --tcp PORTS --http PORTS | --udp PORTS | --unix PATH] [--incoming MODE ...]"
     optParameters = _FLAGS
     optFlags = [["require-client-cert", None, "Refuse TLS clients without a certificate from --client-ca."]]
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the versions of twisted-sock, Twisted and OpenSSL and exit.
+        """
+        sys.stdout.write(version_text())
+        sys.stdout.flush()
+        raise SystemExit(0)
 
     def parseOptions(self, options: Any = None) -> None:
         try:
@@ -98,7 +111,25 @@ class Options(usage.Options):
         return given
 
 
-class TwistdSockService(Operated, SockService):
+class _Observed:
+    """
+    Under twistd: the service's log observer (C{log_format}) instead of
+    twistd's.
+    """
+
+    twistd_config: Any = None
+    config: ServiceConfig
+    _reactor: Any
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd passes its application (a Componentized) here, before it
+        # sets up logging: give it the service's observer (see logs.twistd).
+        if self.twistd_config is not None and hasattr(parent, "setComponent"):
+            install_observer(parent, self.twistd_config, self.config.log_format, self._reactor)
+        super().setServiceParent(parent)  # type: ignore[misc]
+
+
+class TwistdSockService(_Observed, Operated, SockService):
     """
     Under twistd, a failure to open the listeners ends the process with one
     line on standard error (and removes the pid file twistd wrote) instead
@@ -139,6 +170,7 @@ class TwistdSockService(Operated, SockService):
         signal.signal(signal.SIGHUP, on_hup)
 
     def privilegedStartService(self) -> None:
+        log.info("twisted-sock {twisted_sock} (Twisted {twisted}, {openssl}) starting", **versions())
         self._install_sighup()
         try:
             super().privilegedStartService()
@@ -163,7 +195,7 @@ def _start_failed(twistd_config: Any, e: SockError) -> NoReturn:
     _exit(str(e), 1)
 
 
-class TwistdSupervisor(Supervisor):
+class TwistdSupervisor(_Observed, Supervisor):
     """
     With workers: the main process, failing to open its listeners as
     L{TwistdSockService} does.
@@ -180,10 +212,11 @@ class TwistdSupervisor(Supervisor):
 
 def makeService(options: Options) -> IService:
     given = options.given()
-    workers = given.pop("workers", None)  # workers: the only flag --config takes
+    log_format = given.pop("log-format", None)
+    workers = given.pop("workers", None)  # workers, log-format: the flags --config takes
     service: Any
     try:
-        config = config_from_flags(given)
+        config = with_log_format(config_from_flags(given), log_format)
         if workers is not None:
             config = with_workers(config, workers)
         if config.workers > 1:
@@ -198,6 +231,18 @@ def makeService(options: Options) -> IService:
         _exit(str(e), 2)
     service.twistd_config = getattr(options, "parent", None)
     return service
+
+
+def with_log_format(config: ServiceConfig, log_format: str | None) -> ServiceConfig:
+    """
+    C{config} with C{--log-format}, when given, in place of its own.
+    """
+    if log_format is None:
+        return config
+    try:
+        return dataclasses.replace(config, log_format=log_format)
+    except ConfigError as e:
+        raise ConfigError(e.problem, key="--log-format", value=log_format) from None
 
 
 def config_is_from_flags(given: dict[str, Any]) -> bool:

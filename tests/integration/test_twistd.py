@@ -31,9 +31,12 @@ START_TIMEOUT = 20.0
 
 def parse_listening(line: str) -> tuple[str, dict[tuple[str, str], Any]]:
     """
-    A "socket 'NAME' listening on ..." line: the name, and each listener as
-    (host, label) -> port, or ("unix", label) -> path.
+    A "socket 'NAME' listening on ..." line (text, or the message of a JSON
+    line): the name, and each listener as (host, label) -> port, or
+    ("unix", label) -> path.
     """
+    if line.startswith("{"):
+        line = json.loads(line)["message"]
     match = LISTENING.search(line)
     assert match is not None, line
     found: dict[tuple[str, str], Any] = {}
@@ -245,6 +248,8 @@ def test_config_file_with_modes(tmp_path):
         (["--config", "x.toml", "--tcp", "1"], "--config cannot be mixed with --tcp"),
         (["--config", "missing.toml"], "missing.toml: no such file"),
         (["--incoming", "any-ip-any-port"], "give --tcp, --http, --udp, --unix or --listen"),
+        (["--tcp", "0", "--log-format", "xml"], "unknown log_format 'xml' (choose text or json)"),
+        (["--log-format", "yaml"], "--log-format = 'yaml': unknown log_format"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):

@@ -220,7 +220,7 @@ def test_emfile_resets_counts_logs_and_backs_off(monkeypatch):
     queue = Queue(2, errno.EMFILE)
     flt, port, state = make_listener(queue)
     lines: list[Any] = []
-    monkeypatch.setattr(state.accept_log, "_emit", lambda text, n: lines.append((text, n)))
+    monkeypatch.setattr(state.accept_log, "_emit", lambda text, n, **fields: lines.append((text, n)))
     try:
         with pytest.raises(BlockingIOError):
             flt.accept()

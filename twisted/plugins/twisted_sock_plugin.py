@@ -5,6 +5,7 @@ from twisted.application.service import ServiceMaker
 twisted_sock = ServiceMaker(
     "twisted-sock",
     "twisted_sock.tap",
-    "A configurable socket object: filtered TCP listeners, HTTP ports, status page.",
+    "A configurable socket object: TCP, UDP and UNIX listeners that decide who may connect, "
+    "TLS and STARTTLS, HTTP/1.1 and HTTP/2 ports, a status page and metrics.",
     "sock",
 )

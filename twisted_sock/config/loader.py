@@ -59,8 +59,8 @@ SOCKET_KEYS = frozenset(
     }
 ) | frozenset(UDP_PROTOCOL_KEYS) | LISTEN_PROTOCOL_KEYS.keys()
 #: Keys of C{[sock]}.
-GLOBAL_KEYS = frozenset({"incoming_enabled", "drain_timeout", "admin_socket", "log_connections",
-                         "workers"})
+GLOBAL_KEYS = frozenset({"incoming_enabled", "drain_timeout", "admin_socket", "log_connections", "log_format",
+                         "http_access_log", "workers"})
 
 #: Keys the contract defines that later versions implement: refused with a
 #: clearer line than "unknown key".
@@ -147,8 +147,7 @@ def config_from_mapping(data: dict[str, Any], file: str | None = None) -> Servic
     if not isinstance(incoming_enabled, bool):
         raise ConfigError("must be true or false", file=file, key="sock.incoming_enabled",
                           value=incoming_enabled)
-    extra = {key: global_[key] for key in ("drain_timeout", "admin_socket", "log_connections",
-                                           "workers") if key in global_}
+    extra = {key: global_[key] for key in GLOBAL_KEYS - {"incoming_enabled"} if key in global_}
     if isinstance(extra.get("admin_socket"), str) and not extra["admin_socket"].startswith("@"):
         extra["admin_socket"] = os.path.join(base_dir, extra["admin_socket"])
     return ServiceConfig(tuple(sockets), incoming_enabled=incoming_enabled, file=file, **extra)

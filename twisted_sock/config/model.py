@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted_sock.config import admin, udp_options, values
+from twisted_sock.config import udp_options, values
 from twisted_sock.config.coerce import field_coercer
 from twisted_sock.config.endpoints import apply_endpoints, endpoint_list
 from twisted_sock.config.listening import LISTEN_PROTOCOL_KEYS, ListenOptions
 from twisted_sock.config.refs import check_handler, check_http
+from twisted_sock.config.service_keys import SERVICE_COERCERS
 from twisted_sock.config.tls import TLSConfig
-from twisted_sock.config.workers import parse_workers
 from twisted_sock.errors import ConfigError
 from twisted_sock.policy.addresses import IPAddress, IPNetwork, misses_ipv4_peers
 from twisted_sock.policy.incoming import IncomingMode, IncomingPolicy, compile_policy
@@ -360,13 +360,13 @@ class ServiceConfig:
     drain_timeout: float = 10.0
     admin_socket: str | None = None
     log_connections: bool = True
+    log_format: str = "text"
+    http_access_log: bool = True
     workers: int = 1  # worker processes (twisted_sock.workers); "auto" = the CPUs
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sockets", sockets := tuple(self.sockets))
-        for key, fn in (("drain_timeout", lambda v: values.non_negative_number(v, "drain_timeout")),
-                        ("admin_socket", admin.admin_path), ("workers", parse_workers),
-                        ("log_connections", lambda v: values.boolean(v, "log_connections"))):
+        for key, fn in SERVICE_COERCERS:
             raw = getattr(self, key)
             try:
                 object.__setattr__(self, key, fn(raw))

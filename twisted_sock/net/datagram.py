@@ -26,10 +26,10 @@ def handler_error_log(socket_name: str, clock: Any) -> RateLimitedLog:
 
     def emit(text: str | None, suppressed: int) -> None:
         if text is not None:
-            log.failure("{text}", text=text)
+            log.failure("{text}", text=text, socket=socket_name)
         else:
             log.warn("socket {socket!r}: handler raised on {count} more datagrams in the last second",
-                     socket=socket_name, count=suppressed)
+                     socket=socket_name, count=suppressed, suppressed=suppressed)
 
     return RateLimitedLog(emit, clock)
 

@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
+from twisted_sock.logs import events
+from twisted_sock.logs.fields import refusal_fields
+from twisted_sock.net.connlog import EndBatch
 from twisted_sock.net.figures import ClosedFigures, open_rows
 from twisted_sock.net.kinds import ListenerMode
+from twisted_sock.net.master import MasterSwitch as MasterSwitch  # re-exported: its old home
 from twisted_sock.policy.addresses import IPAddress, hostport, parse_peer_host
 from twisted_sock.policy.incoming import (
     ACCEPT,
@@ -42,22 +46,6 @@ if TYPE_CHECKING:
     from twisted_sock.net.transport import SockServer
 
 log = Logger(namespace="twisted_sock")
-
-
-class MasterSwitch:
-    """
-    The global C{incoming_enabled} switch, shared by every socket of a
-    service, and the service-wide C{log_connections} setting.
-    """
-
-    __slots__ = ("enabled", "log_connections", "accept_waiting")
-
-    def __init__(self, enabled: bool = True, log_connections: bool = True) -> None:
-        self.enabled = enabled
-        self.log_connections = log_connections
-        #: Listeners backing off after a failed accept(): any connection
-        #: that closes (a descriptor freed) lets them try again.
-        self.accept_waiting: set[Any] = set()
 
 
 class SocketState:
@@ -87,6 +75,10 @@ class SocketState:
         self.tls_log = RateLimitedLog(self._summarised("TLS handshake failures"), clock)
         self.replace_log = RateLimitedLog(self._summarised("connections replaced"), clock)
         self.accept_log = RateLimitedLog(self._summarised("failed accepts"), clock)
+        #: Connection ends by a failed handshake or a reset (the others are
+        #: each logged: see net.connlog).
+        self.end_log = RateLimitedLog(self._summarised("connection ends (failed handshakes, resets)"), clock)
+        self.ends = EndBatch(clock)
         self.apply(config)
 
     def apply(self, config: SocketConfig) -> None:
@@ -218,7 +210,9 @@ class SocketState:
             return REFUSE_FULL
         old, mode = victim.client[0], self.reconnect.value
         self.replace_log.event(lambda: f"socket {self.name!r}: connection from {old} replaced by one "
-                                       f"from {peer} (reconnect {mode})")
+                                       f"from {peer} (reconnect {mode})",
+                               {"peer": str(peer), "replaced_peer": old, "reconnect": mode,
+                                "reason": "REPLACED"})
         victim.sock.reason = ShutdownReason.REPLACED
         victim.abortConnection()
         self.connections.pop(victim, None)
@@ -235,8 +229,10 @@ class SocketState:
         self.refused += 1
         self.refused_by[reason] += 1
         why = reason if detail is None else f"{reason}: {detail}"
-        self.refusal_log.event(lambda: f"socket {self.name!r}: refused "
-                               f"{_describe_peer(host, port, local_port, credentials)} ({why})")
+        # The fields too are built only for the refusals that are logged.
+        self.refusal_log.event(lambda: (f"socket {self.name!r}: refused "
+                                        f"{_describe_peer(host, port, local_port, credentials)} ({why})",
+                                        refusal_fields(host, port, local_port, reason, credentials, detail)))
 
     def accept_failed(self, count: int, local_port: Any, error: str, reset: int) -> None:
         """
@@ -248,7 +244,9 @@ class SocketState:
         reason = ShutdownReason.ACCEPT_FAILED
         closed_by[reason] = closed_by.get(reason, 0) + count
         self.accept_log.event(lambda: f"socket {self.name!r}: accept failed on {local_port} ({error}); "
-                              f"{reset} connection(s) reset; backing off")
+                              f"{reset} connection(s) reset; backing off",
+                              {"local_port": local_port, "error": error, "reset": reset,
+                               "reason": reason.value})
 
     def _summarised(self, what: str) -> Callable[[str | None, int], None]:
         """
@@ -256,12 +254,14 @@ class SocketState:
         summary "N more C{what} in the last second".
         """
 
-        def emit(text: str | None, suppressed: int) -> None:
+        def emit(text: str | None, suppressed: int, **fields: Any) -> None:
             if text is not None:
-                log.info("{text}", text=text, socket=self.name)
+                fields["text"] = text
+                fields.setdefault("socket", self.name)
+                events.emit(log, "{text}", fields)
             else:
                 log.info("socket {socket!r}: {count} more {what} in the last second (not logged each)",
-                         socket=self.name, count=suppressed, what=what)
+                         socket=self.name, count=suppressed, what=what, suppressed=suppressed)
 
         return emit
 
@@ -269,7 +269,8 @@ class SocketState:
         """
         Emit the pending summaries of the rate-limited logs now.
         """
-        for limited in (self.refusal_log, self.tls_log, self.replace_log, self.accept_log):
+        self.ends.flush()
+        for limited in (self.refusal_log, self.tls_log, self.replace_log, self.accept_log, self.end_log):
             limited.stop()
 
     # Transport bookkeeping ----------------------------------------------
@@ -309,6 +310,7 @@ class SocketState:
             for pause in list(self.master.accept_waiting):
                 pause.resume()
         if not self.connections and self.empty_waiters:
+            self.ends.flush()  # the drain ends: its connections' ends first
             waiters, self.empty_waiters = self.empty_waiters, []
             for waiter in waiters:
                 waiter.callback(None)

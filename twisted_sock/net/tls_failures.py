@@ -27,5 +27,7 @@ def record_handshake_failure(raw: Any, why: str) -> None:
     host, port = raw.client[0], raw.client[1]
     state.tls_log.event(
         lambda: f"socket {state.name!r}: TLS handshake failed with "
-        f"{hostport(host, port)} on port {raw.server.sock_port}: {why}"
+        f"{hostport(host, port)} on port {raw.server.sock_port}: {why}",
+        {"peer": host, "peer_port": port, "local_port": raw.server.sock_port,
+         "reason": "TLS_HANDSHAKE_FAILED", "error": why},
     )

@@ -16,7 +16,6 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from twisted_sock.net.connection import ConnectionRecord
-from twisted_sock.net.connection_log import log_connection
 from twisted_sock.net.figures import tcp_traffic
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import parse_peer_host
@@ -117,9 +116,10 @@ class SockServer(tcp.Server):
         if self.sock.reason is None:
             self.sock.reason = self.sock.default_reason
         if traffic is not None and state.master.log_connections:
-            # Before closed(): that may end a drain, and what waits on it
-            # (the end of stopService) comes after this connection's event.
-            log_connection(self, traffic)
+            # Logged at the end of this reactor turn, with the turn's other
+            # ends; before closed(): if that ends a drain, it logs them first,
+            # so what waits on the drain (the end of stopService) comes after.
+            state.ends.add(self, traffic)
         state.closed(self, self.sock.reason if self.sock.counted else None, traffic)
 
 

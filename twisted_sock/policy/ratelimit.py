@@ -1,10 +1,11 @@
 """
-Rate-limited logging of refusals: a flood of refusals cannot flood the log.
+Rate-limited logging of refusals, failed handshakes and resets: a flood of
+them cannot flood the log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 
@@ -21,12 +22,13 @@ class RateLimitedLog:
 
     @param emit: called with C{(event_text, suppressed_count)}; the count is
         0 for an individual event and the number suppressed for a summary.
+        An event recorded with C{fields} passes them as keyword arguments.
     @param clock: an C{IReactorTime} provider (a C{task.Clock} in tests).
     """
 
     def __init__(
         self,
-        emit: Callable[[str | None, int], None],
+        emit: Callable[..., None],
         clock: _Clock,
         burst: int = 10,
         period: float = 1.0,
@@ -39,14 +41,24 @@ class RateLimitedLog:
         self._suppressed = 0
         self._timer: Any = None
 
-    def event(self, text: Callable[[], str]) -> None:
+    def event(self, text: Callable[[], str | tuple[str, Mapping[str, Any]]],
+              fields: Mapping[str, Any] | None = None) -> None:
         """
         Record one event. C{text} is only called when the event is emitted,
-        so a suppressed event costs no formatting.
+        so a suppressed event costs no formatting; it returns the text, or
+        the text and the event's fields (built only then). C{fields} given
+        here or by C{text} (the event's data, for structured logs) go to
+        C{emit} as keyword arguments.
         """
         if self._tokens > 0:
             self._tokens -= 1
-            self._emit(text(), 0)
+            said = text()
+            if isinstance(said, tuple):
+                said, fields = said
+            if fields:
+                self._emit(said, 0, **fields)
+            else:
+                self._emit(said, 0)
             self._arm()
             return
         self._suppressed += 1

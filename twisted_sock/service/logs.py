@@ -10,6 +10,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from twisted_sock.config.model import SocketConfig
+from twisted_sock.logs.fields import listener_fields
 from twisted_sock.net.state import SocketState
 from twisted_sock.policy.addresses import hostport
 from twisted_sock.policy.incoming import IncomingMode
@@ -22,7 +23,8 @@ def log_socket(name: str, state: SocketState) -> None:
     A socket's listeners, certificate and warnings, once it listens.
     """
     where = ", ".join(f"{port_address(p)} ({p.sock_spec.label})" for p in state.ports)
-    log.info("socket {socket!r} listening on {where}", socket=name, where=where)
+    log.info("socket {socket!r} listening on {where}", socket=name, where=where,
+             listeners=[listener_fields(p) for p in state.ports])
     tls = state.config.tls
     for line in tls.certificate_lines() if tls is not None else ():  # type: ignore[union-attr]
         log.info("socket {socket!r} {line}", socket=name, line=line)

@@ -60,6 +60,7 @@ class SockService(MultiService):
     @param incoming_enabled: the initial master switch.
     @param drain_timeout: seconds open connections get to finish on stop.
     @param log_connections: log one event per ended connection.
+    @param http_access_log: twisted.web's line per HTTP request.
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class SockService(MultiService):
         incoming_enabled: bool = True,
         drain_timeout: float = DRAIN_TIMEOUT,
         log_connections: bool = True,
+        http_access_log: bool = True,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -81,7 +83,7 @@ class SockService(MultiService):
         self._reactor = reactor
         self.drain_timeout = drain_timeout
         self.config = ServiceConfig(tuple(configs), incoming_enabled=incoming_enabled)
-        self._master = MasterSwitch(incoming_enabled, log_connections)
+        self._master = MasterSwitch(incoming_enabled, log_connections, http_access_log)
         self._admin: Any = None
         self._parts = Parts(reactor, self._master, factory, http_resource, self.status_resource())
         self.health = Health(self._master)
@@ -101,6 +103,7 @@ class SockService(MultiService):
         kwargs.setdefault("incoming_enabled", config.incoming_enabled)
         kwargs.setdefault("drain_timeout", config.drain_timeout)
         kwargs.setdefault("log_connections", config.log_connections)
+        kwargs.setdefault("http_access_log", config.http_access_log)
         try:
             service = cls(config.sockets, **kwargs)
         except ConfigError as e:
@@ -217,6 +220,7 @@ class SockService(MultiService):
         self.sockets = self._live_sockets()
         self.drain_timeout = new.drain_timeout
         self._master.log_connections = new.log_connections
+        self._master.http_access_log = new.http_access_log
         self.incoming_enabled = new.incoming_enabled
         apply.announce(change, running, self._listening)
         self._follower.sync()
@@ -243,12 +247,12 @@ class SockService(MultiService):
 
         def done(_: Any) -> str:
             message = f"ok: reloaded {path} ({len(self.config.sockets)} socket(s))"
-            log.info("{result}", result=message)
+            log.info("{result}", result=message, file=path, reloaded=True, sockets=len(self.config.sockets))
             return message
 
         def refused(failure: Any) -> str:
             message = f"error: reload refused, running configuration kept: {failure.value}"
-            log.error("{result}", result=message)
+            log.error("{result}", result=message, file=path, reloaded=False, error=str(failure.value))
             return message
 
         d.addCallbacks(done, refused)

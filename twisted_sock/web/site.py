@@ -131,6 +131,14 @@ class SockSite(Site):
         self.state = state
         self.clock = clock
 
+    def log(self, request: Any) -> None:
+        """
+        twisted.web's access-log line, unless C{[sock] http_access_log} is
+        false.
+        """
+        if self.state.master.http_access_log:
+            super().log(request)
+
     def deadlines(self, on_expired: Any) -> HTTPDeadlines:
         """
         New deadlines for one connection, from the socket's settings now.

@@ -192,7 +192,8 @@ class Supervisor(MultiService):
             child_fds[number] = self.groups[spec][worker.index].fileno()
             listeners.append([dataclasses.asdict(spec), number])
         args = {"parent": os.getpid(), "index": worker.index, "workers": len(self.workers),
-                "flags": self.flags, "listeners": listeners, "control": 3, "counts": 4, "rows": self.rows}
+                "flags": self.flags, "log_format": self.config.log_format, "listeners": listeners,
+                "control": 3, "counts": 4, "rows": self.rows}
         env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         worker.process = self._reactor.spawnProcess(

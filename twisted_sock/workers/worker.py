@@ -23,7 +23,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import Logger, globalLogBeginner
 from twisted.protocols import amp
 from twisted.web.resource import IResource
 
@@ -31,6 +31,8 @@ from twisted_sock.config.flags import config_from_flags
 from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import SockError
+from twisted_sock.logs.lines import LineFormats
+from twisted_sock.logs.observer import BatchingLogObserver
 from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.service import SockService
 from twisted_sock.workers import inherit
@@ -122,8 +124,11 @@ def _die_with_parent(parent: int) -> None:
 def main(argv: list[str]) -> int:
     args = json.loads(argv[0])
     _die_with_parent(args["parent"])
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     from twisted.internet import reactor
+
+    # The main process's log format (its --log-format or [sock] log_format).
+    observer = BatchingLogObserver(sys.stdout, LineFormats(args.get("log_format", "text")), reactor)
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
     index = args["index"]
     started = time.time()
