@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -45,7 +45,10 @@ def _write(path: str, data: bytes, mode: int = 0o644) -> str:
     return path
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -54,14 +57,15 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    # A CA signs certificates and CRLs; an ECDSA leaf signs handshakes.
-    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+def _key_usage(*, ca: bool, rsa_leaf: bool = False) -> x509.KeyUsage:
+    # A CA signs certificates and CRLs; an ECDSA leaf signs handshakes; an
+    # RSA leaf may also be used for (static-RSA) key transport.
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=rsa_leaf,
                          data_encipherment=False, key_agreement=False, key_cert_sign=ca,
                          crl_sign=ca, encipher_only=False, decipher_only=False)
 
 
-def _issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
+def _issue(subject: str, key: PrivateKey, issuer: x509.Certificate | None,
            issuer_key: ec.EllipticCurvePrivateKey, *, names: tuple[str, ...] = (),
            usage: tuple[x509.ObjectIdentifier, ...] = ()) -> x509.Certificate:
     """
@@ -92,7 +96,7 @@ def _issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certifica
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=7))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=ca), critical=True)
+        .add_extension(_key_usage(ca=ca, rsa_leaf=isinstance(key, rsa.RSAPrivateKey)), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(aki, critical=False)
     )
@@ -137,3 +141,28 @@ def make_pki(directory: str, names: tuple[str, ...] = ("localhost", "127.0.0.1",
         client_certificate=_write(j(directory, "client.pem"), _cert_pem(client)),
         client_key=_write(j(directory, "client.key"), _key_pem(client_key), 0o600),
     )
+
+
+def issue_server_certificate(pki: TestPKI, directory: str, stem: str, names: tuple[str, ...],
+                             *, use_rsa: bool = False) -> tuple[str, str]:
+    """
+    Write C{stem}.pem and C{stem}.key into C{directory}: another server
+    certificate from C{pki}'s CA for C{names} (DNS names, wildcards or IP
+    addresses; e.g. one per host name for SNI tests), ECDSA P-256 or RSA
+    2048, with the same RFC 5280 extensions as L{make_pki}'s.
+
+    @return: the certificate's and the key's paths.
+    """
+    with open(pki.ca_key, "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    with open(pki.ca_certificate, "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the CA key of a make_pki() PKI is an ECDSA key")
+    key: PrivateKey = rsa.generate_private_key(65537, 2048) if use_rsa else ec.generate_private_key(
+        ec.SECP256R1())
+    cert = _issue(names[0], key, ca, ca_key, names=names, usage=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    os.makedirs(directory, exist_ok=True)
+    j = os.path.join
+    return (_write(j(directory, f"{stem}.pem"), _cert_pem(cert)),
+            _write(j(directory, f"{stem}.key"), _key_pem(key), 0o600))

@@ -163,3 +163,28 @@ def test_openssl_x509_strict(pki: TestPKI, which: str) -> None:
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith(": OK")
+
+
+@pytest.mark.parametrize("use_rsa", [False, True])
+def test_issued_server_certificate_is_strict(pki: TestPKI, tmp_path, use_rsa: bool) -> None:
+    """
+    A further server certificate from L{issue_server_certificate} (e.g.
+    one per SNI name, ECDSA or RSA) carries the same extensions: a strict
+    client context accepts it for its name, and C{openssl verify
+    -x509_strict} with the test CA accepts it.
+    """
+    from twisted_sock.testing import issue_server_certificate
+
+    cert, key = issue_server_certificate(pki, str(tmp_path), "a", ("a.example",), use_rsa=use_rsa)
+    client = strict(ssl.create_default_context(cafile=pki.ca_certificate))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    side = handshake(client, server, "a.example")
+    assert side.getpeercert()["subject"] == ((("commonName", "a.example"),),)
+    leaf = load(cert)
+    assert extension(leaf, x509.KeyUsage).critical
+    assert extension(leaf, x509.KeyUsage).value.key_encipherment is use_rsa
+    openssl = require_tool("openssl")
+    done = subprocess.run([openssl, "verify", "-x509_strict", "-CAfile", pki.ca_certificate, cert],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
