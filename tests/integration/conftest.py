@@ -129,16 +129,26 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         waited += 0.01
 
 
+#: Ports L{free_port} has handed out in this test process.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """
     A TCP port on 127.0.0.1 that is free now (for tests that must name a
-    port before listening on it).
+    port before listening on it), never one it handed out before in this
+    process: the kernel may give the same free port to two binds in a row,
+    and C{a, b = free_port(), free_port()} must be two ports.
     """
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def tcp(**kwargs: Any) -> SocketConfig:

@@ -47,11 +47,15 @@ async def test_failed_change_never_touches_the_running_sockets(serve, monkeypatc
         original(self, config)
 
     monkeypatch.setattr(SocketState, "apply", spy)
-    opened_first, added_port = free_port(), free_port()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         taken = busy.getsockname()[1]
+        # Free now and distinct (a port free_port() saw may be handed out again).
+        ports = {port, taken}
+        while len(ports) < 4:
+            ports.add(free_port())
+        opened_first, added_port = sorted(ports - {port, taken})
         new = ServiceConfig((before.replace(max_connections=1, local_ports=[port, opened_first, taken]),
                              tcp(name="b", local_ports=[added_port])))
         with pytest.raises(BindError) as caught:
