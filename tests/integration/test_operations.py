@@ -316,3 +316,41 @@ async def test_stop_serves_connections_waiting_in_the_accept_queue(serve):
             s.close()
     await stopped
     assert [(o.kind, o.data) for o in outcomes] == [("eof", b"queued\n")] * 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_listener_answers_no_new_connection(serve):
+    """
+    From the moment the service stops, its TCP listener does not complete
+    a new connection (the client's SYN goes unanswered: it never sees a
+    connect succeed that a close would then reset), and once the listener
+    has closed a new connection is refused. A connection accepted before
+    is served by the drain.
+    """
+    service = serve(tcp())
+    port = port_of(service)
+    held = await threads.deferToThread(connect, "127.0.0.1", port)
+    stopped = service.stopService()
+
+    def attempt(timeout: float) -> str:
+        s = socket.socket()
+        s.settimeout(timeout)
+        try:
+            s.connect(("127.0.0.1", port))
+        except TimeoutError:
+            return "no answer"
+        except ConnectionRefusedError:
+            return "refused"
+        finally:
+            s.close()
+        return "connected"
+
+    during = attempt(0.02)  # well inside the handshake grace
+    try:
+        echoed = await threads.deferToThread(ask, held, b"still here\n")
+    finally:
+        held.close()
+    await stopped
+    assert during == "no answer"
+    assert echoed == b"still here\n"
+    assert await threads.deferToThread(attempt, 5.0) == "refused"

@@ -146,3 +146,29 @@ def test_too_large_program_falls_back_to_python():
     """
     many = [f"2001:db8::{i:x}" for i in range(600)]
     assert build_filter(compile_policy(IncomingMode.SPECIFIC_IP_ANY_PORT, target_list(many))) is None
+
+
+def _tcp_header(flags: int) -> bytes:
+    """
+    A 20-byte TCP header with C{flags} (ports 1 and 2).
+    """
+    return struct.pack("!HHIIBBHHH", 1, 2, 0, 0, 5 << 4, flags, 65535, 0, 0)
+
+
+@pytest.mark.parametrize("flags, kept", [
+    (0x02, False),  # SYN: a new connection attempt
+    (0x12, True),   # SYN+ACK
+    (0x10, True),   # ACK: the last step of a handshake under way
+    (0x18, True),   # PSH+ACK: data
+    (0x11, True),   # FIN+ACK
+    (0x04, True),   # RST
+])
+def test_syn_drop_filter(flags, kept):
+    """
+    The filter of a stopping TCP listener drops a bare SYN (a new
+    connection attempt) and keeps every other segment, so the handshakes
+    under way complete.
+    """
+    from twisted_sock.policy.bpf import syn_drop_filter
+
+    assert run_filter(syn_drop_filter(), b"", _tcp_header(flags)) is kept

@@ -13,6 +13,8 @@ from twisted.internet import error, tcp, unix
 from twisted.python.failure import Failure
 
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.udp import attach_filter
+from twisted_sock.policy.bpf import syn_drop_filter
 
 P = TypeVar("P")
 
@@ -44,6 +46,30 @@ def accept_pending(ports: Iterable[Any]) -> None:
     for port in ports:
         if port.connected and isinstance(port, (tcp.Port, unix.Port)):
             port.doRead()
+
+
+#: Seconds a stopping TCP listener still accepts the handshakes that were
+#: under way when it stopped taking new ones (their final ACK is in flight).
+HANDSHAKE_GRACE = 0.05
+
+
+def stop_new_connections(ports: Iterable[Any]) -> list[Any]:
+    """
+    TCP listeners about to close stop answering new connection attempts
+    (L{syn_drop_filter}) but still complete the handshakes under way;
+    returns those listeners, to close after L{HANDSHAKE_GRACE}. Closing a
+    listener at once resets a connection whose client had already seen its
+    connect succeed (a load balancer in front cannot retry it elsewhere).
+    """
+    stopping = []
+    for port in ports:
+        if port.connected and isinstance(port, tcp.Port):
+            try:
+                attach_filter(port.socket, syn_drop_filter())  # the kernel copies the program
+            except OSError:
+                continue  # no filter: it closes at once, as before
+            stopping.append(port)
+    return stopping
 
 
 def close_now(ports: Iterable[Any]) -> None:

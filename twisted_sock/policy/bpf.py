@@ -35,6 +35,7 @@ JMP_JA = 0x05
 JMP_JEQ_K = 0x15
 RET_K = 0x06
 MISC_TAX = 0x07
+JMP_JSET_K = 0x45
 MISC_TXA = 0x87
 
 
@@ -149,6 +150,30 @@ def build_filter(policy: IncomingPolicy, incoming_enabled: bool = True) -> list[
     return program
 
 
+#: TCP header flags.
+TCP_SYN = 0x02
+TCP_ACK = 0x10
+
+
+def syn_drop_filter() -> list[Insn]:
+    """
+    A filter for a TCP listening socket that is about to close: a new
+    connection attempt (a SYN without ACK) is dropped -- the client's SYN
+    goes unanswered and its retry finds the port closed, so it never sees
+    a connect that succeeds and is then reset -- while every other segment
+    passes, so the handshakes already under way (their SYN-ACK sent)
+    complete into the accept queue. On a TCP socket the filter sees the
+    TCP header at offset 0; its flags are byte 13.
+    """
+    return [
+        (LD_B_ABS, 0, 0, 13),
+        (JMP_JSET_K, 2, 0, TCP_ACK),  # an ACK (a handshake's last step, data): keep
+        (JMP_JSET_K, 0, 1, TCP_SYN),  # a bare SYN: drop
+        (RET_K, 0, 0, DROP),
+        (RET_K, 0, 0, ACCEPT),
+    ]
+
+
 def run_filter(program: Sequence[Insn], network_header: bytes, transport: bytes) -> Any:
     """
     Interpret a program the way the kernel does for a UDP socket filter
@@ -195,6 +220,8 @@ def run_filter(program: Sequence[Insn], network_header: bytes, transport: bytes)
                 pc += k
             elif code == JMP_JEQ_K:
                 pc += jt if a == k else jf
+            elif code == JMP_JSET_K:
+                pc += jt if a & k else jf
             elif code == MISC_TAX:
                 x = a
             elif code == MISC_TXA:

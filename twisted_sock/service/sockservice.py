@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from twisted.application.service import MultiService
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.logger import Logger
 from twisted.web.resource import IResource
@@ -28,7 +28,13 @@ from twisted_sock.net.interfaces import (
     system_broadcasts,
     system_interfaces,
 )
-from twisted_sock.net.listeners import accept_pending, close_now, open_all
+from twisted_sock.net.listeners import (
+    HANDSHAKE_GRACE,
+    accept_pending,
+    close_now,
+    open_all,
+    stop_new_connections,
+)
 from twisted_sock.net.state import MasterSwitch
 from twisted_sock.ops.health import Health
 from twisted_sock.service import apply
@@ -272,22 +278,36 @@ class SockService(MultiService):
         self._follower.stop()
         ports, self._running.ports = self._running.ports, []
         accept_pending(ports)
+        # TCP listeners take no new connection from now on, but complete
+        # the handshakes under way before they close; the others close now.
+        grace = stop_new_connections(ports)
         if self._admin is not None:
             ports.append(self._admin)
             self._admin = None
-        close_now(ports)
+        close_now([port for port in ports if port not in grace])
         self._listening = False
         self._parts.status.stop()  # type: ignore[attr-defined]
         states = self._running.states()
         for state in states:
-            state.ports.clear()
             state.stop_logs()
-        open_count = sum(len(s.connections) for s in states)
-        if open_count:
-            log.info("stopped accepting; draining {count} connection(s) for up to {timeout} s",
-                     count=open_count, timeout=self.drain_timeout)
-        drained = [drain(state, self._reactor, self.drain_timeout) for state in states]
-        d: defer.Deferred[Any] = defer.gatherResults([children, *drained])
+
+        def close_and_drain(_: Any = None) -> defer.Deferred[Any]:
+            accept_pending(grace)
+            close_now(grace)
+            for state in states:
+                state.ports.clear()
+            open_count = sum(len(s.connections) for s in states)
+            if open_count:
+                log.info("stopped accepting; draining {count} connection(s) for up to {timeout} s",
+                         count=open_count, timeout=self.drain_timeout)
+            drained = [drain(state, self._reactor, self.drain_timeout) for state in states]
+            return defer.gatherResults(drained)
+
+        if grace:
+            closed = task.deferLater(self._reactor, HANDSHAKE_GRACE, close_and_drain)
+        else:
+            closed = close_and_drain()
+        d: defer.Deferred[Any] = defer.gatherResults([children, closed])
         d.addCallback(lambda _: None)
         return d
 
