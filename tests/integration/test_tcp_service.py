@@ -409,3 +409,38 @@ async def test_idle_timeout_ends_a_peer_that_never_reads(serve):
         await until(lambda: service.sockets["sock0"].statistics().closed["IDLE_TIMEOUT"] == 1,
                     timeout=12.0)
     assert service.sockets["sock0"].statistics().connections == 0
+
+
+@pytest.mark.parametrize("peer_resets, expected", [(True, "LOST"), (False, "BY_PEER")])
+def test_reset_reported_as_clean_end_is_lost(peer_resets, expected):
+    """
+    When Twisted reports a clean end (C{ConnectionDone}) that was really
+    the peer's reset -- the epoll reactor does so when the reset wakes it
+    without data to read -- the pending socket error makes it C{LOST};
+    a real end of file stays C{BY_PEER}.
+    """
+    import struct
+
+    from twisted.internet import error as tw_error
+    from twisted.python.failure import Failure
+
+    from twisted_sock.net.connection import ConnectionRecord
+    from twisted_sock.net.transport import shutdown_reason
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        with server:
+            if peer_resets:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # on loopback the RST/FIN is delivered within close()
+
+            class Transport:
+                disconnecting = False
+                sock = ConnectionRecord()
+
+            Transport.socket = server  # type: ignore[attr-defined]
+            got = shutdown_reason(Transport(), Failure(tw_error.ConnectionDone()))  # type: ignore[arg-type]
+    assert got.name == expected

@@ -32,6 +32,20 @@ class Pending(Protocol):
     """
 
 
+def reset_pending(transport: Any) -> bool:
+    """
+    Whether the peer reset the connection although Twisted reported a clean
+    end: the epoll reactor reports C{EPOLLERR}/C{EPOLLHUP} without
+    C{EPOLLIN} as C{ConnectionDone} without reading, so the reset is still
+    the socket's pending error. Read only on a peer's
+    apparent clean end, never per byte.
+    """
+    try:
+        return bool(transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+    except (OSError, AttributeError):
+        return False
+
+
 def shutdown_reason(transport: SockServer, reason: Failure) -> ShutdownReason:
     """
     Why a connection ended, from Twisted's failure and who started the close.
@@ -39,7 +53,9 @@ def shutdown_reason(transport: SockServer, reason: Failure) -> ShutdownReason:
     value = reason.value  # isinstance: Failure.check() costs a class-name lookup per call
     if isinstance(value, error.ConnectionDone):
         ours = transport.disconnecting or transport.sock.tls_closing
-        return ShutdownReason.NORMAL if ours else ShutdownReason.BY_PEER
+        if ours:
+            return ShutdownReason.NORMAL
+        return ShutdownReason.LOST if reset_pending(transport) else ShutdownReason.BY_PEER
     if isinstance(value, error.ConnectionAborted):
         return ShutdownReason.NORMAL
     return ShutdownReason.LOST
@@ -100,7 +116,7 @@ class SockServer(tcp.Server):
         # The peer sent FIN: whatever a half-close-aware protocol does next,
         # the peer ended the connection.
         if self.sock.reason is None and not self.sock.tls_closing:
-            self.sock.reason = ShutdownReason.BY_PEER
+            self.sock.reason = ShutdownReason.LOST if reset_pending(self) else ShutdownReason.BY_PEER
         tcp.Server.readConnectionLost(self, reason)
 
     def connectionLost(self, reason: Failure) -> None:
