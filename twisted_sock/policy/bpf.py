@@ -31,15 +31,21 @@ LD_H_ABS = 0x28
 LD_B_ABS = 0x30
 ALU_RSH_K = 0x74
 ALU_AND_K = 0x54
+ALU_XOR_X = 0xAC
+ALU_MOD_K = 0x94
 JMP_JA = 0x05
 JMP_JEQ_K = 0x15
 RET_K = 0x06
 MISC_TAX = 0x07
 JMP_JSET_K = 0x45
 MISC_TXA = 0x87
+RET_A = 0x16
 
 
-def _net(offset: int) -> int:
+def net_offset(offset: int) -> int:
+    """
+    The load offset of byte C{offset} of the network (IP) header.
+    """
     return (SKF_NET_OFF + offset) & 0xFFFFFFFF
 
 
@@ -91,7 +97,7 @@ def build_filter(policy: IncomingPolicy, incoming_enabled: bool = True) -> list[
     v6_nets: list[Any] = [n for n in policy.networks if n.version == 6]
 
     p = _Program()
-    p.emit(LD_B_ABS, k=_net(0))
+    p.emit(LD_B_ABS, k=net_offset(0))
     p.emit(ALU_RSH_K, k=4)
     p.emit(JMP_JEQ_K, 0, 1, 4)
     p.jump("v4")
@@ -100,7 +106,7 @@ def build_filter(policy: IncomingPolicy, incoming_enabled: bool = True) -> list[
     p.emit(RET_K, k=DROP)
 
     p.label("v4")
-    p.emit(LD_W_ABS, k=_net(12))
+    p.emit(LD_W_ABS, k=net_offset(12))
     for addr in v4_addrs:
         p.emit(JMP_JEQ_K, 0, 1, int(addr))
         p.jump("match")
@@ -115,22 +121,22 @@ def build_filter(policy: IncomingPolicy, incoming_enabled: bool = True) -> list[
 
     p.label("v6")
     # An IPv4-mapped source (::ffff:a.b.c.d) is left to the Python check.
-    p.emit(LD_W_ABS, k=_net(8))
+    p.emit(LD_W_ABS, k=net_offset(8))
     p.emit(JMP_JEQ_K, 0, 5, 0)
-    p.emit(LD_W_ABS, k=_net(12))
+    p.emit(LD_W_ABS, k=net_offset(12))
     p.emit(JMP_JEQ_K, 0, 3, 0)
-    p.emit(LD_W_ABS, k=_net(16))
+    p.emit(LD_W_ABS, k=net_offset(16))
     p.emit(JMP_JEQ_K, 0, 1, 0xFFFF)
     p.emit(RET_K, k=ACCEPT)
     for addr in v6_addrs:
         for i, word in enumerate(_words(addr)):
-            p.emit(LD_W_ABS, k=_net(8 + 4 * i))
+            p.emit(LD_W_ABS, k=net_offset(8 + 4 * i))
             p.emit(JMP_JEQ_K, 0, 7 - 2 * i, word)
         p.jump("match")
     for net in v6_nets:
         masks = _words(ipaddress.IPv6Address(int(net.netmask)))
         for i, (word, mask) in enumerate(zip(_words(net), masks, strict=True)):
-            p.emit(LD_W_ABS, k=_net(8 + 4 * i))
+            p.emit(LD_W_ABS, k=net_offset(8 + 4 * i))
             p.emit(ALU_AND_K, k=mask)
             p.emit(JMP_JEQ_K, 0, 10 - 3 * i, word)
         p.jump("match")
@@ -210,11 +216,11 @@ def run_filter(program: Sequence[Insn], network_header: bytes, transport: bytes)
                 a = (a >> k) & 0xFFFFFFFF
             elif code == ALU_AND_K:
                 a &= k
-            elif code == 0xAC:  # ALU XOR X (the reuseport program)
+            elif code == ALU_XOR_X:  # the reuseport program
                 a ^= x
-            elif code == 0x94:  # ALU MOD K
+            elif code == ALU_MOD_K:
                 a %= k
-            elif code == 0x16:  # RET A: the reuseport program's socket index
+            elif code == RET_A:  # the reuseport program's socket index
                 return a
             elif code == JMP_JA:
                 pc += k

@@ -17,25 +17,21 @@ import ctypes
 import socket
 
 from twisted_sock.policy.bpf import (
+    ALU_MOD_K,
+    ALU_RSH_K,
+    ALU_XOR_X,
     JMP_JA,
+    JMP_JEQ_K,
     LD_B_ABS,
     LD_W_ABS,
     MISC_TAX,
-    SKF_NET_OFF,
+    RET_A,
     Insn,
+    net_offset,
 )
 
 #: C{SO_ATTACH_REUSEPORT_CBPF} (Linux >= 4.5; not in the socket module).
 SO_ATTACH_REUSEPORT_CBPF = 51
-ALU_RSH_K = 0x74
-ALU_XOR_X = 0xAC
-ALU_MOD_K = 0x94
-JMP_JEQ_K = 0x15
-RET_A = 0x16
-
-
-def _net(offset: int) -> int:
-    return (SKF_NET_OFF + offset) & 0xFFFFFFFF
 
 
 def reuseport_program(workers: int) -> list[Insn]:
@@ -46,21 +42,21 @@ def reuseport_program(workers: int) -> list[Insn]:
     if workers < 1:
         raise ValueError("workers must be positive")
     return [
-        (LD_B_ABS, 0, 0, _net(0)),       # version nibble
+        (LD_B_ABS, 0, 0, net_offset(0)),       # version nibble
         (ALU_RSH_K, 0, 0, 4),
         (JMP_JEQ_K, 0, 11, 6),           # IPv6: next; else to the IPv4 load
-        (LD_W_ABS, 0, 0, _net(8)),       # IPv6 source: four words XORed
+        (LD_W_ABS, 0, 0, net_offset(8)),       # IPv6 source: four words XORed
         (MISC_TAX, 0, 0, 0),
-        (LD_W_ABS, 0, 0, _net(12)),
+        (LD_W_ABS, 0, 0, net_offset(12)),
         (ALU_XOR_X, 0, 0, 0),
         (MISC_TAX, 0, 0, 0),
-        (LD_W_ABS, 0, 0, _net(16)),
+        (LD_W_ABS, 0, 0, net_offset(16)),
         (ALU_XOR_X, 0, 0, 0),
         (MISC_TAX, 0, 0, 0),
-        (LD_W_ABS, 0, 0, _net(20)),
+        (LD_W_ABS, 0, 0, net_offset(20)),
         (ALU_XOR_X, 0, 0, 0),
         (JMP_JA, 0, 0, 1),               # over the IPv4 load
-        (LD_W_ABS, 0, 0, _net(12)),      # IPv4 source
+        (LD_W_ABS, 0, 0, net_offset(12)),      # IPv4 source
         (ALU_MOD_K, 0, 0, workers),
         (RET_A, 0, 0, 0),
     ]
