@@ -247,9 +247,14 @@ class SockFactory:
         self.mode = mode
 
     def buildProtocol(self, addr: Any) -> Any:
-        if self.state.proxy:
+        state = self.state
+        if state.proxy:
             return _ProxyGate(self, addr)
-        return self.after_decision(addr)
+        if state.hook is not None:
+            return _HookGate(self, addr)
+        # after_decision() and build_application() inlined: once per connection.
+        protocol = build_or_none(self.wrapped, state.name, addr)
+        return _Refuser() if protocol is None else protocol
 
     def after_decision(self, addr: Any) -> Any:
         """
