@@ -24,6 +24,10 @@ from twisted_sock.reasons import ShutdownReason
 from twisted_sock.timers import cancel_call
 from twisted_sock.twisted_internals.ports import TouchOnRead
 
+# Module constants: reading a member off the Enum class costs a tenth of
+# a microsecond (Python 3.11), and shutdown_reason() runs per connection.
+_NORMAL, _LOST, _BY_PEER = ShutdownReason.NORMAL, ShutdownReason.LOST, ShutdownReason.BY_PEER
+
 
 class Pending(Protocol):
     """
@@ -54,11 +58,11 @@ def shutdown_reason(transport: SockServer, reason: Failure) -> ShutdownReason:
     if isinstance(value, error.ConnectionDone):
         ours = transport.disconnecting or transport.sock.tls_closing
         if ours:
-            return ShutdownReason.NORMAL
-        return ShutdownReason.LOST if reset_pending(transport) else ShutdownReason.BY_PEER
+            return _NORMAL
+        return _LOST if reset_pending(transport) else _BY_PEER
     if isinstance(value, error.ConnectionAborted):
-        return ShutdownReason.NORMAL
-    return ShutdownReason.LOST
+        return _NORMAL
+    return _LOST
 
 
 class SockServer(tcp.Server):
@@ -116,7 +120,7 @@ class SockServer(tcp.Server):
         # The peer sent FIN: whatever a half-close-aware protocol does next,
         # the peer ended the connection.
         if self.sock.reason is None and not self.sock.tls_closing:
-            self.sock.reason = ShutdownReason.LOST if reset_pending(self) else ShutdownReason.BY_PEER
+            self.sock.reason = _LOST if reset_pending(self) else _BY_PEER
         tcp.Server.readConnectionLost(self, reason)
 
     def connectionLost(self, reason: Failure) -> None:
