@@ -30,12 +30,12 @@ from tests.integration.conftest import port_of, tcp, until
 pytestmark = pytest.mark.integration
 
 #: twisted-sock's own calls per plain accepted connection (the handler
-#: closes at once): 12.6 when set, 16.6 before issue #16's rework; one
+#: closes at once): 11.6 when set, 16.6 before issue #16's rework; one
 #: call more on every connection goes past it.
-ACCEPT_BUDGET = 13.5
+ACCEPT_BUDGET = 12.5
 
-#: ... with the connection log on: 16.6 when set (22.6 before).
-ACCEPT_LOGGED_BUDGET = 17.5
+#: ... with the connection log on: 15.6 when set (22.6 before).
+ACCEPT_LOGGED_BUDGET = 16.5
 
 #: Connections counted (after a few to warm up).
 CONNECTIONS = 200
