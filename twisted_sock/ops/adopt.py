@@ -18,6 +18,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from twisted_sock.ops.inherit import InheritError
 from twisted_sock.twisted_internals.adopt import keep_shared, take_socket
 
 _waiting: dict[Any, socket.socket] = {}
@@ -45,9 +46,15 @@ def preset(port: Any, spec: Any) -> bool:
     C{spec}, if there is one.
 
     @return: whether it will (no bind, no stale-file check).
+    @raise InheritError: C{spec} is a C{systemd:} entry's listener and its
+        socket is not here (closed since the start: a reload cannot get it
+        back).
     """
     sock = _waiting.pop(spec, None)
     if sock is None:
+        if getattr(spec, "systemd_fd", None) is not None:
+            raise InheritError(f"{spec}: the socket systemd passed (descriptor {spec.systemd_fd}) was "
+                               "closed since the start; restart the service to serve it again")
         return False
     sock.setblocking(False)
     take_socket(port, sock)

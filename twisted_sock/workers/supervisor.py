@@ -30,6 +30,7 @@ from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.net.interfaces import ipv6_available, plan_service, system_broadcasts, system_interfaces
 from twisted_sock.net.listeners import close_now
+from twisted_sock.ops.activated import refuse_with_workers
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
 from twisted_sock.stats import process_start_time
@@ -61,6 +62,7 @@ class Gathered(dict[str, Any]):
 
 
 def plan(config: ServiceConfig) -> list[Any]:
+    refuse_with_workers(config.sockets)  # WORKERS: systemd: entries are planned without workers only
     return plan_service(list(config.sockets), system_interfaces(), ipv6_available(), system_broadcasts())
 
 
