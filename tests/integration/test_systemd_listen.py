@@ -210,6 +210,19 @@ def test_reload_and_upgrade_keep_it(tmp_path):
     assert "Traceback" not in log
 
 
+def test_check_lists_systemd_entry(tmp_path):
+    """
+    C{twisted-sock check} (no socket passed to it) accepts a file with a
+    C{systemd:} entry and says where its listener comes from.
+    """
+    config = tmp_path / "sock.toml"
+    config.write_text('[[socket]]\nlocal_ports = 0\nlisten = ["systemd:domain=INET6:name=web"]\n')
+    done = run(TWISTED_SOCK, "check", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "  systemd:domain=INET6:name=web: the socket systemd passes (its address is read at start)\n" \
+        in done.stdout
+
+
 @pytest.mark.parametrize("listen, extra, datagram, problem", [
     ("systemd:domain=INET:index=1", (), False,
      "index 1 is out of range: systemd passed 1 socket(s), index 0 to 0"),
