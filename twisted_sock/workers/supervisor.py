@@ -62,7 +62,6 @@ class Gathered(dict[str, Any]):
 
 
 def plan(config: ServiceConfig) -> list[Any]:
-    refuse_with_workers(config.sockets)  # WORKERS: systemd: entries are planned without workers only
     return plan_service(list(config.sockets), system_interfaces(), ipv6_available(), system_broadcasts())
 
 
@@ -133,6 +132,7 @@ class Supervisor(MultiService):
 
             reactor = global_reactor
         self._reactor = reactor
+        refuse_with_workers(config.sockets)  # systemd: entries, single process only for now
         SockService.from_config(config)  # every check a single process makes, nothing opened
         self.config = config
         self.flags = flags
@@ -252,6 +252,7 @@ class Supervisor(MultiService):
             if new.workers != len(self.workers):
                 raise ConfigError("cannot change at run time (restart the service)", key="sock.workers")
             validate_change(self.config, new)
+            refuse_with_workers(new.sockets)
             SockService.from_config(new)
             added = list((Counter(plan(new)) - Counter(self.specs)).elements())
             if added:
