@@ -16,6 +16,7 @@ import socket
 import subprocess
 import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,7 +141,8 @@ def test_unix_systemd_endpoint(tmp_path):
     """
     C{systemd-socket-activate -l PATH} with C{--listen
     systemd:domain=UNIX:index=0} alone: a unix socket on the passed
-    socket's path, which echoes (the queued connection and a new one).
+    socket's path, which echoes (the queued connection and a new one);
+    stopping leaves the socket file, which systemd made, in place.
     """
     path = str(tmp_path / "activated.sock")
     server = Activated(path, "--listen", "systemd:domain=UNIX:index=0", cwd=str(tmp_path))
@@ -155,29 +157,46 @@ def test_unix_systemd_endpoint(tmp_path):
         if server.proc.poll() is None:
             server.proc.kill()
     assert "Traceback" not in log
+    assert Path(path).is_socket()  # systemd's file: not removed by the service that did not make it
+
+
+def activated_config(tmp_path: Path, socket_table: str) -> Path:
+    """
+    A configuration file with an admin socket (for reload and upgrade) and
+    C{socket_table}.
+    """
+    config = tmp_path / "sock.toml"
+    config.write_text(f'[sock]\nadmin_socket = "{tmp_path / "admin.sock"}"\ndrain_timeout = 5\n\n'
+                      + textwrap.dedent(socket_table))
+    return config
+
+
+def upgrade(config: Path) -> int:
+    """
+    C{twisted-sock upgrade}: the new generation's pid.
+    """
+    done = run(TWISTED_SOCK, "upgrade", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return int(UPGRADED.search(done.stdout).group(1))  # type: ignore[union-attr]
 
 
 def test_reload_and_upgrade_keep_it(tmp_path):
     """
     A configuration file's C{listen = ["systemd:domain=INET:index=0"]}:
     C{twisted-sock reload} keeps the passed socket open (never closed; the
-    connection from before and a new one echo); C{twisted-sock upgrade} hands it to the next
-    generation, which serves it and shows it in its status (the old
+    connection from before and a new one echo); C{twisted-sock upgrade}
+    hands it to the next generation, which serves it and shows it in its
+    status (the old
     generation exits; LISTEN_FDS is gone from the environment, the
     socket's description travels with the socket).
     """
     port = free_port()
-    config = tmp_path / "sock.toml"
-    config.write_text(textwrap.dedent(f"""
-        [sock]
-        admin_socket = "{tmp_path / 'admin.sock'}"
-        drain_timeout = 5
-
+    config = activated_config(tmp_path, """
         [[socket]]
         name = "data"
         incoming = "any-ip-any-port"
         listen = ["systemd:domain=INET:index=0"]
-    """))
+    """)
     server = Activated(f"127.0.0.1:{port}", "-c", str(config), cwd=str(tmp_path))
     new_pid = 0
     try:
@@ -189,9 +208,7 @@ def test_reload_and_upgrade_keep_it(tmp_path):
             assert echo(s, b"new after reload") == b"new after reload"
         assert not any(f"Port {port} Closed" in line for line in server.log), "".join(server.log)
         server.early.close()
-        done = run(TWISTED_SOCK, "upgrade", str(config))
-        assert done.returncode == 0, done.stdout + done.stderr
-        new_pid = int(UPGRADED.search(done.stdout).group(1))  # type: ignore[union-attr]
+        new_pid = upgrade(config)
         assert server.proc.wait(timeout=TIMEOUT) == 0
         with connect(f"127.0.0.1:{port}") as s:
             assert echo(s, b"new generation") == b"new generation"
@@ -208,6 +225,37 @@ def test_reload_and_upgrade_keep_it(tmp_path):
     log = "".join(server.log)
     assert "upgrade: 2 inherited listening socket(s) adopted" in log, log  # with the admin socket
     assert "Traceback" not in log
+
+
+def test_unix_upgrade_keeps_systemds_file(tmp_path):
+    """
+    A unix socket on C{systemd:domain=UNIX:index=0}, upgraded: the next
+    generation serves the passed socket, and stopping it leaves the socket
+    file systemd made (it knows the file is systemd's from the old
+    generation).
+    """
+    path = str(tmp_path / "activated.sock")
+    config = activated_config(tmp_path, """
+        [[socket]]
+        name = "local"
+        protocol = "unix"
+        listen = ["systemd:domain=UNIX:index=0"]
+    """)
+    server = Activated(path, "-c", str(config), cwd=str(tmp_path))
+    new_pid = 0
+    try:
+        server.early.close()
+        new_pid = upgrade(config)
+        assert server.proc.wait(timeout=TIMEOUT) == 0
+        with connect(path) as s:
+            assert echo(s, b"new generation") == b"new generation"
+        assert Path(path).is_socket()
+    finally:
+        if new_pid:
+            end(new_pid)
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert Path(path).is_socket()
 
 
 def test_check_lists_systemd_entry(tmp_path):

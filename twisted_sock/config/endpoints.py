@@ -221,9 +221,9 @@ def apply_endpoints(config: Any) -> None:
     Check a socket's C{listen} entries against its protocol and fold the
     ones that are socket settings into it: a C{unix:} entry is the path
     (and mode) of a unix socket (a C{systemd:domain=UNIX} entry stands for
-    the path, read when the service starts); C{ssl:} entries give their certificate to
-    a socket without C{[socket.tls]}. Called by C{SocketConfig} once
-    C{listen} and C{tls} are normalised.
+    the path, read when the service starts); C{ssl:} entries give their
+    certificate to a socket without C{[socket.tls]}. Called by
+    C{SocketConfig} once C{listen} and C{tls} are normalised.
     """
     from twisted_sock.config.tls import TLSConfig
 

@@ -15,22 +15,35 @@ opens (L{offer}, L{preset}); what is left afterwards is closed
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from twisted_sock.ops.inherit import InheritError
 from twisted_sock.twisted_internals.adopt import keep_shared, take_socket
 
 _waiting: dict[Any, socket.socket] = {}
+_systemd_files: set[Any] = set()
 
 
-def offer(sockets: Mapping[Any, int]) -> None:
+def offer(sockets: Mapping[Any, int], systemd_files: Iterable[Any] = ()) -> None:
     """
     Inherited descriptors, by the listener spec that is to serve each: the
     listener opens on it instead of binding (this process now owns them).
+
+    @param systemd_files: the specs among them whose UNIX socket file
+        systemd made (L{systemd_file}).
     """
     for spec, fd in sockets.items():
         _waiting[spec] = socket.socket(fileno=fd)
+    _systemd_files.update(systemd_files)
+
+
+def systemd_file(spec: Any) -> bool:
+    """
+    Whether the socket file of UNIX listener C{spec} is systemd's (its
+    C{.socket} unit made it, and removes it): stopping leaves it in place.
+    """
+    return spec in _systemd_files
 
 
 def waiting(spec: Any) -> bool:

@@ -90,7 +90,11 @@ class Operated:
             raise unmatched_error(left, origin)
         for sock in left:
             os.close(sock.fd)
-        adopt.offer({specs[index]: sock.fd for index, sock in taken.items()})
+        # The UNIX socket files systemd made stay when the service stops
+        # (known after upgrades too: the descriptions travel with the sockets).
+        paths = {s.address for s in passed_sockets() if s.protocol == "unix"}
+        files = [specs[i] for i, sock in taken.items() if sock.protocol == "unix" and sock.address in paths]
+        adopt.offer({specs[index]: sock.fd for index, sock in taken.items()}, files)
         log.info("{origin}: {count} inherited listening socket(s) adopted", origin=origin, count=len(taken))
 
     def notifier(self) -> Notifier:
