@@ -95,7 +95,8 @@ class Options(usage.Options):
             _exit(f"{e} (see twistd sock --help)", 2)
 
     def opt_listen(self, endpoint: str) -> None:
-        """A Twisted endpoint: tcp:PORT[:interface=ADDR] | ssl:PORT:privateKey=K | unix:PATH (repeatable)."""
+        """A Twisted endpoint: tcp:PORT[:interface=ADDR] | ssl:PORT:privateKey=K | unix:PATH |
+        systemd:domain=INET:index=N (repeatable)."""
         self["listen"] = (*self.get("listen", ()), endpoint)
 
     def given(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask,
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver
 from twisted_sock.net.transport import IdleSockServer, SockServer
-from twisted_sock.ops.adopt import preset
+from twisted_sock.ops.adopt import preset, systemd_file
 from twisted_sock.stats import ListenerInfo
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
 from twisted_sock.twisted_internals.ports import LogPrefix
@@ -250,8 +250,8 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     try:
         with binding(spec.address, None, spec.socket):
             port.startListening()
-        if worker:
-            port.sock_file = None  # the main process removes it
+        if worker or systemd_file(spec):
+            port.sock_file = None  # the main process, or systemd, removes it
     except BindError:
         raise
     except OSError as e:

@@ -25,6 +25,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
+from twisted_sock.ops.activated import handover_environment
 from twisted_sock.ops.inherit import InheritError
 from twisted_sock.ops.systemd import forget_listen_fds
 
@@ -174,6 +175,7 @@ class Upgrade:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
         forget_listen_fds(env)
+        env.update(handover_environment())  # what systemd: entries resolve against
         # systemd's WATCHDOG_PID names this process: the next generation,
         # the main process after MAINPID=, must keep the watchdog fed.
         env.pop("WATCHDOG_PID", None)

@@ -36,6 +36,7 @@ from twisted_sock.net.listeners import (
     stop_new_connections,
 )
 from twisted_sock.net.state import MasterSwitch
+from twisted_sock.ops.activated import sockets_for
 from twisted_sock.ops.health import Health
 from twisted_sock.service import apply
 from twisted_sock.service.assembly import Assembly, Parts
@@ -339,4 +340,6 @@ class SockService(MultiService):
 
 
 def _plan(configs: Iterable[SocketConfig]) -> list[ListenerSpec]:
-    return plan_service(list(configs), system_interfaces(), ipv6_available(), system_broadcasts())
+    configs = list(configs)
+    return plan_service(configs, system_interfaces(), ipv6_available(), system_broadcasts(),
+                        sockets_for(configs))

@@ -36,7 +36,8 @@ The modules:
     (HTTP/2 workarounds; listed in that module).
   - L{twistd}: twistd's C{statusPipe} start-up handshake.
   - L{endpoints}: C{endpoints._parse} and C{_parseServer}, Twisted's
-    endpoint string parsers (C{--listen}), without building an endpoint.
+    endpoint string parsers (C{--listen}), without building an endpoint;
+    the signature of C{_SystemdParser._parseServer} (C{systemd:} strings).
   - L{adopt}: a port's C{_preexistingSocket} (listen on an inherited
     socket) and C{tcp.Port._shouldShutdown} (a socket given away to the
     next generation in an upgrade is not shut down).
@@ -103,6 +104,10 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "the endpoint string tokenizer: --listen / listen (twisted_internals.endpoints)"),
     Dependency("twisted.internet.endpoints:", "_parseServer",
                "Twisted's server endpoint parsers: --listen / listen (twisted_internals.endpoints)"),
+    Dependency("twisted.internet.endpoints:", "_SystemdParser",
+               "Twisted's systemd: endpoint parser, whose signature systemd: strings are read by"),
+    Dependency("twisted.internet.endpoints:_SystemdParser", "_parseServer",
+               "the signature systemd: endpoint strings are read by (twisted_internals.endpoints)"),
 )
 
 #: Instance attributes (set in C{__init__}, so not on the class): checked

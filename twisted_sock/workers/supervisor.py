@@ -30,6 +30,7 @@ from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.net.interfaces import ipv6_available, plan_service, system_broadcasts, system_interfaces
 from twisted_sock.net.listeners import close_now
+from twisted_sock.ops.activated import refuse_with_workers
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
 from twisted_sock.stats import process_start_time
@@ -131,6 +132,7 @@ class Supervisor(MultiService):
 
             reactor = global_reactor
         self._reactor = reactor
+        refuse_with_workers(config.sockets)  # systemd: entries, single process only for now
         SockService.from_config(config)  # every check a single process makes, nothing opened
         self.config = config
         self.flags = flags
@@ -250,6 +252,7 @@ class Supervisor(MultiService):
             if new.workers != len(self.workers):
                 raise ConfigError("cannot change at run time (restart the service)", key="sock.workers")
             validate_change(self.config, new)
+            refuse_with_workers(new.sockets)
             SockService.from_config(new)
             added = list((Counter(plan(new)) - Counter(self.specs)).elements())
             if added:
