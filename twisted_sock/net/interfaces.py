@@ -181,7 +181,7 @@ def plan_listeners(
     C{broadcast} on named interfaces, on their IPv4 broadcast addresses.
     """
     if config.protocol == "unix":
-        mode = ListenerMode.HTTP if config.serve == "http" else ListenerMode.DATA
+        mode = ListenerMode.HTTP if config.serve == ListenerMode.HTTP else ListenerMode.DATA
         kind = ListenerKind.DATAGRAM if config.datagram else ListenerKind.PLAIN
         return [ListenerSpec(config.name, config.path, 0, mode, kind, "unix")]  # type: ignore[arg-type]
     sources = interface_sources(config.interfaces, table, dual_stack, socket_name=config.name,
