@@ -1,6 +1,7 @@
 """
-Shared test helpers: required external tools, the in-process service
-fixture, and blocking clients run in threads so the reactor keeps serving.
+Shared test helpers: required external tools, the test PKI fixtures, the
+in-process service fixture, and blocking clients run in threads so the
+reactor keeps serving.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import shutil
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from twisted_sock.testing import TestPKI, make_pki
 
 # Property tests (Hypothesis): modest example counts, no deadline (a loaded
 # CI box must not flake), and under CI the same examples every run with no
@@ -32,6 +35,24 @@ def require_tool(name: str) -> str:
             pytest.fail(message + " (CI must install it: see .ci/run)")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+    """
+    The test CA, a server certificate for localhost/127.0.0.1/::1 and a
+    client certificate: one per test module.
+    """
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="module")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+    """
+    An unrelated CA with its own certificates (not trusted by L{pki}'s):
+    one per test module.
+    """
+    return make_pki(str(tmp_path_factory.mktemp("other-pki")))
 
 
 def ipv6_loopback() -> bool:

@@ -37,27 +37,10 @@ from tests.integration.clients import last_words
 from tests.integration.conftest import port_of, tcp, until
 from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening
 from twisted_sock import ConnectionFailed, ShutdownReason, SocketConfig, TLSConfig, open_socket
-from twisted_sock.testing import TestPKI, make_pki
+from twisted_sock.testing import TestPKI
 
 #: Seconds any one step may take before the test fails (a bound, not a sleep).
 TIMEOUT = 10.0
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    """
-    The test CA, a server certificate for localhost/127.0.0.1/::1 and a
-    client certificate.
-    """
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory) -> TestPKI:
-    """
-    An unrelated CA and certificates (not trusted by the first).
-    """
-    return make_pki(str(tmp_path_factory.mktemp("other-pki")))
 
 
 # --------------------------------------------------------------------------

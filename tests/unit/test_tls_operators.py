@@ -17,12 +17,7 @@ from twisted_sock.config.tls import tls_from_mapping
 from twisted_sock.config.tls_profiles import INTERMEDIATE_CIPHERS, PROFILE_CURVES, tls12_suites
 from twisted_sock.config.tls_sni import choose, covers, sni_name
 from twisted_sock.net import tls_context
-from twisted_sock.testing import TestPKI, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
+from twisted_sock.testing import TestPKI
 
 
 @pytest.fixture(scope="module")
