@@ -56,6 +56,20 @@ def tls_exchange(pki, port, payload=b"ping", alpn=None, cert=False, hostname="lo
         return s.selected_alpn_protocol(), got
 
 
+def after_starttls(pki: TestPKI, port: int, first: bytes, payload: bytes) -> bytes:
+    """
+    Send C{first} (the STARTTLS line, perhaps with more after it), expect
+    C{READY}, then a verified handshake; send C{payload} over TLS: the
+    first answer.
+    """
+    raw = connect("127.0.0.1", port)
+    raw.sendall(first)
+    assert raw.recv(7) == b"READY\r\n"
+    with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(payload)
+        return s.recv(100)
+
+
 def status(service, mode="http"):
     done = curl(f"http://127.0.0.1:{port_of(service, mode=mode)}/status.json")
     return json.loads(done.stdout)["sockets"][0]
@@ -145,16 +159,8 @@ async def test_starttls_command_with_python_ssl(serve, pki):
     service = serve(tcp(tls=tls_config(pki, ports=[], starttls="command"),
                         handler="tests.integration.handlers_for_tests:data_recorder_factory"))
     port = port_of(service)
-
-    def upgrade():
-        raw = connect("127.0.0.1", port)
-        raw.sendall(b"STARTTLS\r\n")
-        assert raw.recv(7) == b"READY\r\n"
-        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(b"over tls")
-            return s.recv(100)
-
-    assert await threads.deferToThread(upgrade) == b"over tls"
+    upgraded = await threads.deferToThread(after_starttls, pki, port, b"STARTTLS\r\n", b"over tls")
+    assert upgraded == b"over tls"
     assert rec.INFOS[-1].tls is True
     plain = await threads.deferToThread(exchange, "127.0.0.1", port, b"HELLO plain\r\n")
     assert plain.data == b"HELLO plain\r\n"
@@ -171,16 +177,7 @@ async def test_starttls_injection_is_discarded(serve, pki):
     service = serve(tcp(tls=tls_config(pki, ports=[], starttls="command"),
                         handler="tests.integration.handlers_for_tests:data_recorder_factory"))
     port = port_of(service)
-
-    def inject():
-        raw = connect("127.0.0.1", port)
-        raw.sendall(b"STARTTLS\r\nEXTRA")
-        assert raw.recv(7) == b"READY\r\n"
-        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(b"real")
-            return s.recv(100)
-
-    assert await threads.deferToThread(inject) == b"real"
+    assert await threads.deferToThread(after_starttls, pki, port, b"STARTTLS\r\nEXTRA", b"real") == b"real"
     assert b"".join(rec.RECEIVED) == b"real"
 
 
