@@ -142,6 +142,24 @@ def peer_fingerprint(s: ssl.SSLSocket) -> str:
     return fingerprint(x509.load_der_x509_certificate(der))
 
 
+def admin(path: str, command: str) -> str:
+    """
+    One C{command} line on the admin socket at C{path}: the answer line,
+    stripped.
+    """
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(TIMEOUT)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode().strip()
+
+
 def wait_for_close(s: socket.socket) -> Outcome:
     """
     Read from an open client socket until the server ends the connection.

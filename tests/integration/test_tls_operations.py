@@ -16,9 +16,8 @@ import textwrap
 import pytest
 from cryptography import x509
 
-from tests.integration.clients import peer_fingerprint, tls_connect, tls_context
+from tests.integration.clients import admin, peer_fingerprint, tls_connect, tls_context
 from tests.integration.conftest import free_port
-from tests.integration.test_reload import admin
 from tests.integration.test_twistd import TWISTD, TWISTED_SOCK, Twistd, ports_free, run
 from tests.integration.tls_certs import issue
 from twisted_sock.config.tls import fingerprint
