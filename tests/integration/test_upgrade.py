@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.clients import ask
 from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening, run
 
 pytestmark = pytest.mark.integration
@@ -73,13 +74,7 @@ class Load:
                 self.attempted += 1
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=20) as s:
-                    s.sendall(payload)
-                    got = b""
-                    while len(got) < len(payload):
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        got += chunk
+                    got = ask(s, payload)
                 if got != payload:
                     raise OSError(f"echoed {len(got)} of {len(payload)} bytes")
             except OSError as e:
@@ -100,17 +95,6 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(60)
-
-
-def echo(s: socket.socket, data: bytes) -> bytes:
-    s.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 def get_health(s: socket.socket) -> bytes:
@@ -173,7 +157,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
     try:
         port = server.port("data")
         held = socket.create_connection(("127.0.0.1", port), timeout=20)
-        assert echo(held, b"before") == b"before"
+        assert ask(held, b"before") == b"before"
         web = socket.create_connection(("127.0.0.1", server.port("http")), timeout=20)
         assert get_health(web) == b"HTTP/1.1 200 OK ok"
         load = Load(port)
@@ -200,7 +184,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
         # The old generation drains: the held connection still echoes, and
         # its /health says it no longer takes new connections.
         assert server.proc.poll() is None
-        assert echo(held, b"after the upgrade") == b"after the upgrade"
+        assert ask(held, b"after the upgrade") == b"after the upgrade"
         assert get_health(web) == (b"HTTP/1.1 503 Service Unavailable "
                                    b"upgrading: the new generation takes new connections")
         held.close()
@@ -208,7 +192,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
         assert server.proc.wait(timeout=60) == 0
         # The new generation serves the same port and answers the admin socket.
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            assert echo(s, b"new generation") == b"new generation"
+            assert ask(s, b"new generation") == b"new generation"
         status = run(TWISTED_SOCK, "status", str(config))
         assert status.returncode == 0 and '"incoming_enabled": true' in status.stdout
         if pidfile:
@@ -244,7 +228,7 @@ def test_failed_new_generation_leaves_the_old_serving(tmp_path):
         assert "not valid TOML" in done.stdout and "Traceback" not in done.stdout + done.stderr
         assert server.proc.poll() is None
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            assert echo(s, b"still here") == b"still here"
+            assert ask(s, b"still here") == b"still here"
         config.write_text(good)
         done = run(TWISTED_SOCK, "upgrade", str(config))
         assert done.returncode == 0, done.stdout
@@ -308,7 +292,7 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(20)
             s.connect(str(path))
-            assert echo(s, b"unix after") == b"unix after"
+            assert ask(s, b"unix after") == b"unix after"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.settimeout(20)
             u.sendto(b"udp after", ("127.0.0.1", udp_port))

@@ -190,7 +190,7 @@ def plan_listeners(
         leaves those entries out (C{twisted-sock check}).
     """
     if config.protocol == "unix":
-        mode = ListenerMode.HTTP if config.serve == "http" else ListenerMode.DATA
+        mode = ListenerMode.HTTP if config.serve == ListenerMode.HTTP else ListenerMode.DATA
         kind = ListenerKind.DATAGRAM if config.datagram else ListenerKind.PLAIN
         path, fd = config.path, None
         systemd = [e for e in config.listen if e.kind == "systemd"]  # a unix: entry is the path
