@@ -29,10 +29,11 @@ LOAD_SECONDS = 90.0
 UPGRADED = re.compile(r"ok: upgraded: new main process (\d+)")
 
 
-def write_config(tmp_path: Path, drain_timeout: float = 60) -> Path:
+def write_config(tmp_path: Path, drain_timeout: float = 60, workers: int = 1) -> Path:
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
         [sock]
+        workers = {workers}
         admin_socket = "{tmp_path / 'admin.sock'}"
         drain_timeout = {drain_timeout}
 
@@ -54,11 +55,14 @@ class Load:
     Each thread starts at most one connection every C{pace} seconds, so the
     count limit lasts through a slow upgrade on a loaded machine (at full
     speed, 20,000 connections were used up before the new generation was
-    ready once).
+    ready once). Thread I{i} connects from C{sources[i % len(sources)]}
+    (any address when none are given).
     """
 
-    def __init__(self, port: int, threads: int = 4, limit: int = 20000, pace: float = 0.01) -> None:
+    def __init__(self, port: int, threads: int = 4, limit: int = 20000, pace: float = 0.01,
+                 sources: list[str] | None = None) -> None:
         self.port = port
+        self.sources = sources or [""]
         self.limit = limit
         self.pace = pace
         self.attempted = 0
@@ -72,6 +76,7 @@ class Load:
 
     def _run(self, index: int) -> None:
         payload = f"client {index} ".encode() * 8
+        source = self.sources[index % len(self.sources)]
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             started = time.monotonic()
             with self._lock:
@@ -79,7 +84,8 @@ class Load:
                     return
                 self.attempted += 1
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=20) as s:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=20,
+                                              source_address=(source, 0)) as s:
                     got = ask(s, payload)
                 if got != payload:
                     raise OSError(f"echoed {len(got)} of {len(payload)} bytes")
@@ -142,6 +148,25 @@ def end(pid: int) -> None:
         time.sleep(0.05)
 
 
+def upgrade_by(how: str, server: Twistd, config: Path) -> int:
+    """
+    Upgrade C{server} by C{twisted-sock upgrade FILE} (C{how} is
+    C{"command"}) or by C{SIGUSR2}; the new main process's pid.
+    """
+    if how == "command":
+        done = run(TWISTED_SOCK, "upgrade", str(config))
+        assert done.returncode == 0, done.stdout + done.stderr
+        match = UPGRADED.search(done.stdout)
+        assert match is not None, done.stdout
+    else:
+        os.kill(server.proc.pid, signal.SIGUSR2)
+        match = UPGRADED.search(server.wait_for(UPGRADED, 90))
+        assert match is not None
+    new_pid = int(match.group(1))
+    assert new_pid != server.proc.pid
+    return new_pid
+
+
 @pytest.mark.parametrize("how", ["command", "SIGUSR2"])
 def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
     """
@@ -169,17 +194,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
         assert get_health(web) == b"HTTP/1.1 200 OK ok"
         load = Load(port)
         load.wait_for(200)
-        if how == "command":
-            done = run(TWISTED_SOCK, "upgrade", str(config))
-            assert done.returncode == 0, done.stdout + done.stderr
-            match = UPGRADED.search(done.stdout)
-            assert match is not None, done.stdout
-        else:
-            os.kill(server.proc.pid, signal.SIGUSR2)
-            match = UPGRADED.search(server.wait_for(UPGRADED, 90))
-            assert match is not None
-        new_pid = int(match.group(1))
-        assert new_pid != server.proc.pid
+        new_pid = upgrade_by(how, server, config)
         messages = []
         while f"MAINPID={new_pid}" not in messages:
             messages.append(notify.recv(4096).decode())

@@ -46,10 +46,11 @@ log = Logger(namespace="twisted_sock")
 SNAPSHOT_TIMEOUT = 5.0
 #: Seconds after C{drain_timeout} before a worker that has not exited is killed.
 KILL_GRACE = 10.0
-#: Variables a worker must not inherit (socket activation is the main process's).
-UPGRADE_REFUSED = "error: upgrade is not supported with workers > 1 (restart the service instead)"
-
-_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+UPGRADE_REFUSED = "error: upgrade with workers > 1 needs the service run by twistd"
+#: Variables a worker must not inherit (socket activation, sd_notify and
+#: the upgrade channel are the main process's).
+_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                "WATCHDOG_PID", "TWISTED_SOCK_UPGRADE_FD")
 
 
 class Gathered(dict[str, Any]):
@@ -155,10 +156,10 @@ class Supervisor(MultiService):
         reactor = self._reactor
         # Before anything listens, so an early SIGHUP cannot kill the process.
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
-        # SIGUSR2 (upgrade in a single process) must not kill the process.
+        # SIGUSR2 (upgrade) must not kill the process.
         signal.signal(signal.SIGUSR2, lambda *_: reactor.callFromThread(self.upgrade))
         configs = {sock.name: sock for sock in self.config.sockets}
-        self.groups = open_groups(self.specs, len(self.workers), configs)
+        self.groups = self.open_listeners(configs)
         if self.config.admin_socket is not None:
             self._admin = open_admin(self.config.admin_socket, self, self._reactor)
         for sock in self.config.sockets:
@@ -166,6 +167,12 @@ class Supervisor(MultiService):
                     if spec.socket == sock.name]
             log.info("socket {socket!r} listening on {where}", socket=sock.name, where=", ".join(here))
         super().privilegedStartService()
+
+    def open_listeners(self, configs: dict[str, Any]) -> Groups:
+        """
+        Every listener's group (the twistd service's adopt inherited sockets).
+        """
+        return open_groups(self.specs, len(self.workers), configs)
 
     def startService(self) -> None:
         super().startService()
@@ -214,6 +221,13 @@ class Supervisor(MultiService):
         if not self._all_ready and all(w.ready for w in self.workers):
             self._all_ready = True
             log.info("all {count} workers ready", count=len(self.workers))
+            self.all_ready()
+
+    def all_ready(self) -> None:
+        """
+        Every worker serves (called once): the twistd service tells systemd
+        and, in an upgrade, the old generation.
+        """
 
     def _ended(self, worker: _Worker, reason: Any) -> None:
         pid, worker.process, worker.control, worker.ready = worker.pid, None, None, False
@@ -277,9 +291,8 @@ class Supervisor(MultiService):
 
     def upgrade(self) -> defer.Deferred[str]:
         """
-        Not supported with workers (the new generation would have to take
-        over every worker's sockets): refused with one line, nothing
-        changes.
+        Not supported outside twistd (see L{twisted_sock.workers.handover}):
+        refused with one line, nothing changes.
         """
         return defer.succeed(self._said(UPGRADE_REFUSED))
 

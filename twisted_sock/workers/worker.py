@@ -34,10 +34,12 @@ from twisted_sock.errors import SockError
 from twisted_sock.logs.lines import LineFormats
 from twisted_sock.logs.observer import BatchingLogObserver
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.listeners import close_now
+from twisted_sock.ops.adopt import give_away
 from twisted_sock.service import SockService
 from twisted_sock.workers import inherit
 from twisted_sock.workers.aggregate import pack, worker_row
-from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
+from twisted_sock.workers.control import Gather, HandOver, Ready, Reload, Snapshot
 from twisted_sock.workers.gathered import GatheredStatus
 from twisted_sock.workers.shared import SharedCounts, share
 
@@ -68,6 +70,18 @@ class WorkerService(SockService):
         if self.control is None:
             return defer.fail(RuntimeError("not connected to the main process"))
         return self.control.callRemote(Gather).addCallback(lambda r: r["status"])
+
+    def hand_over(self) -> None:
+        """
+        L{HandOver}: stop accepting on the listening sockets the next
+        generation serves now (closed here only: no C{shutdown()}, no
+        SYN-dropping filter, no socket file removed); C{/health} says why.
+        """
+        self.health.handing_over = True
+        ports = list(self._running.ports)
+        for port in ports:
+            give_away(port)
+        close_now(ports)
 
     def share_limits(self, counts: SharedCounts, rows: dict[str, int], index: int) -> None:
         for name, row in rows.items():
@@ -105,6 +119,11 @@ class WorkerControl(amp.AMP):
         except SockError as e:
             d = defer.fail(e)
         return d.addCallbacks(lambda _: {"result": "ok"}, lambda f: {"result": f"error: {f.value}"})
+
+    @HandOver.responder
+    def hand_over(self) -> dict[str, Any]:
+        self.service.hand_over()
+        return {}
 
     def connectionLost(self, reason: Any = None) -> None:
         super().connectionLost(reason)
