@@ -26,15 +26,22 @@ pytestmark = pytest.mark.integration
 TIMEOUT = 60.0
 
 
-def config_for(tmp_path: Path, port: int) -> Path:
+def config_for(tmp_path: Path, port: int, workers: int = 1, http: bool = False) -> Path:
+    """
+    One echo socket on C{127.0.0.1:port} (and a status page on a free port
+    if C{http}).
+    """
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
+        [sock]
+        workers = {workers}
+
         [[socket]]
         name = "data"
         incoming = "any-ip-any-port"
         interfaces = "lo"
         local_ports = "{port}"
-    """))
+    """) + ('http_ports = "0"\n' if http else ""))
     return config
 
 
