@@ -122,15 +122,21 @@ def test_unmatched_inherited_socket_is_one_line(tmp_path):
     exit 1.
     """
     port, other = free_port(), free_port()
-    activated = Activated(tmp_path, port, config_for(tmp_path, other))
+    expected = (f"twistd sock: systemd socket activation: no configured listener for the inherited "
+                f"socket fd 3: tcp 127.0.0.1:{port}")
+    assert_refused(Activated(tmp_path, port, config_for(tmp_path, other)), port, expected)
+
+
+def assert_refused(activated: Activated, port: int, line: str) -> None:
+    """
+    Once a first connection starts it, the service exits 1 with C{line}.
+    """
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
             assert activated.proc.wait(TIMEOUT) == 1
     finally:
         log = activated.close()
-    expected = (f"twistd sock: systemd socket activation: no configured listener for the inherited "
-                f"socket fd 3: tcp 127.0.0.1:{port}")
-    assert expected in log, log
+    assert line in log, log
     assert "Traceback" not in log
 
 
