@@ -275,16 +275,19 @@ def test_upgrade_without_admin_socket_is_one_line(tmp_path):
     assert done.stderr.strip().count("\n") == 0 and "has no admin_socket" in done.stderr
 
 
-def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_upgrade_keeps_unix_and_udp_listeners(tmp_path, workers):
     """
-    A UNIX stream socket and a UDP socket pass to the new generation too:
-    after the old one has exited, the socket file is still there (the old
+    A UNIX stream socket and a UDP socket pass to the new generation too
+    (with two workers: the UDP socket of each, the one UNIX socket): after
+    the old one has exited, the socket file is still there (the old
     generation does not remove a file it handed over) and both serve.
     """
     path = tmp_path / "data.sock"
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
         [sock]
+        workers = {workers}
         admin_socket = "{tmp_path / 'admin.sock'}"
         drain_timeout = 5
 
@@ -306,6 +309,8 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
         name, listeners = parse_listening(server.wait_for(LISTENING, 20))
         assert name == "dgram"
         udp_port = listeners[("127.0.0.1", "udp")]
+        if workers > 1:
+            server.wait_for(f"all {workers} workers ready", 60)
         done = run(TWISTED_SOCK, "upgrade", str(config))
         assert done.returncode == 0, done.stdout + done.stderr
         new_pid = int(UPGRADED.search(done.stdout).group(1))  # type: ignore[union-attr]

@@ -9,12 +9,18 @@ file, another number of workers) leaves the old one serving.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.test_twistd import TWISTED_SOCK, Twistd, run
-from tests.integration.test_upgrade import Load, echo, end, upgrade_by, write_config
+from tests.integration.test_upgrade import Load, echo, end, gone, upgrade_by, write_config
 from tests.integration.test_workers import READY, SOURCES, hold, status, until
 from tests.unit.test_worker_affinity import expected
 
@@ -116,6 +122,68 @@ def test_failed_new_generation_leaves_the_old_serving(tmp_path, change, reason):
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
             assert echo(s, b"still here") == b"still here"
         assert worker_pids(server) == before
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def children(pid: int) -> list[int]:
+    """
+    The pids of the processes whose parent is C{pid}.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return found
+
+
+def test_new_generation_dying_with_a_worker_serving_leaves_the_old_intact(tmp_path, monkeypatch):
+    """
+    A new generation whose main process dies while its first worker
+    already serves (its second cannot start): the upgrade fails with one
+    line, and the orphaned new worker stops without shutting down or
+    filtering the sockets it shared with the old generation: the old main
+    process and its two workers still serve, each source address on the
+    worker the reuseport hash names.
+    """
+    marker = tmp_path / "fail-worker-1"
+    monkeypatch.setenv("TWISTED_SOCK_TEST_FAIL_WORKER", str(marker))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    config = write_config(tmp_path, drain_timeout=5, workers=2)
+    config.write_text(config.read_text() + 'handler = "tests.integration.worker_fails:Echo"\n')
+    server = Twistd("-c", str(config))
+    try:
+        server.wait_for(READY, 60)
+        port = server.port("data")
+        before = worker_pids(server)
+        marker.touch()
+        result: list[Any] = []
+        upgrading = threading.Thread(target=lambda: result.append(run(TWISTED_SOCK, "upgrade", str(config))))
+        upgrading.start()
+        line = server.wait_for("worker 0 ready", 60)
+        new_worker = int(re.findall(r"worker 0 ready \(pid (\d+)\)", line)[0])
+        new_main = [pid for pid in children(server.proc.pid) if pid not in before]
+        assert len(new_main) == 1, new_main
+        os.kill(new_main[0], signal.SIGKILL)
+        upgrading.join(120)
+        done = result[0]
+        assert done.returncode == 1 and "before it was ready" in done.stdout, done.stdout + done.stderr
+        assert until(lambda: gone(new_worker))
+        assert server.proc.poll() is None and worker_pids(server) == before
+        held = hold(port, SOURCES)
+        try:
+            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
+            wanted[expected("127.0.0.1", 2)] += 1  # the status request
+            assert until(lambda: spread(server) == wanted), spread(server)
+        finally:
+            for s in held:
+                s.close()
     finally:
         if server.proc.poll() is None:
             server.stop()

@@ -75,6 +75,7 @@ class OperatedSupervisor:
     specs: list[Any]
     workers: list[Any]
     groups: Groups
+    handing_over: bool
     _upgrading = False
     _announced = False
     _watchdog: Any = None
@@ -197,6 +198,7 @@ class OperatedSupervisor:
         are its own now. Every worker stops accepting; then this process
         stops (its workers drain).
         """
+        self.handing_over = True  # no worker (re)starts on the sockets now
         self.groups.files = []  # the new generation removes them
         if self._admin is not None:
             adopt.give_away(self._admin)

@@ -146,6 +146,8 @@ class Supervisor(MultiService):
         self._admin: Any = None
         self._stopping: defer.Deferred[None] | None = None
         self._all_ready = False
+        #: Set once another generation serves the sockets: no worker starts.
+        self.handing_over = False
 
     # Starting -----------------------------------------------------------
 
@@ -191,7 +193,7 @@ class Supervisor(MultiService):
         signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
 
     def _spawn(self, worker: _Worker) -> None:
-        if self._stopping is not None:
+        if self._stopping is not None or self.handing_over:
             return
         assert self.counts is not None
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -62,6 +62,8 @@ class WorkerService(SockService):
     """
 
     control: Any = None
+    #: Whether the main process is gone (its control connection ended).
+    orphaned = False
 
     def status_resource(self) -> IResource:
         return GatheredStatus(self.gather)
@@ -82,6 +84,20 @@ class WorkerService(SockService):
         for port in ports:
             give_away(port)
         close_now(ports)
+
+    def stop_orphaned(self, parent: int) -> None:
+        """
+        Before the stop: if the main process is gone (C{SIGTERM} from
+        C{PR_SET_PDEATHSIG}, or the end of the control connection), another
+        generation may serve the same listening sockets (a new one that
+        failed during an upgrade leaves the old one serving them): stop
+        accepting as on L{HandOver}, never shutting them down or filtering
+        them.
+        """
+        if self.orphaned or os.getppid() != parent:
+            log.info("worker {pid}: the main process is gone: listening sockets left as they are",
+                     pid=os.getpid())
+            self.hand_over()
 
     def share_limits(self, counts: SharedCounts, rows: dict[str, int], index: int) -> None:
         for name, row in rows.items():
@@ -130,6 +146,7 @@ class WorkerControl(amp.AMP):
         self.service.control = None
         if self.reactor.running:
             log.info("worker {pid}: the main process is gone; stopping", pid=os.getpid())
+            self.service.orphaned = True  # its pid may still be our parent's for a moment
             self.reactor.stop()
 
 
@@ -165,6 +182,7 @@ def main(argv: list[str]) -> int:
     factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor))
     reactor.adoptStreamConnection(args["control"], socket.AF_UNIX, factory)  # type: ignore[attr-defined]
     os.close(args["control"])
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop_orphaned, args["parent"])
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     return 0
