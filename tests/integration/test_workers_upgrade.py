@@ -39,7 +39,7 @@ def spread(server: Twistd) -> list[int]:
 
 
 @pytest.mark.parametrize("how", ["command", "SIGUSR2"])
-def test_upgrade_with_workers_under_load_drops_nothing(tmp_path, how):
+def test_upgrade_with_workers_under_load_drops_nothing(tmp_path, how, monkeypatch):
     """
     Two workers; clients from four source addresses connect and echo
     continuously through the upgrade (C{twisted-sock upgrade FILE}, or
@@ -47,9 +47,13 @@ def test_upgrade_with_workers_under_load_drops_nothing(tmp_path, how):
     connection held from before still echoes on the old generation; the
     pid file names the new main process; the new generation has two new
     workers, and each source address reaches the worker the reuseport hash
-    names (the group's cBPF program survives the upgrade); the old main
-    process exits 0.
+    names (the group's cBPF program survives the upgrade); systemd is told
+    C{MAINPID=} the new main process; the old main process exits 0.
     """
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(60)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     config = write_config(tmp_path, workers=2)
     pidfile = tmp_path / "twistd.pid"
     server = Twistd("-c", str(config), pidfile=str(pidfile))
@@ -63,6 +67,9 @@ def test_upgrade_with_workers_under_load_drops_nothing(tmp_path, how):
         load = Load(port, sources=SOURCES[1:5], limit=200000)
         load.wait_for(200)
         new_pid = upgrade_by(how, server, config)
+        messages = []
+        while f"MAINPID={new_pid}" not in messages:
+            messages.append(notify.recv(4096).decode())
         load.wait_for(500)
         load.stop()
         assert load.failed == [], f"{len(load.failed)} of {load.attempted} failed: {load.failed[:5]}"
@@ -82,6 +89,7 @@ def test_upgrade_with_workers_under_load_drops_nothing(tmp_path, how):
                 s.close()
         assert pidfile.read_text().strip() == str(new_pid)
     finally:
+        notify.close()
         if load is not None:
             load.stop()
         if new_pid:

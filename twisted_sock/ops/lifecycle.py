@@ -181,9 +181,8 @@ class Operated:
         ports = list(self._running.ports)
         if self._admin is not None:
             ports.append(self._admin)
-        # WORKERS: a worker supervisor adds here the listening sockets it
-        # holds for its workers (the same sockets: the next generation
-        # starts its own workers on them).
+        # With workers the main process passes its groups instead: see
+        # twisted_sock.workers.handover.
         return ports
 
     def upgrade(self) -> defer.Deferred[str]:
