@@ -118,6 +118,17 @@ class OperatedSupervisor:
             self._watchdog.clock = self._reactor
             self._watchdog.start(interval or STATUS_INTERVAL, now=False)
 
+    def ended_before_ready(self, index: int, pid: int | None, why: str) -> None:
+        """
+        In an upgrade: the new generation fails at once (the old one kills
+        this process; the workers already serving stop as orphans, leaving
+        the sockets to the old generation).
+        """
+        super().ended_before_ready(index, pid, why)  # type: ignore[misc]
+        if upgrade.take_channel() is not None:
+            upgrade.answer(f"error worker {index} (pid {pid}) ended before it was ready ({why}); "
+                           "see its log")
+
     def notify(self, **fields: Any) -> None:
         """
         One C{sd_notify} message with C{STATUS=} (the workers' figures,

@@ -246,6 +246,14 @@ class Supervisor(MultiService):
                  why=reason.getErrorMessage(), delay=worker.delay,
                  loop=" (crash loop: backing off)" if worker.delay >= 1 else "")
         self._reactor.callLater(worker.delay, self._spawn, worker)
+        if not self._all_ready:
+            self.ended_before_ready(worker.index, pid, reason.getErrorMessage())
+
+    def ended_before_ready(self, index: int, pid: int | None, why: str) -> None:
+        """
+        A worker ended before every worker was ready (the twistd service
+        fails an upgrade then).
+        """
 
     # Forwarding ---------------------------------------------------------
 
