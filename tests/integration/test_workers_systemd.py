@@ -2,7 +2,8 @@
 systemd with workers, for real: the main process takes a socket-activated
 TCP socket that has C{SO_REUSEPORT} (a C{.socket} unit's C{ReusePort=yes})
 as the first of its group and opens the others beside it (the peer
-affinity holds); without C{SO_REUSEPORT} it is one line and exit 1. It
+affinity holds); without C{SO_REUSEPORT} it is one line and exit 1. A
+UNIX socket's file stays systemd's. It
 says C{READY=1} only once every worker serves; the workers do not see the
 activation variables.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.clients import ask
 from tests.integration.conftest import free_port
 from tests.integration.test_systemd import TIMEOUT, Activated, assert_refused, config_for
 from tests.integration.test_twistd import Twistd
@@ -31,10 +33,10 @@ def environment(pid: int) -> dict[str, str]:
     return {name: value for name, _, value in pairs}
 
 
-def activated_with_reuseport(tmp_path: Path, config: Path, sock: socket.socket) -> Twistd:
+def activated_with(config: Path, sock: socket.socket) -> Twistd:
     """
-    C{twistd} started as systemd would with C{ReusePort=yes}: C{sock} as
-    descriptor 3, C{LISTEN_PID} its own pid, C{LISTEN_FDS=1}.
+    C{twistd} started as systemd would: C{sock} as descriptor 3,
+    C{LISTEN_PID} its own pid, C{LISTEN_FDS=1}.
     """
     fd = sock.fileno()
     script = (f"import os, sys; os.dup2({fd}, 3); os.close({fd}); "
@@ -65,7 +67,7 @@ def test_reuseport_socket_serves_with_workers_and_notify(tmp_path, monkeypatch):
     port = listening.getsockname()[1]
     early = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     early.sendall(b"queued before start")
-    server = activated_with_reuseport(tmp_path, config_for(tmp_path, port, workers=2, http=True), listening)
+    server = activated_with(config_for(tmp_path, port, workers=2, http=True), listening)
     listening.close()
     try:
         ready = notify.recv(4096).decode()
@@ -109,3 +111,32 @@ def test_inherited_socket_without_reuseport_is_one_line(tmp_path):
                      "SO_REUSEPORT: with workers = 2 every worker needs a socket of its own "
                      "(set ReusePort=yes in the .socket unit)")
     assert_refused(Activated(tmp_path, port, config_for(tmp_path, port, workers=2)), port, expected_line)
+
+
+def test_unix_socket_from_systemd_keeps_its_file(tmp_path):
+    """
+    With two workers, a UNIX stream socket systemd passed is served (not
+    bound again), and stopping leaves its file in place (systemd made it).
+    """
+    path = tmp_path / "activated.sock"
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(path))
+    listening.listen(16)
+    config = tmp_path / "sock.toml"
+    config.write_text(f'[sock]\nworkers = 2\n\n[[socket]]\nname = "local"\nprotocol = "unix"\n'
+                      f'path = "{path}"\n')
+    server = activated_with(config, listening)
+    listening.close()
+    try:
+        server.wait_for(READY, 60)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(TIMEOUT)
+            s.connect(str(path))
+            assert ask(s, b"activated") == b"activated"
+        log = server.stop()
+        assert server.proc.returncode == 0
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+    assert "1 listener(s) on inherited sockets" in log, log
+    assert path.is_socket()

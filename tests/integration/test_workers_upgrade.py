@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.clients import ask
 from tests.integration.test_twistd import TWISTED_SOCK, Twistd, run
-from tests.integration.test_upgrade import Load, echo, end, gone, upgrade_by, write_config
+from tests.integration.test_upgrade import Load, end, gone, upgrade_by, write_config
 from tests.integration.test_workers import READY, SOURCES, hold, status, until
 from tests.unit.test_worker_affinity import expected
 
@@ -72,7 +73,7 @@ def test_upgrade_with_workers_under_load_drops_nothing(tmp_path, how, monkeypatc
         load.stop()
         assert load.failed == [], f"{len(load.failed)} of {load.attempted} failed: {load.failed[:5]}"
         assert pidfile.read_text().strip() == str(new_pid)
-        assert echo(held, b"after the upgrade" * 100) == b"after the upgrade" * 100
+        assert ask(held, b"after the upgrade" * 100) == b"after the upgrade" * 100
         held.close()
         assert server.proc.wait(timeout=90) == 0
         after = worker_pids(server)
@@ -126,7 +127,7 @@ def test_failed_new_generation_leaves_the_old_serving(tmp_path, change, reason):
         assert reason in line and "\n" not in line and "Traceback" not in done.stdout + done.stderr
         assert server.proc.poll() is None
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            assert echo(s, b"still here") == b"still here"
+            assert ask(s, b"still here") == b"still here"
         assert worker_pids(server) == before
     finally:
         if server.proc.poll() is None:

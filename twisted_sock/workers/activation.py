@@ -23,6 +23,7 @@ from typing import Any
 
 from twisted_sock.admin import admin_spec
 from twisted_sock.ops import adopt, upgrade
+from twisted_sock.ops.activated import passed_sockets
 from twisted_sock.ops.inherit import Inherited, InheritError, changed_workers, same_listener, unmatched_error
 from twisted_sock.ops.inherit import match as match_one
 from twisted_sock.ops.lifecycle import inherited_sockets
@@ -78,17 +79,19 @@ def has_reuseport(fd: int) -> bool:
 
 
 def take_inherited(specs: Sequence[Any], workers: int,
-                   admin: str | None) -> dict[Any, list[socket.socket]]:
+                   admin: str | None) -> tuple[dict[Any, list[socket.socket]], set[Any]]:
     """
     The inherited sockets each listener takes (the admin socket's is
     offered to L{twisted_sock.admin.open_admin}); the activation variables
     are removed from the environment.
 
+    @return: the sockets by listener, and the UNIX listeners whose socket
+        file is systemd's (left in place at stop, in later generations too).
     @raise InheritError: one line; every inherited descriptor is closed.
     """
     found, origin = inherited_sockets(upgrade.take_channel())
     if not found:
-        return {}
+        return {}, set()
     every = list(specs) + ([admin_spec(admin)] if admin is not None else [])
     try:
         taken, left = assign(every, found, workers, origin,
@@ -101,13 +104,16 @@ def take_inherited(specs: Sequence[Any], workers: int,
         raise
     for sock in left:  # an upgrade's, for a listener the new file dropped
         os.close(sock.fd)
+    paths = {s.address for s in passed_sockets() if s.protocol == "unix"}
+    systemd_files = {every[i] for i, group in taken.items()
+                     if group[0].protocol == "unix" and group[0].address in paths}
     out: dict[Any, list[socket.socket]] = {}
     for index, group in taken.items():
         if index < len(specs):
             out[specs[index]] = [socket.socket(fileno=sock.fd) for sock in group]
         else:
-            adopt.offer({every[index]: group[0].fd})
-    return out
+            adopt.offer({every[index]: group[0].fd}, systemd_files & {every[index]})
+    return out, systemd_files
 
 
 def handed_over_fds(groups: Groups, admin: Any) -> list[int]:

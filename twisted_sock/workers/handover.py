@@ -90,10 +90,10 @@ class OperatedSupervisor:
         Every listener's group, on the inherited sockets where there are.
         """
         workers = len(self.workers)
-        inherited = take_inherited(self.specs, workers, self.config.admin_socket)
+        inherited, systemd_files = take_inherited(self.specs, workers, self.config.admin_socket)
         if inherited:
             log.info("{count} listener(s) on inherited sockets", count=len(inherited))
-        return open_groups(self.specs, workers, configs, inherited)
+        return open_groups(self.specs, workers, configs, inherited, systemd_files)
 
     def notifier(self) -> Notifier:
         if not hasattr(self, "_notifier"):

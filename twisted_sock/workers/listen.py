@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from twisted_sock.errors import BindError, ConfigError
@@ -106,13 +106,16 @@ def open_group(spec: Any, workers: int, config: Any,
 
 
 def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any],
-                inherited: Mapping[Any, list[socket.socket]] | None = None) -> Groups:
+                inherited: Mapping[Any, list[socket.socket]] | None = None,
+                systemd_files: Collection[Any] = ()) -> Groups:
     """
     Every listener's group, or none (the first failure closes the others).
 
     @param inherited: sockets a listener takes instead of binding (from the
         old generation in an upgrade, or systemd's): a whole group, the
         UNIX socket, or a group's first socket (L{open_group}'s C{first}).
+    @param systemd_files: the UNIX listeners whose file systemd made: left
+        in place at stop.
     """
     groups = Groups()
     groups.files = []
@@ -125,7 +128,7 @@ def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any],
                 sock.set_inheritable(True)
             if spec.protocol == "unix":
                 groups[spec] = [given[0] if given else open_local(spec, config)] * workers
-                groups.files.append(SocketFile.created(spec.address))
+                groups.files.append(None if spec in systemd_files else SocketFile.created(spec.address))
             elif len(given) == workers:
                 groups[spec] = given
                 # The program belongs to the reuseport group and outlives a
