@@ -28,3 +28,20 @@ def keep_shared(port: Any) -> None:
     process holds it too.
     """
     port._shouldShutdown = False
+
+
+def bind_taken(port: Any) -> bool:
+    """
+    For C{unix.DatagramPort}, whose C{_bindSocket} binds a new socket even
+    when one was given with L{take_socket}: listen on the given one.
+
+    @return: whether there was one (if not, the caller binds as usual).
+    """
+    sock = getattr(port, "_preexistingSocket", None)
+    if sock is None:
+        return False
+    port._preexistingSocket = None
+    port.connected = 1
+    port.socket = sock
+    port.fileno = sock.fileno
+    return True
