@@ -1,0 +1,203 @@
+"""
+The decisions of a reload with workers, without sockets: which listeners
+the main process opens, closes and hands over; the rows of the shared
+counters; who serves a UNIX datagram socket; and the two phases over the
+workers (every worker prepares, then all commit, or all abort).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from twisted.internet import defer
+
+from twisted_sock.config.model import ServiceConfig, SocketConfig
+from twisted_sock.errors import BindError, ConfigError
+from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.kinds import ListenerKind
+from twisted_sock.workers.aggregate import count_serving
+from twisted_sock.workers.control import Abort, Commit, Prepare
+from twisted_sock.workers.grow import WorkerReload, growth, new_rows
+from twisted_sock.workers.listen import Groups, alone, check_distinct, serves
+from twisted_sock.workers.shared import SharedCounts, rows_needed
+from twisted_sock.workers.staged import as_worker
+
+
+def tcp(name: str, port: int, mode: str = "data") -> ListenerSpec:
+    return ListenerSpec(name, "127.0.0.1", port, mode)
+
+
+def config(*names: str, file: str = "sock.toml") -> ServiceConfig:
+    return ServiceConfig(tuple(SocketConfig(name=n, local_ports=[1], interfaces=["lo"]) for n in names),
+                         file=file, workers=2)
+
+
+def test_growth_opens_the_added_closes_the_removed():
+    """
+    Listeners only in the new plan are opened, those only in the old one
+    closed; those in both stay as they are.
+    """
+    old, new = [tcp("a", 1001), tcp("a", 1002)], [tcp("a", 1001), tcp("b", 2001)]
+    change = growth(config("a"), config("a", "b"), old, new)
+    assert change.added == (tcp("b", 2001),) and change.removed == (tcp("a", 1002),) and not change.moved
+
+
+def test_growth_hands_a_renamed_socket_s_listener_over():
+    """
+    A socket renamed: its listener goes over to the new name on the same
+    sockets (neither opened nor closed), as the workers' planner decides.
+    """
+    change = growth(config("a"), config("b"), [tcp("a", 1001)], [tcp("b", 1001)])
+    assert change.moved == ((tcp("a", 1001), tcp("b", 1001)),)
+    assert not change.added and not change.removed
+
+
+def test_growth_refuses_a_new_listener_where_one_listens():
+    """
+    A new listener on the address and port of one open now that is not
+    handed over (here: another mode) is refused as in use, as a single
+    process (which opens before it closes) would find it.
+    """
+    with pytest.raises(BindError, match=r"BIND_FAILED 127.0.0.1:1001: .*EADDRINUSE"):
+        growth(config("a"), config("a"), [tcp("a", 1001)], [tcp("a", 1001, "http")])
+
+
+def test_listeners_alike_are_refused():
+    """
+    Port 0 twice on one address of one socket: the main process could not
+    tell the two apart; one line naming the socket and key.
+    """
+    check_distinct([tcp("a", 0), tcp("b", 0)])
+    with pytest.raises(ConfigError, match=r"socket 'a'.*local_ports.*port 0 twice"):
+        check_distinct([tcp("a", 0), tcp("a", 0)])
+
+
+def test_added_sockets_get_rows_never_given_before():
+    """
+    A socket kept keeps its row; an added one gets the next row past every
+    row given so far (a removed socket's row is not given again).
+    """
+    rows = new_rows({"a": 0, "b": 1}, config("a", "c", "d"), first=2)
+    assert rows == {"a": 0, "c": 2, "d": 3} and rows_needed(rows) == 4
+
+
+def test_counter_table_grows_and_keeps_its_values():
+    """
+    Growing the table keeps every value, the new rows start at zero, and
+    another map of the same file sees the new rows once it grows too.
+    """
+    main = SharedCounts(os.memfd_create("test-grow"), 1, 2)
+    try:
+        worker = SharedCounts(main.fd, 1, 2)
+        worker.set(0, 1, 5)
+        main.grow(3)
+        assert main.total(0) == 5 and main.total(2) == 0
+        main.set(2, 0, 4)
+        worker.grow(3)
+        assert worker.total(2) == 4 and worker.total(0) == 5
+    finally:
+        os.close(main.fd)
+
+
+def test_a_unix_datagram_socket_is_worker_0_s_alone():
+    """
+    Worker 0 serves a UNIX datagram listener, other workers do not (and do
+    not run its socket); every other listener is every worker's.
+    """
+    dgram = ListenerSpec("d", "/tmp/d.sock", 0, "data", ListenerKind.DATAGRAM, "unix")
+    stream = ListenerSpec("s", "/tmp/s.sock", 0, "data", ListenerKind.PLAIN, "unix")
+    assert alone(dgram) and not alone(stream) and not alone(tcp("a", 1))
+    assert serves(dgram, 0) and not serves(dgram, 1) and serves(stream, 1)
+    both = ServiceConfig((SocketConfig(name="d", protocol="unix", path="/tmp/d.sock", datagram=True),
+                          SocketConfig(name="s", protocol="unix", path="/tmp/s.sock")), workers=2)
+    assert [c.name for c in as_worker(both, 0).sockets] == ["d", "s"]
+    assert [c.name for c in as_worker(both, 1).sockets] == ["s"]
+
+
+def test_status_counts_the_workers_serving_each_socket():
+    """
+    Each summed socket says how many workers' figures it sums.
+    """
+    summed = {"sockets": [{"name": "s"}, {"name": "d"}]}
+    count_serving(summed, [{"sockets": [{"name": "s"}, {"name": "d"}]}, {"sockets": [{"name": "s"}]}])
+    assert [s["workers"] for s in summed["sockets"]] == [2, 1]
+
+
+@dataclass
+class Control:
+    """
+    A worker's control connection: answers C{Prepare} with C{prepared}.
+    """
+
+    prepared: str = "ok"
+    calls: list[Any] = field(default_factory=list)
+
+    def callRemote(self, command: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        self.calls.append(command)
+        if command is Prepare:
+            return defer.succeed({"result": self.prepared})
+        if command is Commit:
+            return defer.succeed({"result": "ok"})
+        return defer.succeed({})
+
+
+@dataclass
+class Worker:
+    index: int
+
+
+class Supervisor:
+    def __init__(self, *controls: Control) -> None:
+        self.config = config("a")
+        self.specs = [tcp("a", 1001)]
+        self.groups = Groups()
+        self.rows = {"a": 0}
+        self.counts = SharedCounts(os.memfd_create("test-reload"), 1, len(controls))
+        self.workers = [Worker(i) for i in range(len(controls))]
+        self._controls = controls
+
+    def controls(self) -> list[tuple[Worker, Control]]:
+        return list(zip(self.workers, self._controls, strict=True))
+
+
+def reloaded(sup: Supervisor, new: ServiceConfig) -> str:
+    """
+    Reload C{sup} to C{new} with the same listeners (nothing to open: the
+    two phases alone).
+    """
+    try:
+        results: list[str] = []
+        WorkerReload(sup).reload(new, list(sup.specs)).addCallback(results.append)
+        return results[0]
+    finally:
+        os.close(sup.counts.fd)
+
+
+def test_every_worker_commits_when_every_worker_prepared():
+    """
+    Every worker prepares, then every worker commits; the main process
+    takes the new configuration and rows.
+    """
+    sup = Supervisor(Control(), Control())
+    new = config("a", "b", file="new.toml")
+    result = reloaded(sup, new)
+    assert result == "ok: reloaded new.toml (2 socket(s), 2 workers)"
+    assert all(control.calls == [Prepare, Commit] for _, control in sup.controls())
+    assert sup.config is new and sup.rows == {"a": 0, "b": 1}
+
+
+def test_one_worker_that_cannot_prepare_aborts_every_worker():
+    """
+    One worker out of two fails to prepare: every worker is told to
+    abort, none commits, and the main process keeps its configuration.
+    """
+    sup = Supervisor(Control(), Control("error: no such handler"))
+    old = sup.config
+    result = reloaded(sup, config("a", "b", file="new.toml"))
+    assert result == ("error: reload refused, running configuration kept: 1 of 2 workers could not "
+                      "apply it: no such handler")
+    assert all(control.calls == [Prepare, Abort] for _, control in sup.controls())
+    assert sup.config is old and sup.rows == {"a": 0}
