@@ -41,7 +41,7 @@ from twisted_sock.net.transport import IdleSockServer, SockServer
 from twisted_sock.ops.adopt import preset
 from twisted_sock.stats import ListenerInfo
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
-from twisted_sock.twisted_internals.adopt import bind_taken
+from twisted_sock.twisted_internals.adopt import TakesGivenSocket
 from twisted_sock.twisted_internals.ports import LogPrefix
 from twisted_sock.workers.inherit import inherit
 
@@ -134,7 +134,7 @@ class LocalStreamPort(DescribedByPath, HandOver, LogPrefix, unix.Port):
 
 
 @implementer(IListeningPort)
-class LocalDatagramPort(DescribedByPath, LogPrefix, unix.DatagramPort):
+class LocalDatagramPort(DescribedByPath, LogPrefix, TakesGivenSocket, unix.DatagramPort):
     """
     A UNIX datagram socket running the local decision per datagram; with
     allow lists it asks the kernel for each sender's credentials.
@@ -154,10 +154,6 @@ class LocalDatagramPort(DescribedByPath, LogPrefix, unix.DatagramPort):
         self.sock_file: SocketFile | None = None
         unix.DatagramPort.__init__(self, socket_address(spec.address), protocol, MAX_DATAGRAM,
                                    config.mode, reactor)
-
-    def _bindSocket(self) -> None:
-        if not bind_taken(self):  # Twisted's would bind a new socket, even over an inherited one
-            unix.DatagramPort._bindSocket(self)
 
     def startListening(self) -> None:
         with creation_umask(self.mode):

@@ -30,18 +30,21 @@ def keep_shared(port: Any) -> None:
     port._shouldShutdown = False
 
 
-def bind_taken(port: Any) -> bool:
-    """
-    For C{unix.DatagramPort}, whose C{_bindSocket} binds a new socket even
-    when one was given with L{take_socket}: listen on the given one.
 
-    @return: whether there was one (if not, the caller binds as usual).
+class TakesGivenSocket:
     """
-    sock = getattr(port, "_preexistingSocket", None)
-    if sock is None:
-        return False
-    port._preexistingSocket = None
-    port.connected = 1
-    port.socket = sock
-    port.fileno = sock.fileno
-    return True
+    Mixin for a C{unix.DatagramPort} subclass: its C{_bindSocket} binds a
+    new socket even when one was given with L{take_socket}; this one
+    listens on the given one (a worker's, from the main process).
+    """
+
+    def _bindSocket(self) -> None:
+        port: Any = self
+        sock = getattr(port, "_preexistingSocket", None)
+        if sock is None:
+            super()._bindSocket()  # type: ignore[misc]
+            return
+        port._preexistingSocket = None
+        port.connected = 1
+        port.socket = sock
+        port.fileno = sock.fileno
