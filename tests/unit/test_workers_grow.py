@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.task import Clock
 
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.errors import BindError, ConfigError
@@ -20,7 +21,7 @@ from twisted_sock.net.interfaces import ListenerSpec
 from twisted_sock.net.kinds import ListenerKind
 from twisted_sock.workers.aggregate import count_serving
 from twisted_sock.workers.control import Abort, Commit, Prepare
-from twisted_sock.workers.grow import WorkerReload, growth, new_rows
+from twisted_sock.workers.grow import STEP_TIMEOUT, WorkerReload, growth, new_rows
 from twisted_sock.workers.listen import Groups, alone, check_distinct, serves
 from twisted_sock.workers.shared import SharedCounts, rows_needed
 from twisted_sock.workers.staged import as_worker
@@ -132,13 +133,13 @@ class Control:
     A worker's control connection: answers C{Prepare} with C{prepared}.
     """
 
-    prepared: str = "ok"
+    prepared: str | None = "ok"  # None: never answers
     calls: list[Any] = field(default_factory=list)
 
     def callRemote(self, command: Any, **kwargs: Any) -> defer.Deferred[Any]:
         self.calls.append(command)
         if command is Prepare:
-            return defer.succeed({"result": self.prepared})
+            return defer.Deferred() if self.prepared is None else defer.succeed({"result": self.prepared})
         if command is Commit:
             return defer.succeed({"result": "ok"})
         return defer.succeed({})
@@ -163,14 +164,16 @@ class Supervisor:
         return list(zip(self.workers, self._controls, strict=True))
 
 
-def reloaded(sup: Supervisor, new: ServiceConfig) -> str:
+def reloaded(sup: Supervisor, new: ServiceConfig, wait: float = 0.0) -> str:
     """
     Reload C{sup} to C{new} with the same listeners (nothing to open: the
-    two phases alone).
+    two phases alone), C{wait} seconds passing.
     """
     try:
         results: list[str] = []
-        WorkerReload(sup).reload(new, list(sup.specs)).addCallback(results.append)
+        clock = Clock()
+        WorkerReload(sup, clock).reload(new, list(sup.specs)).addCallback(results.append)
+        clock.advance(wait)
         return results[0]
     finally:
         os.close(sup.counts.fd)
@@ -201,3 +204,16 @@ def test_one_worker_that_cannot_prepare_aborts_every_worker():
                       "apply it: no such handler")
     assert all(control.calls == [Prepare, Abort] for _, control in sup.controls())
     assert sup.config is old and sup.rows == {"a": 0}
+
+
+def test_a_worker_that_does_not_answer_fails_the_reload():
+    """
+    A worker that does not answer C{Prepare} within L{STEP_TIMEOUT}: the
+    reload is refused and every worker told to abort.
+    """
+    sup = Supervisor(Control(), Control(None))
+    old = sup.config
+    result = reloaded(sup, config("a", "b", file="new.toml"), STEP_TIMEOUT)
+    assert result.startswith("error: reload refused, running configuration kept: 1 of 2 workers")
+    assert all(control.calls == [Prepare, Abort] for _, control in sup.controls())
+    assert sup.config is old

@@ -42,6 +42,10 @@ from twisted_sock.workers.listen import (
 
 log = Logger(namespace="twisted_sock")
 
+#: Seconds the main process waits for a worker to prepare (or commit) a
+#: reload; one that does not answer in time fails the reload (or is named).
+STEP_TIMEOUT = 30.0
+
 
 @dataclass(frozen=True)
 class Growth:
@@ -112,8 +116,9 @@ class WorkerReload:
     (one at a time).
     """
 
-    def __init__(self, supervisor: Any) -> None:
+    def __init__(self, supervisor: Any, reactor: Any) -> None:
         self.supervisor = supervisor
+        self.reactor = reactor
         self.busy = False
 
     def reload(self, new: ServiceConfig, new_specs: list[ListenerSpec]) -> defer.Deferred[str]:
@@ -137,7 +142,7 @@ class WorkerReload:
         self.busy = True
         controls = sup.controls()
         prepared = [self._prepare(worker.index, control, change, opened, new.file, rows)
-                    for worker, control in controls]
+                    .addTimeout(STEP_TIMEOUT, self.reactor) for worker, control in controls]
 
         def decided(results: list[tuple[bool, Any]]) -> Any:
             errors = [r if ok else f"error: {r.getErrorMessage()}" for ok, r in results
@@ -149,7 +154,8 @@ class WorkerReload:
                 return (f"error: reload refused, running configuration kept: {len(errors)} of "
                         f"{len(results)} workers could not apply it: {errors[0].removeprefix('error: ')}")
             removed = self._in_force(new, new_specs, change, opened, rows)
-            commits = [control.callRemote(Commit) for _, control in controls]
+            commits = [control.callRemote(Commit).addTimeout(STEP_TIMEOUT, self.reactor)
+                       for _, control in controls]
             summary = f"{new.file} ({len(new.sockets)} socket(s)"
             return defer.DeferredList(commits, consumeErrors=True).addCallback(
                 lambda results: self._committed(results, removed, summary))

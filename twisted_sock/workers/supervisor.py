@@ -151,7 +151,7 @@ class Supervisor(MultiService):
         self._admin: Any = None
         self._stopping: defer.Deferred[None] | None = None
         self._all_ready = False
-        self.growing = WorkerReload(self)
+        self.growing = WorkerReload(self, reactor)
 
     # Starting -----------------------------------------------------------
 
