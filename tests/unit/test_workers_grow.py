@@ -146,22 +146,40 @@ class Control:
 
 
 @dataclass
+class Process:
+    signals: list[str] = field(default_factory=list)
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+
+@dataclass
 class Worker:
     index: int
+    ready: bool = True
+    generation: int = 0
+    process: Process = field(default_factory=Process)
+    pid: int = 4242
 
 
 class Supervisor:
-    def __init__(self, *controls: Control) -> None:
+    """
+    The main process as a reload sees it: a worker per control, then
+    C{starting} workers without one yet.
+    """
+
+    def __init__(self, *controls: Control, starting: int = 0) -> None:
         self.config = config("a")
         self.specs = [tcp("a", 1001)]
         self.groups = Groups()
         self.rows = {"a": 0}
-        self.counts = SharedCounts(os.memfd_create("test-reload"), 1, len(controls))
         self.workers = [Worker(i) for i in range(len(controls))]
+        self.workers += [Worker(len(controls) + i, ready=False) for i in range(starting)]
+        self.counts = SharedCounts(os.memfd_create("test-reload"), 1, len(self.workers))
         self._controls = controls
 
     def controls(self) -> list[tuple[Worker, Control]]:
-        return list(zip(self.workers, self._controls, strict=True))
+        return list(zip(self.workers, self._controls, strict=False))
 
 
 def reloaded(sup: Supervisor, new: ServiceConfig, wait: float = 0.0) -> str:
@@ -172,7 +190,8 @@ def reloaded(sup: Supervisor, new: ServiceConfig, wait: float = 0.0) -> str:
     try:
         results: list[str] = []
         clock = Clock()
-        WorkerReload(sup, clock).reload(new, list(sup.specs)).addCallback(results.append)
+        sup.growing = WorkerReload(sup, clock)
+        sup.growing.reload(new, list(sup.specs)).addCallback(results.append)
         clock.advance(wait)
         return results[0]
     finally:
@@ -217,3 +236,18 @@ def test_a_worker_that_does_not_answer_fails_the_reload():
     assert result.startswith("error: reload refused, running configuration kept: 1 of 2 workers")
     assert all(control.calls == [Prepare, Abort] for _, control in sup.controls())
     assert sup.config is old
+
+
+def test_a_worker_starting_during_a_reload_is_restarted_when_ready():
+    """
+    A worker that was starting during a reload (no control connection
+    yet, so it took no part): when it reports ready it is restarted
+    (C{SIGTERM}), since it may run the configuration before the reload;
+    the workers that took part are not.
+    """
+    sup = Supervisor(Control(), starting=1)
+    assert reloaded(sup, config("a", "b", file="new.toml")).startswith("ok: reloaded")
+    taking_part, starting = sup.workers
+    assert not sup.growing.restart_if_stale(taking_part) and taking_part.process.signals == []
+    starting.ready = True
+    assert sup.growing.restart_if_stale(starting) and starting.process.signals == ["TERM"]

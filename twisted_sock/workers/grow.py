@@ -114,12 +114,19 @@ class WorkerReload:
     """
     Carries out reloads for a L{twisted_sock.workers.supervisor.Supervisor}
     (one at a time).
+
+    @ivar generation: how many reloads were put in force. A worker records
+        the generation it was started in, or last reloaded to; one that is
+        behind (it was starting during a reload, so took no part in it) is
+        restarted (L{restart_if_stale}), and its replacement starts from
+        the current file and sockets.
     """
 
     def __init__(self, supervisor: Any, reactor: Any) -> None:
         self.supervisor = supervisor
         self.reactor = reactor
         self.busy = False
+        self.generation = 0
 
     def reload(self, new: ServiceConfig, new_specs: list[ListenerSpec]) -> defer.Deferred[str]:
         """
@@ -154,6 +161,11 @@ class WorkerReload:
                 return (f"error: reload refused, running configuration kept: {len(errors)} of "
                         f"{len(results)} workers could not apply it: {errors[0].removeprefix('error: ')}")
             removed = self._in_force(new, new_specs, change, opened, rows)
+            for worker, _ in controls:
+                worker.generation = self.generation
+            for worker in sup.workers:
+                if worker.ready:
+                    self.restart_if_stale(worker)
             commits = [control.callRemote(Commit).addTimeout(STEP_TIMEOUT, self.reactor)
                        for _, control in controls]
             summary = f"{new.file} ({len(new.sockets)} socket(s)"
@@ -167,6 +179,20 @@ class WorkerReload:
             return result
 
         return d.addBoth(idle)
+
+    def restart_if_stale(self, worker: Any) -> bool:
+        """
+        Restart (C{SIGTERM}: it drains, and is started again) a worker
+        that took no part in the last reload.
+
+        @return: whether it did.
+        """
+        if worker.generation == self.generation or worker.process is None:
+            return False
+        log.warn("worker {index} (pid {pid}) was starting during a reload and runs the configuration "
+                 "before it: restarting it", index=worker.index, pid=worker.pid)
+        worker.process.signalProcess("TERM")
+        return True
 
     @staticmethod
     def _prepare(index: int, control: Any, change: Growth, opened: Groups, path: str,
@@ -199,6 +225,7 @@ class WorkerReload:
             removed.files[spec] = groups.files.pop(spec, None)
         merge(groups, opened)
         sup.config, sup.specs, sup.rows = new, new_specs, rows
+        self.generation += 1
         for name in dict.fromkeys(spec.socket for spec in change.added):
             here = [f"{where(spec, opened[spec])} ({spec.label})" for spec in change.added
                     if spec.socket == name]

@@ -85,6 +85,7 @@ class _Worker:
     started: float = 0.0
     delay: float = 0.0
     ready: bool = False
+    generation: int = 0  # of the reloads it has (WorkerReload.generation)
 
 
 class _WorkerProcess(ProcessProtocol):
@@ -213,6 +214,7 @@ class Supervisor(MultiService):
             [sys.executable, "-m", "twisted_sock.workers.worker", json.dumps(args)],
             env=env, childFDs=child_fds)
         worker.pid, worker.started, worker.ready = worker.process.pid, time.monotonic(), False
+        worker.generation = self.growing.generation
         child.close()
         factory = Factory.forProtocol(lambda: _MainControl(self, worker))
         self._reactor.adoptStreamConnection(parent.fileno(), socket.AF_UNIX, factory)
@@ -221,6 +223,7 @@ class Supervisor(MultiService):
     def worker_ready(self, worker: _Worker, pid: int) -> None:
         worker.ready = True
         log.info("worker {index} ready (pid {pid})", index=worker.index, pid=pid)
+        self.growing.restart_if_stale(worker)
         if not self._all_ready and all(w.ready for w in self.workers):
             self._all_ready = True
             log.info("all {count} workers ready", count=len(self.workers))
