@@ -163,6 +163,25 @@ def test_reload_removes_listeners_everywhere(tmp_path):
         assert [s["name"] for s in status(server)["sockets"]] == ["s"]
 
 
+def test_reload_renaming_a_socket_keeps_its_sockets(tmp_path):
+    """
+    A TCP socket renamed by a reload, its port kept: the listener goes over
+    to the new name on the same sockets (not bound again), served by both
+    workers, and by a worker started after the reload.
+    """
+    conf = tmp_path / "sock.toml"
+    conf.write_text(BASE + added("t"))
+    with workers("--config", str(conf)) as server:
+        port = port_of(server, "t", at_start=True)
+        assert reload(server, conf, BASE + added("t2", ports=f"[{port}]")).startswith("ok: reloaded")
+        assert [s["name"] for s in status(server)["sockets"]] == ["s", "t2"]
+        assert all(served(port, source) for source in SOURCES[:6])
+        pids = [w["pid"] for w in status(server)["workers"]]
+        os.kill(pids[1], signal.SIGKILL)
+        server.wait_for("worker 1 ready", 60)
+        assert all(served(port, source) for source in SOURCES[:6])
+
+
 def test_reload_whose_new_listener_cannot_bind_changes_nothing(tmp_path):
     """
     A reload adding two listeners, the second on a port another socket

@@ -42,7 +42,7 @@ def test_growth_opens_the_added_closes_the_removed():
     closed; those in both stay as they are.
     """
     old, new = [tcp("a", 1001), tcp("a", 1002)], [tcp("a", 1001), tcp("b", 2001)]
-    change = growth(config("a"), config("a", "b"), old, new)
+    change = growth(config("a"), config("a", "b"), old, new, {})
     assert change.added == (tcp("b", 2001),) and change.removed == (tcp("a", 1002),) and not change.moved
 
 
@@ -51,19 +51,24 @@ def test_growth_hands_a_renamed_socket_s_listener_over():
     A socket renamed: its listener goes over to the new name on the same
     sockets (neither opened nor closed), as the workers' planner decides.
     """
-    change = growth(config("a"), config("b"), [tcp("a", 1001)], [tcp("b", 1001)])
+    bound = {("tcp", "127.0.0.1", 1001): "a"}
+    change = growth(config("a"), config("b"), [tcp("a", 1001)], [tcp("b", 1001)], bound)
     assert change.moved == ((tcp("a", 1001), tcp("b", 1001)),)
     assert not change.added and not change.removed
 
 
 def test_growth_refuses_a_new_listener_where_one_listens():
     """
-    A new listener on the address and port of one open now that is not
-    handed over (here: another mode) is refused as in use, as a single
-    process (which opens before it closes) would find it.
+    A new listener on the address and port a listener open now is bound
+    to, and that is not handed over (here: another mode; or the port a
+    port 0 got), is refused as in use, as a single process (which opens
+    before it closes) would find it.
     """
+    bound = {("tcp", "127.0.0.1", 1001): "a"}
+    with pytest.raises(BindError, match=r"BIND_FAILED 127.0.0.1:1001: .*EADDRINUSE.*socket 'a'"):
+        growth(config("a"), config("a"), [tcp("a", 1001)], [tcp("a", 1001, "http")], bound)
     with pytest.raises(BindError, match=r"BIND_FAILED 127.0.0.1:1001: .*EADDRINUSE"):
-        growth(config("a"), config("a"), [tcp("a", 1001)], [tcp("a", 1001, "http")])
+        growth(config("a"), config("a", "b"), [tcp("a", 0)], [tcp("a", 0), tcp("b", 1001)], bound)
 
 
 def test_listeners_alike_are_refused():

@@ -64,16 +64,20 @@ class Growth:
 
 
 def growth(old: ServiceConfig, new: ServiceConfig, old_specs: Sequence[ListenerSpec],
-           new_specs: Sequence[ListenerSpec]) -> Growth:
+           new_specs: Sequence[ListenerSpec], bound: dict[tuple[str, str, int], str]) -> Growth:
     """
     The listeners a reload from C{old} to C{new} opens, closes and hands
     over (pure).
+
+    @param bound: the socket of each listener open now, by its protocol,
+        address and bound port (L{places}).
 
     @raise ConfigError: for listeners alike (L{check_distinct}).
     @raise BindError: for an added listener on the address and port of
         one open now that is not handed over (as a single process, which
         opens the new listeners before it closes any, would find it in
-        use).
+        use; the main process would join that listener's C{SO_REUSEPORT}
+        group instead).
     """
     check_distinct(new_specs)
     added = list((Counter(new_specs) - Counter(old_specs)).elements())
@@ -84,15 +88,22 @@ def growth(old: ServiceConfig, new: ServiceConfig, old_specs: Sequence[ListenerS
         added.remove(step.spec)
         removed.remove(step.listener.spec)
     for spec in added:
-        taken = next((s for s in old_specs if _place(s) == _place(spec)), None)
+        taken = bound.get((spec.protocol, spec.address, spec.port))
         if taken is not None and spec.port != 0:
             raise BindError(spec.address, spec.port, f"{os.strerror(errno.EADDRINUSE)} (EADDRINUSE: "
-                            f"socket {taken.socket!r} listens there)", socket=spec.socket)
+                            f"socket {taken!r} listens there)", socket=spec.socket)
     return Growth(tuple(added), tuple(removed), tuple((s.listener.spec, s.spec) for s in steps))
 
 
-def _place(spec: ListenerSpec) -> tuple[str, str, int]:
-    return spec.protocol, spec.address, spec.port
+def places(groups: Groups) -> dict[tuple[str, str, int], str]:
+    """
+    The socket of each TCP and UDP listener of C{groups}, by protocol,
+    address and the port it is bound to (for a port 0 in the
+    configuration, the one it got). Opening another socket there would
+    join its C{SO_REUSEPORT} group rather than fail.
+    """
+    return {(spec.protocol, spec.address, group[0].getsockname()[1]): spec.socket
+            for spec, group in groups.items() if spec.protocol != "unix"}
 
 
 def new_rows(rows: dict[str, int], new: ServiceConfig, first: int) -> dict[str, int]:
@@ -139,7 +150,7 @@ class WorkerReload:
         if self.busy:
             return defer.succeed("error: reload refused: another reload is under way")
         try:
-            change = growth(sup.config, new, sup.specs, new_specs)
+            change = growth(sup.config, new, sup.specs, new_specs, places(sup.groups))
             opened = open_groups(change.added, len(sup.workers), {c.name: c for c in new.sockets})
         except SockError as e:
             return defer.succeed(f"error: reload refused, running configuration kept: {e}")
