@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.clients import exchange
+from tests.integration.conftest import free_port
 from tests.integration.test_twistd import TWISTED_SOCK, Twistd, parse_listening, run
 from tests.integration.test_workers import SOURCES, admitted, hold, served, status, until, workers
 from tests.unit.test_worker_affinity import expected
@@ -38,12 +39,13 @@ incoming = "any-ip-any-port"
 """
 
 
-def added(name: str, protocol: str = "tcp", ports: str = "[0]", extra: str = "") -> str:
+def added(name: str, protocol: str = "tcp", ports: str = "[0]", extra: str = "",
+          interfaces: str = "lo") -> str:
     """
     One more socket for the configuration file.
     """
     return (f'\n[[socket]]\nname = "{name}"\nprotocol = "{protocol}"\nlocal_ports = {ports}\n'
-            f'interfaces = "lo"\nincoming = "any-ip-any-port"\n{extra}\n')
+            f'interfaces = "{interfaces}"\nincoming = "any-ip-any-port"\n{extra}\n')
 
 
 def reload(server: Twistd, conf: Any, text: str) -> str:
@@ -166,16 +168,25 @@ def test_reload_removes_listeners_everywhere(tmp_path):
 def test_reload_renaming_a_socket_keeps_its_sockets(tmp_path):
     """
     A TCP socket renamed by a reload, its port kept: the listener goes over
-    to the new name on the same sockets (not bound again), served by both
-    workers, and by a worker started after the reload.
+    to the new name on the same sockets (the main process does not bind
+    again), each address still reaching its worker, and a worker started
+    after the reload serves it too.
     """
+    port = free_port()
     conf = tmp_path / "sock.toml"
-    conf.write_text(BASE + added("t"))
+    conf.write_text(BASE + added("t", ports=f"[{port}]", interfaces="127.0.0.1"))
     with workers("--config", str(conf)) as server:
-        port = port_of(server, "t", at_start=True)
-        assert reload(server, conf, BASE + added("t2", ports=f"[{port}]")).startswith("ok: reloaded")
+        renamed = BASE + added("t2", ports=f"[{port}]", interfaces="127.0.0.1")
+        assert reload(server, conf, renamed).startswith("ok: reloaded")
         assert [s["name"] for s in status(server)["sockets"]] == ["s", "t2"]
-        assert all(served(port, source) for source in SOURCES[:6])
+        before = accepted(server)
+        held = hold(port, SOURCES)
+        try:
+            got = [w["accepted"] for w in status(server)["workers"]]
+            assert [a - b for a, b in zip(got, before, strict=True)] == by_worker(SOURCES)
+        finally:
+            for s in held:
+                s.close()
         pids = [w["pid"] for w in status(server)["workers"]]
         os.kill(pids[1], signal.SIGKILL)
         server.wait_for("worker 1 ready", 60)
