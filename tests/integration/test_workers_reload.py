@@ -259,12 +259,13 @@ def test_unix_datagram_socket_is_served_by_worker_0(tmp_path):
     A UNIX datagram socket with two workers: every datagram from a client
     is echoed, all by worker 0 (its C{accepted} grows, the other's does
     not; the socket's C{workers} is 1); after worker 0 is killed, the
-    worker started in its place serves it; the file is removed on stop.
+    worker started in its place serves it; a reload removes it (and its
+    file) and another adds it again; the file is removed on stop.
     """
     path = tmp_path / "d.sock"
     conf = tmp_path / "sock.toml"
-    conf.write_text(BASE + f'\n[[socket]]\nname = "d"\nprotocol = "unix"\npath = "{path}"\n'
-                    'datagram = true\n')
+    with_d = BASE + f'\n[[socket]]\nname = "d"\nprotocol = "unix"\npath = "{path}"\ndatagram = true\n'
+    conf.write_text(with_d)
     with workers("--config", str(conf)) as server:
         assert any("socket 'd' is served by worker 0 alone" in line for line in server.log)
 
@@ -290,5 +291,9 @@ def test_unix_datagram_socket_is_served_by_worker_0(tmp_path):
         server.wait_for("ended", 30)
         server.wait_for("worker 0 ready", 60)
         echoed(3)
+        assert reload(server, conf, BASE).startswith("ok") and not path.exists()
+        assert reload(server, conf, with_d).startswith("ok")
+        echoed(3)
+        assert next(s for s in status(server)["sockets"] if s["name"] == "d")["workers"] == 1
         server.stop()
         assert server.proc.returncode == 0 and not path.exists()
