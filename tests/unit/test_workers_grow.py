@@ -139,6 +139,7 @@ class Control:
     """
 
     prepared: str | None = "ok"  # None: never answers
+    committed: str = "ok"
     calls: list[Any] = field(default_factory=list)
 
     def callRemote(self, command: Any, **kwargs: Any) -> defer.Deferred[Any]:
@@ -146,7 +147,7 @@ class Control:
         if command is Prepare:
             return defer.Deferred() if self.prepared is None else defer.succeed({"result": self.prepared})
         if command is Commit:
-            return defer.succeed({"result": "ok"})
+            return defer.succeed({"result": self.committed})
         return defer.succeed({})
 
 
@@ -256,3 +257,15 @@ def test_a_worker_starting_during_a_reload_is_restarted_when_ready():
     assert not sup.growing.restart_if_stale(taking_part) and taking_part.process.signals == []
     starting.ready = True
     assert sup.growing.restart_if_stale(starting) and starting.process.signals == ["TERM"]
+
+
+def test_a_worker_that_does_not_confirm_the_commit_is_restarted():
+    """
+    A worker that answers C{Commit} with an error: the answer line says
+    so (not "ok"), and that worker, alone, is restarted.
+    """
+    sup = Supervisor(Control(), Control(committed="error: no reload prepared in this worker"))
+    result = reloaded(sup, config("a", "b", file="new.toml"))
+    assert result == ("error: reload in force in 1 of 2 workers (the others restarted): "
+                      "error: no reload prepared in this worker")
+    assert [w.process.signals for w in sup.workers] == [[], ["TERM"]]

@@ -181,7 +181,7 @@ class WorkerReload:
                        for _, control in controls]
             summary = f"{new.file} ({len(new.sockets)} socket(s)"
             return defer.DeferredList(commits, consumeErrors=True).addCallback(
-                lambda results: self._committed(results, removed, summary))
+                lambda results: self._committed(results, [w for w, _ in controls], removed, summary))
 
         d = defer.DeferredList(prepared, consumeErrors=True).addCallback(decided)
 
@@ -194,16 +194,37 @@ class WorkerReload:
     def restart_if_stale(self, worker: Any) -> bool:
         """
         Restart (C{SIGTERM}: it drains, and is started again) a worker
-        that took no part in the last reload.
+        that took no part in the last reload (or did not confirm it).
 
         @return: whether it did.
         """
         if worker.generation == self.generation or worker.process is None:
             return False
-        log.warn("worker {index} (pid {pid}) was starting during a reload and runs the configuration "
-                 "before it: restarting it", index=worker.index, pid=worker.pid)
+        log.warn("worker {index} (pid {pid}) may not run the configuration in force (it took no part "
+                 "in the last reload, or did not confirm it): restarting it",
+                 index=worker.index, pid=worker.pid)
         worker.process.signalProcess("TERM")
         return True
+
+    def _committed(self, results: list[tuple[bool, Any]], workers: list[Any], removed: Groups,
+                   summary: str) -> str:
+        """
+        Every worker has put the change in force (or ended): the main
+        process's copies of the removed listeners close. A worker that did
+        not confirm is restarted (its replacement starts from the current
+        file and sockets).
+        """
+        close_groups(removed)
+        errors = []
+        for (ok, r), worker in zip(results, workers, strict=True):
+            if not ok or r["result"] != "ok":
+                errors.append(r["result"] if ok else f"error: {r.getErrorMessage()}")
+                worker.generation = -1  # behind: restarted
+                self.restart_if_stale(worker)
+        if errors:
+            return (f"error: reload in force in {len(results) - len(errors)} of {len(results)} workers "
+                    f"(the others restarted): {errors[0]}")
+        return f"ok: reloaded {summary}, {len(results)} workers)"
 
     @staticmethod
     def _prepare(index: int, control: Any, change: Growth, opened: Groups, path: str,
@@ -242,17 +263,3 @@ class WorkerReload:
                     if spec.socket == name]
             log.info("socket {socket!r} listening on {where}", socket=name, where=", ".join(here))
         return removed
-
-    @staticmethod
-    def _committed(results: list[tuple[bool, Any]], removed: Groups, summary: str) -> str:
-        """
-        Every worker has put the change in force (or ended): the main
-        process's copies of the removed listeners close.
-        """
-        close_groups(removed)
-        errors = [r["result"] if ok else f"error: {r.getErrorMessage()}" for ok, r in results
-                  if not ok or r["result"] != "ok"]
-        if errors:
-            return (f"error: reload in force in {len(results) - len(errors)} of {len(results)} workers: "
-                    f"{errors[0]}")
-        return f"ok: reloaded {summary}, {len(results)} workers)"
