@@ -102,6 +102,8 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "set: startListening takes an inherited socket (twisted_internals.adopt)"),
     Dependency("twisted.internet.udp:Port", "_preexistingSocket",
                "set: startListening takes an inherited socket (twisted_internals.adopt)"),
+    Dependency("twisted.internet.unix:DatagramPort", "_bindSocket",
+               "overridden: takes an inherited socket (twisted_internals.adopt.TakesGivenSocket)"),
     Dependency("twisted.internet.tcp:Port", "_shouldShutdown",
                "set: closing a port given away does not shutdown() it (twisted_internals.adopt)"),
     Dependency("twisted.internet.endpoints:", "_parse",

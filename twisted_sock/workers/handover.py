@@ -210,7 +210,7 @@ class OperatedSupervisor:
         stops (its workers drain).
         """
         self.handing_over = True  # no worker (re)starts on the sockets now
-        self.groups.files = []  # the new generation removes them
+        self.groups.files.clear()  # the new generation removes them
         if self._admin is not None:
             adopt.give_away(self._admin)
             close_now([self._admin])

@@ -14,7 +14,6 @@ import signal
 import socket
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -34,9 +33,18 @@ from twisted_sock.ops.activated import refuse_with_workers
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
 from twisted_sock.stats import process_start_time
-from twisted_sock.workers.aggregate import pack, sum_statuses, unpack
-from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
-from twisted_sock.workers.listen import Groups, check_supported, close_groups, open_groups, where
+from twisted_sock.workers.aggregate import count_serving, pack, sum_statuses, unpack
+from twisted_sock.workers.control import Gather, Ready, Snapshot
+from twisted_sock.workers.grow import WorkerReload
+from twisted_sock.workers.listen import (
+    Groups,
+    alone,
+    check_distinct,
+    close_groups,
+    open_groups,
+    serves,
+    where,
+)
 from twisted_sock.workers.restart import restart_delay
 from twisted_sock.workers.shared import SharedCounts
 
@@ -79,6 +87,7 @@ class _Worker:
     started: float = 0.0
     delay: float = 0.0
     ready: bool = False
+    generation: int = 0  # of the reloads it has (WorkerReload.generation)
 
 
 class _WorkerProcess(ProcessProtocol):
@@ -138,7 +147,7 @@ class Supervisor(MultiService):
         self.config = config
         self.flags = flags
         self.specs = plan(config)
-        check_supported(self.specs)
+        check_distinct(self.specs)
         self.rows = {sock.name: row for row, sock in enumerate(config.sockets)}
         self.workers = [_Worker(i) for i in range(config.workers)]
         self.groups = Groups()
@@ -146,6 +155,7 @@ class Supervisor(MultiService):
         self._admin: Any = None
         self._stopping: defer.Deferred[None] | None = None
         self._all_ready = False
+        self.growing = WorkerReload(self, reactor)
         #: Set once another generation serves the sockets: no worker starts.
         self.handing_over = False
 
@@ -168,6 +178,8 @@ class Supervisor(MultiService):
             here = [f"{where(spec, self.groups[spec])} ({spec.label})" for spec in self.specs
                     if spec.socket == sock.name]
             log.info("socket {socket!r} listening on {where}", socket=sock.name, where=", ".join(here))
+            if any(alone(spec) for spec in self.specs if spec.socket == sock.name):
+                log.info("socket {socket!r} is served by worker 0 alone (UNIX datagram)", socket=sock.name)
         super().privilegedStartService()
 
     def open_listeners(self, configs: dict[str, Any]) -> Groups:
@@ -199,7 +211,8 @@ class Supervisor(MultiService):
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         child_fds: dict[int, Any] = {1: 1, 2: 2, 3: child.fileno(), 4: self.counts.fd}
         listeners = []
-        for number, spec in enumerate(self.specs, start=5):
+        served = [spec for spec in self.specs if serves(spec, worker.index)]  # the current listeners
+        for number, spec in enumerate(served, start=5):
             child_fds[number] = self.groups[spec][worker.index].fileno()
             listeners.append([dataclasses.asdict(spec), number])
         args = {"parent": os.getpid(), "index": worker.index, "workers": len(self.workers),
@@ -212,6 +225,7 @@ class Supervisor(MultiService):
             [sys.executable, "-m", "twisted_sock.workers.worker", json.dumps(args)],
             env=env, childFDs=child_fds)
         worker.pid, worker.started, worker.ready = worker.process.pid, time.monotonic(), False
+        worker.generation = self.growing.generation
         child.close()
         factory = Factory.forProtocol(lambda: _MainControl(self, worker))
         self._reactor.adoptStreamConnection(parent.fileno(), socket.AF_UNIX, factory)
@@ -220,6 +234,7 @@ class Supervisor(MultiService):
     def worker_ready(self, worker: _Worker, pid: int) -> None:
         worker.ready = True
         log.info("worker {index} ready (pid {pid})", index=worker.index, pid=pid)
+        self.growing.restart_if_stale(worker)
         if not self._all_ready and all(w.ready for w in self.workers):
             self._all_ready = True
             log.info("all {count} workers ready", count=len(self.workers))
@@ -257,14 +272,15 @@ class Supervisor(MultiService):
 
     # Forwarding ---------------------------------------------------------
 
-    def _controls(self) -> list[tuple[_Worker, Any]]:
+    def controls(self) -> list[tuple[_Worker, Any]]:
         return [(w, w.control) for w in self.workers if w.control is not None and w.ready]
 
     def reload(self) -> defer.Deferred[str]:
         """
         Re-read the configuration file, check it here (everything a single
-        process checks, and that it opens no new listener and keeps
-        C{workers}), then have every worker apply it.
+        process checks, and that it keeps C{workers}), then have every
+        worker apply it, all or nothing, listeners added and removed
+        included (L{WorkerReload}).
 
         @return: a Deferred firing with a one-line result (never failing).
         """
@@ -278,26 +294,10 @@ class Supervisor(MultiService):
             validate_change(self.config, new)
             refuse_with_workers(new.sockets)
             SockService.from_config(new)
-            added = list((Counter(plan(new)) - Counter(self.specs)).elements())
-            if added:
-                raise ConfigError(f"a new listener ({added[0]}) cannot be opened while running with "
-                                  "workers (restart the service)", socket=added[0].socket)
+            specs = plan(new)
         except SockError as e:
             return defer.succeed(self._said(f"error: reload refused, running configuration kept: {e}"))
-        calls = [control.callRemote(Reload, path=path) for _, control in self._controls()]
-        d = defer.DeferredList(calls, consumeErrors=True)
-
-        def done(results: list[tuple[bool, Any]]) -> str:
-            errors = [r["result"] if ok else r.getErrorMessage() for ok, r in results
-                      if not ok or r["result"] != "ok"]
-            if errors:
-                return self._said(f"error: reload failed in {len(errors)} of {len(results)} workers: "
-                                  f"{errors[0]}")
-            self.config = new
-            return self._said(f"ok: reloaded {path} ({len(new.sockets)} socket(s), "
-                              f"{len(results)} workers)")
-
-        return d.addCallback(done)
+        return self.growing.reload(new, specs).addCallback(self._said)
 
     def upgrade(self) -> defer.Deferred[str]:
         """
@@ -317,11 +317,12 @@ class Supervisor(MultiService):
         C{workers} list (a worker that does not answer in time is left out).
         """
         calls = [control.callRemote(Snapshot).addTimeout(SNAPSHOT_TIMEOUT, self._reactor)
-                 for _, control in self._controls()]
+                 for _, control in self.controls()]
 
         def summed(results: list[tuple[bool, Any]]) -> dict[str, Any]:
             parts = [unpack(r["status"]) for ok, r in results if ok]
             status = sum_statuses([p["status"] for p in parts])
+            count_serving(status, [p["status"] for p in parts])
             status["pid"] = os.getpid()
             status["uptime"] = round(time.time() - process_start_time(), 3)
             status["workers"] = [p["row"] for p in parts]
