@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.clients import ask
-from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening, run
+from tests.integration.test_twistd import TWISTED_SOCK, Twistd, parse_listening, run
 
 pytestmark = pytest.mark.integration
 
@@ -278,18 +278,26 @@ def test_upgrade_without_admin_socket_is_one_line(tmp_path):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_upgrade_keeps_unix_and_udp_listeners(tmp_path, workers):
     """
-    A UNIX stream socket and a UDP socket pass to the new generation too
-    (with two workers: the UDP socket of each, the one UNIX socket): after
-    the old one has exited, the socket file is still there (the old
-    generation does not remove a file it handed over) and both serve.
+    A UNIX stream socket, a UNIX datagram socket and a UDP socket pass to
+    the new generation too (with two workers: the UDP socket of each, the
+    one socket of each UNIX listener): after the old one has exited, the
+    socket files are still there (the old generation does not remove a
+    file it handed over) and all three serve.
     """
     path = tmp_path / "data.sock"
+    dgram_path = tmp_path / "dgram.sock"
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
         [sock]
         workers = {workers}
         admin_socket = "{tmp_path / 'admin.sock'}"
         drain_timeout = 5
+
+        [[socket]]
+        name = "ldgram"
+        protocol = "unix"
+        datagram = true
+        path = "{dgram_path}"
 
         [[socket]]
         name = "local"
@@ -306,7 +314,7 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path, workers):
     server = Twistd("-c", str(config))
     new_pid = 0
     try:
-        name, listeners = parse_listening(server.wait_for(LISTENING, 20))
+        name, listeners = parse_listening(server.wait_for(re.compile(r"socket 'dgram' listening on"), 20))
         assert name == "dgram"
         udp_port = listeners[("127.0.0.1", "udp")]
         if workers > 1:
@@ -324,6 +332,11 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path, workers):
             u.settimeout(20)
             u.sendto(b"udp after", ("127.0.0.1", udp_port))
             assert u.recv(100) == b"udp after"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as d:
+            d.settimeout(20)
+            d.bind(str(tmp_path / "client.sock"))
+            d.sendto(b"unix datagram after", str(dgram_path))
+            assert d.recv(100) == b"unix datagram after"
     finally:
         if new_pid:
             end(new_pid)
