@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_tool
+from tests.integration.clients import ask as echo
 from tests.integration.clients import curl, exchange
 from tests.integration.conftest import free_port
 from tests.integration.test_twistd import (
@@ -34,7 +35,7 @@ from tests.integration.test_twistd import (
     ports_free,
     run,
 )
-from tests.integration.test_upgrade import UPGRADED, echo, end
+from tests.integration.test_upgrade import UPGRADED, end
 
 pytestmark = pytest.mark.integration
 

@@ -60,11 +60,11 @@ class Twistd:
     """
 
     def __init__(self, *args: str, cwd: str | None = None, prefix: tuple[str, ...] = (),
-                 pidfile: str = "") -> None:
+                 pidfile: str = "", pass_fds: tuple[int, ...] = ()) -> None:
         # prefix: e.g. ("ip", "netns", "exec", NAME) to run it in a namespace.
         self.proc = subprocess.Popen(
             [*prefix, TWISTD, "-n", f"--pidfile={pidfile}", "sock", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, pass_fds=pass_fds,
         )
         self.log: list[str] = []
         self.listeners: dict[tuple[str, str], Any] = {}

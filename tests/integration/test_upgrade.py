@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.clients import ask
-from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening, run
+from tests.integration.test_twistd import TWISTED_SOCK, Twistd, parse_listening, run
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +29,11 @@ LOAD_SECONDS = 90.0
 UPGRADED = re.compile(r"ok: upgraded: new main process (\d+)")
 
 
-def write_config(tmp_path: Path, drain_timeout: float = 60) -> Path:
+def write_config(tmp_path: Path, drain_timeout: float = 60, workers: int = 1) -> Path:
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
         [sock]
+        workers = {workers}
         admin_socket = "{tmp_path / 'admin.sock'}"
         drain_timeout = {drain_timeout}
 
@@ -54,11 +55,14 @@ class Load:
     Each thread starts at most one connection every C{pace} seconds, so the
     count limit lasts through a slow upgrade on a loaded machine (at full
     speed, 20,000 connections were used up before the new generation was
-    ready once).
+    ready once). Thread I{i} connects from C{sources[i % len(sources)]}
+    (any address when none are given).
     """
 
-    def __init__(self, port: int, threads: int = 4, limit: int = 20000, pace: float = 0.01) -> None:
+    def __init__(self, port: int, threads: int = 4, limit: int = 20000, pace: float = 0.01,
+                 sources: list[str] | None = None) -> None:
         self.port = port
+        self.sources = sources or [""]
         self.limit = limit
         self.pace = pace
         self.attempted = 0
@@ -72,6 +76,7 @@ class Load:
 
     def _run(self, index: int) -> None:
         payload = f"client {index} ".encode() * 8
+        source = self.sources[index % len(self.sources)]
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             started = time.monotonic()
             with self._lock:
@@ -79,7 +84,8 @@ class Load:
                     return
                 self.attempted += 1
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=20) as s:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=20,
+                                              source_address=(source, 0)) as s:
                     got = ask(s, payload)
                 if got != payload:
                     raise OSError(f"echoed {len(got)} of {len(payload)} bytes")
@@ -142,6 +148,25 @@ def end(pid: int) -> None:
         time.sleep(0.05)
 
 
+def upgrade_by(how: str, server: Twistd, config: Path) -> int:
+    """
+    Upgrade C{server} by C{twisted-sock upgrade FILE} (C{how} is
+    C{"command"}) or by C{SIGUSR2}; the new main process's pid.
+    """
+    if how == "command":
+        done = run(TWISTED_SOCK, "upgrade", str(config))
+        assert done.returncode == 0, done.stdout + done.stderr
+        match = UPGRADED.search(done.stdout)
+        assert match is not None, done.stdout
+    else:
+        os.kill(server.proc.pid, signal.SIGUSR2)
+        match = UPGRADED.search(server.wait_for(UPGRADED, 90))
+        assert match is not None
+    new_pid = int(match.group(1))
+    assert new_pid != server.proc.pid
+    return new_pid
+
+
 @pytest.mark.parametrize("how", ["command", "SIGUSR2"])
 def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
     """
@@ -169,17 +194,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
         assert get_health(web) == b"HTTP/1.1 200 OK ok"
         load = Load(port)
         load.wait_for(200)
-        if how == "command":
-            done = run(TWISTED_SOCK, "upgrade", str(config))
-            assert done.returncode == 0, done.stdout + done.stderr
-            match = UPGRADED.search(done.stdout)
-            assert match is not None, done.stdout
-        else:
-            os.kill(server.proc.pid, signal.SIGUSR2)
-            match = UPGRADED.search(server.wait_for(UPGRADED, 90))
-            assert match is not None
-        new_pid = int(match.group(1))
-        assert new_pid != server.proc.pid
+        new_pid = upgrade_by(how, server, config)
         messages = []
         while f"MAINPID={new_pid}" not in messages:
             messages.append(notify.recv(4096).decode())
@@ -260,18 +275,29 @@ def test_upgrade_without_admin_socket_is_one_line(tmp_path):
     assert done.stderr.strip().count("\n") == 0 and "has no admin_socket" in done.stderr
 
 
-def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_upgrade_keeps_unix_and_udp_listeners(tmp_path, workers):
     """
-    A UNIX stream socket and a UDP socket pass to the new generation too:
-    after the old one has exited, the socket file is still there (the old
-    generation does not remove a file it handed over) and both serve.
+    A UNIX stream socket, a UNIX datagram socket and a UDP socket pass to
+    the new generation too (with two workers: the UDP socket of each, the
+    one socket of each UNIX listener): after the old one has exited, the
+    socket files are still there (the old generation does not remove a
+    file it handed over) and all three serve.
     """
     path = tmp_path / "data.sock"
+    dgram_path = tmp_path / "dgram.sock"
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
         [sock]
+        workers = {workers}
         admin_socket = "{tmp_path / 'admin.sock'}"
         drain_timeout = 5
+
+        [[socket]]
+        name = "ldgram"
+        protocol = "unix"
+        datagram = true
+        path = "{dgram_path}"
 
         [[socket]]
         name = "local"
@@ -288,9 +314,11 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
     server = Twistd("-c", str(config))
     new_pid = 0
     try:
-        name, listeners = parse_listening(server.wait_for(LISTENING, 20))
+        name, listeners = parse_listening(server.wait_for(re.compile(r"socket 'dgram' listening on"), 20))
         assert name == "dgram"
         udp_port = listeners[("127.0.0.1", "udp")]
+        if workers > 1:
+            server.wait_for(f"all {workers} workers ready", 60)
         done = run(TWISTED_SOCK, "upgrade", str(config))
         assert done.returncode == 0, done.stdout + done.stderr
         new_pid = int(UPGRADED.search(done.stdout).group(1))  # type: ignore[union-attr]
@@ -304,6 +332,11 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
             u.settimeout(20)
             u.sendto(b"udp after", ("127.0.0.1", udp_port))
             assert u.recv(100) == b"udp after"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as d:
+            d.settimeout(20)
+            d.bind(str(tmp_path / "client.sock"))
+            d.sendto(b"unix datagram after", str(dgram_path))
+            assert d.recv(100) == b"unix datagram after"
     finally:
         if new_pid:
             end(new_pid)

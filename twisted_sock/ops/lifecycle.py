@@ -22,7 +22,15 @@ from twisted_sock.admin import admin_spec
 from twisted_sock.net.listeners import close_now
 from twisted_sock.ops import adopt, upgrade
 from twisted_sock.ops.activated import entry_sockets, passed_sockets
-from twisted_sock.ops.inherit import Inherited, InheritError, describe, match, unmatched_error
+from twisted_sock.ops.inherit import (
+    Inherited,
+    InheritError,
+    changed_workers,
+    describe,
+    match,
+    same_listener,
+    unmatched_error,
+)
 from twisted_sock.ops.systemd import Notifier, status_line, watchdog_interval
 
 log = Logger(namespace="twisted_sock")
@@ -74,6 +82,11 @@ class Operated:
         found, origin = inherited_sockets(upgrade.take_channel())
         if not found:
             return
+        several = [g for g in same_listener(found) if len(g) > 1 and g[0].protocol != "unix"]
+        if several and origin == "upgrade":  # the old generation ran workers
+            for sock in found:
+                os.close(sock.fd)
+            raise InheritError(changed_workers(several[0], 1))
         specs: list[Any] = list(self._running.plan)
         admin = self.config.admin_socket  # type: ignore[attr-defined]
         if admin is not None:
@@ -168,9 +181,8 @@ class Operated:
         ports = list(self._running.ports)
         if self._admin is not None:
             ports.append(self._admin)
-        # WORKERS: a worker supervisor adds here the listening sockets it
-        # holds for its workers (the same sockets: the next generation
-        # starts its own workers on them).
+        # With workers the main process passes its groups instead: see
+        # twisted_sock.workers.handover.
         return ports
 
     def upgrade(self) -> defer.Deferred[str]:
@@ -194,9 +206,7 @@ class Operated:
             self.health.handing_over = True  # type: ignore[attr-defined]
             for port in ports:
                 adopt.give_away(port)
-            moved = run.old_pidfile
-            if moved is not None and self.twistd_config is not None and os.path.exists(moved):
-                self.twistd_config["pidfile"] = moved  # twistd removes it at exit, not the new one's
+            run.keep_old_pidfile(self.twistd_config)  # twistd removes it at exit, not the new one's
             self.notifier().send(MAINPID=pid)
             close_now(ports)  # stop accepting now: the new generation has the sockets
             # Stop (drain, exit) a moment later, once the admin socket's

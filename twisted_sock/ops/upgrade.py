@@ -256,6 +256,16 @@ class Upgrade:
             return False
         return True
 
+    def keep_old_pidfile(self, twistd_config: Any) -> None:
+        """
+        Once the new generation is ready: twistd removes, at exit, the pid
+        file it was told; make that C{PIDFILE.oldbin} (the pid file is the
+        new generation's now).
+        """
+        moved = self.old_pidfile
+        if moved is not None and twistd_config is not None and os.path.exists(moved):
+            twistd_config["pidfile"] = moved
+
     def _restore_pidfile(self, moved: bool) -> None:
         if moved and self.pidfile is not None and self.old_pidfile is not None:
             try:

@@ -6,9 +6,10 @@ Main to worker: L{Snapshot} (its statistics); a reload in two phases:
 L{Offer} (a listening socket the reload adds, as a descriptor), L{Prepare}
 (everything that can fail, for the configuration file the main process
 validated; nothing running changes), then L{Commit} (in force) or L{Abort}
-(given up) in every worker. Worker to main: L{Ready} (its listeners
-serve), L{Gather} (the whole service's status, for a status page the
-worker serves). Stopping is a C{SIGTERM} (the worker drains).
+(given up) in every worker; L{HandOver} (in an upgrade: the next
+generation serves the listening sockets now). Worker to main: L{Ready}
+(its listeners serve), L{Gather} (the whole service's status, for a status
+page the worker serves). Stopping is a C{SIGTERM} (the worker drains).
 """
 
 from __future__ import annotations
@@ -48,3 +49,11 @@ class Commit(amp.Command):
 
 class Abort(amp.Command):
     pass
+
+
+class HandOver(amp.Command):
+    """
+    The next generation's workers serve this worker's listening sockets:
+    stop accepting on them at once, without shutting them down, filtering
+    them or removing a socket file (a C{SIGTERM} follows: the drain).
+    """

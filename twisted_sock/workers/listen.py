@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from twisted_sock.errors import BindError, ConfigError
@@ -96,21 +96,24 @@ def _address(spec: Any, kind: int) -> tuple[int, Any]:
     return family, info[0][4]
 
 
-def open_group(spec: Any, workers: int, config: Any) -> list[socket.socket]:
+def open_group(spec: Any, workers: int, config: Any,
+               first: socket.socket | None = None) -> list[socket.socket]:
     """
     C{workers} sockets on C{spec}'s address and port (the port the first
     one got, for port 0), with the socket's listening options
     (L{listener_options}: freebind, bind_to_device, the TCP options ...)
     set before C{bind()} as a single process sets them.
 
-    @raise BindError: naming the address, nothing left open.
+    @param first: an inherited socket (bound, C{SO_REUSEPORT} set, listening)
+        to be the group's first: the others join its reuseport group.
+    @raise BindError: naming the address, nothing of ours left open.
     """
     kind = socket.SOCK_DGRAM if spec.protocol == "udp" else socket.SOCK_STREAM
-    group: list[socket.socket] = []
+    group: list[socket.socket] = [] if first is None else [first]
     try:
-        family, address = _address(spec, kind)
+        family, address = _address(spec, kind) if first is None else (first.family, first.getsockname())
         options = listener_options(config, spec.address, spec.device)
-        for _ in range(workers):
+        for _ in range(workers - len(group)):
             sock = socket.socket(family, kind)
             group.append(sock)
             apply_options(sock, options)
@@ -124,25 +127,45 @@ def open_group(spec: Any, workers: int, config: Any) -> list[socket.socket]:
                 sock.listen(config.backlog)
         attach_reuseport_program(group[0], reuseport_program(workers))
     except OSError as e:
-        for sock in group:
+        for sock in group[0 if first is None else 1:]:
             sock.close()
         raise BindError(spec.address, spec.port, os_reason(e), socket=spec.socket) from None
     return group
 
 
-def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any]) -> Groups:
+def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any],
+                inherited: Mapping[Any, list[socket.socket]] | None = None,
+                systemd_files: Collection[Any] = ()) -> Groups:
     """
     Every listener's group, or none (the first failure closes the others).
+
+    @param inherited: sockets a listener takes instead of binding (from the
+        old generation in an upgrade, or systemd's): a whole group, the
+        UNIX socket, or a group's first socket (L{open_group}'s C{first}).
+    @param systemd_files: the UNIX listeners whose file systemd made: left
+        in place at stop.
     """
     groups = Groups()
+    inherited = inherited or {}
     try:
         for spec in specs:
             config = configs[spec.socket]
+            given = inherited.get(spec, [])
+            for sock in given:
+                sock.set_inheritable(True)
             if spec.protocol == "unix":
-                groups[spec] = [open_local(spec, config)] * workers
-                groups.files[spec] = SocketFile.created(spec.address)
+                groups[spec] = [given[0] if given else open_local(spec, config)] * workers
+                groups.files[spec] = None if spec in systemd_files else SocketFile.created(spec.address)
+            elif len(given) == workers:
+                groups[spec] = given
+                # The program belongs to the reuseport group and outlives a
+                # generation; attached again, it is replaced atomically.
+                try:
+                    attach_reuseport_program(given[0], reuseport_program(workers))
+                except OSError as e:
+                    raise BindError(spec.address, spec.port, os_reason(e), socket=spec.socket) from None
             else:
-                groups[spec] = open_group(spec, workers, config)
+                groups[spec] = open_group(spec, workers, config, given[0] if given else None)
     except BaseException:
         close_groups(groups)
         raise

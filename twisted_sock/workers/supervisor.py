@@ -54,10 +54,11 @@ log = Logger(namespace="twisted_sock")
 SNAPSHOT_TIMEOUT = 5.0
 #: Seconds after C{drain_timeout} before a worker that has not exited is killed.
 KILL_GRACE = 10.0
-#: Variables a worker must not inherit (socket activation is the main process's).
-UPGRADE_REFUSED = "error: upgrade is not supported with workers > 1 (restart the service instead)"
-
-_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+UPGRADE_REFUSED = "error: upgrade with workers > 1 needs the service run by twistd"
+#: Variables a worker must not inherit (socket activation, sd_notify and
+#: the upgrade channel are the main process's).
+_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                "WATCHDOG_PID", "TWISTED_SOCK_UPGRADE_FD")
 
 
 class Gathered(dict[str, Any]):
@@ -155,6 +156,8 @@ class Supervisor(MultiService):
         self._stopping: defer.Deferred[None] | None = None
         self._all_ready = False
         self.growing = WorkerReload(self, reactor)
+        #: Set once another generation serves the sockets: no worker starts.
+        self.handing_over = False
 
     # Starting -----------------------------------------------------------
 
@@ -165,10 +168,10 @@ class Supervisor(MultiService):
         reactor = self._reactor
         # Before anything listens, so an early SIGHUP cannot kill the process.
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
-        # SIGUSR2 (upgrade in a single process) must not kill the process.
+        # SIGUSR2 (upgrade) must not kill the process.
         signal.signal(signal.SIGUSR2, lambda *_: reactor.callFromThread(self.upgrade))
         configs = {sock.name: sock for sock in self.config.sockets}
-        self.groups = open_groups(self.specs, len(self.workers), configs)
+        self.groups = self.open_listeners(configs)
         if self.config.admin_socket is not None:
             self._admin = open_admin(self.config.admin_socket, self, self._reactor)
         for sock in self.config.sockets:
@@ -178,6 +181,12 @@ class Supervisor(MultiService):
             if any(alone(spec) for spec in self.specs if spec.socket == sock.name):
                 log.info("socket {socket!r} is served by worker 0 alone (UNIX datagram)", socket=sock.name)
         super().privilegedStartService()
+
+    def open_listeners(self, configs: dict[str, Any]) -> Groups:
+        """
+        Every listener's group (the twistd service's adopt inherited sockets).
+        """
+        return open_groups(self.specs, len(self.workers), configs)
 
     def startService(self) -> None:
         super().startService()
@@ -196,7 +205,7 @@ class Supervisor(MultiService):
         signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
 
     def _spawn(self, worker: _Worker) -> None:
-        if self._stopping is not None:
+        if self._stopping is not None or self.handing_over:
             return
         assert self.counts is not None
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -229,6 +238,13 @@ class Supervisor(MultiService):
         if not self._all_ready and all(w.ready for w in self.workers):
             self._all_ready = True
             log.info("all {count} workers ready", count=len(self.workers))
+            self.all_ready()
+
+    def all_ready(self) -> None:
+        """
+        Every worker serves (called once): the twistd service tells systemd
+        and, in an upgrade, the old generation.
+        """
 
     def _ended(self, worker: _Worker, reason: Any) -> None:
         pid, worker.process, worker.control, worker.ready = worker.pid, None, None, False
@@ -245,6 +261,14 @@ class Supervisor(MultiService):
                  why=reason.getErrorMessage(), delay=worker.delay,
                  loop=" (crash loop: backing off)" if worker.delay >= 1 else "")
         self._reactor.callLater(worker.delay, self._spawn, worker)
+        if not self._all_ready:
+            self.ended_before_ready(worker.index, pid, reason.getErrorMessage())
+
+    def ended_before_ready(self, index: int, pid: int | None, why: str) -> None:
+        """
+        A worker ended before every worker was ready (the twistd service
+        fails an upgrade then).
+        """
 
     # Forwarding ---------------------------------------------------------
 
@@ -277,9 +301,8 @@ class Supervisor(MultiService):
 
     def upgrade(self) -> defer.Deferred[str]:
         """
-        Not supported with workers (the new generation would have to take
-        over every worker's sockets): refused with one line, nothing
-        changes.
+        Not supported outside twistd (see L{twisted_sock.workers.handover}):
+        refused with one line, nothing changes.
         """
         return defer.succeed(self._said(UPGRADE_REFUSED))
 

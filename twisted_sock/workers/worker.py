@@ -31,10 +31,12 @@ from twisted_sock.errors import SockError
 from twisted_sock.logs.lines import LineFormats
 from twisted_sock.logs.observer import BatchingLogObserver
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.listeners import close_now
+from twisted_sock.ops.adopt import give_away
 from twisted_sock.service import SockService
 from twisted_sock.workers import inherit
 from twisted_sock.workers.aggregate import pack, worker_row
-from twisted_sock.workers.control import Abort, Commit, Gather, Offer, Prepare, Ready, Snapshot
+from twisted_sock.workers.control import Abort, Commit, Gather, HandOver, Offer, Prepare, Ready, Snapshot
 from twisted_sock.workers.gathered import GatheredStatus
 from twisted_sock.workers.shared import SharedCounts, rows_needed, share
 from twisted_sock.workers.staged import StagedReload, as_worker
@@ -50,6 +52,8 @@ class WorkerService(SockService):
     """
 
     control: Any = None
+    #: Whether the main process is gone (its control connection ended).
+    orphaned = False
 
     def status_resource(self) -> IResource:
         return GatheredStatus(self.gather)
@@ -58,6 +62,32 @@ class WorkerService(SockService):
         if self.control is None:
             return defer.fail(RuntimeError("not connected to the main process"))
         return self.control.callRemote(Gather).addCallback(lambda r: r["status"])
+
+    def hand_over(self) -> None:
+        """
+        L{HandOver}: stop accepting on the listening sockets the next
+        generation serves now (closed here only: no C{shutdown()}, no
+        SYN-dropping filter, no socket file removed); C{/health} says why.
+        """
+        self.health.handing_over = True
+        ports = list(self._running.ports)
+        for port in ports:
+            give_away(port)
+        close_now(ports)
+
+    def stop_orphaned(self, parent: int) -> None:
+        """
+        Before the stop: if the main process is gone (C{SIGTERM} from
+        C{PR_SET_PDEATHSIG}, or the end of the control connection), another
+        generation may serve the same listening sockets (a new one that
+        failed during an upgrade leaves the old one serving them): stop
+        accepting as on L{HandOver}, never shutting them down or filtering
+        them.
+        """
+        if self.orphaned or os.getppid() != parent:
+            log.info("worker {pid}: the main process is gone: listening sockets left as they are",
+                     pid=os.getpid())
+            self.hand_over()
 
     def share_limits(self, counts: SharedCounts, rows: dict[str, int], index: int) -> None:
         for name, row in rows.items():
@@ -106,11 +136,17 @@ class WorkerControl(amp.AMP):
         self.staged.abort()
         return {}
 
+    @HandOver.responder
+    def hand_over(self) -> dict[str, Any]:
+        self.service.hand_over()
+        return {}
+
     def connectionLost(self, reason: Any = None) -> None:
         super().connectionLost(reason)
         self.service.control = None
         if self.reactor.running:
             log.info("worker {pid}: the main process is gone; stopping", pid=os.getpid())
+            self.service.orphaned = True  # its pid may still be our parent's for a moment
             self.reactor.stop()
 
 
@@ -147,6 +183,7 @@ def main(argv: list[str]) -> int:
     factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor, staged))
     reactor.adoptStreamConnection(args["control"], socket.AF_UNIX, factory)  # type: ignore[attr-defined]
     os.close(args["control"])
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop_orphaned, args["parent"])
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     return 0
