@@ -7,6 +7,7 @@ the server closes at once). Goal: 0 failed.
     python -m bench.upgrade                  # 3 upgrades in 12 s of load
     python -m bench.upgrade --upgrades 5 --duration 20 --docs
     python -m bench.upgrade --restart        # the same with plain restarts
+    python -m bench.upgrade --workers 2      # a main process with 2 workers
 
 C{--docs} also measures plain restarts for comparison and rewrites the
 C{upgrade} section at the end of C{docs/performance-results.rst} (between
@@ -44,10 +45,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def config(directory: Path, port: int = 0) -> Path:
+def config(directory: Path, port: int = 0, workers: int = 1) -> Path:
     path = directory / "sock.toml"
     path.write_text(f"""
 [sock]
+workers = {workers}
 admin_socket = "{directory / 'admin.sock'}"
 log_connections = false
 drain_timeout = 5
@@ -62,24 +64,29 @@ handler = "bench.handlers:CloseAtOnce"
     return path
 
 
-def start(bindir: Path, conf: Path) -> tuple[subprocess.Popen[str], int]:
+def start(bindir: Path, conf: Path, workers: int = 1) -> tuple[subprocess.Popen[str], int]:
     """
-    C{twistd -n sock -c conf} on the server core; its data port once it listens.
+    C{twistd -n sock -c conf} on the server core; its data port once it
+    listens (and, with workers, once all of them are ready).
     """
     server = subprocess.Popen(pinned(SERVER_CORE, [str(bindir / "twistd"), "-n", "--pidfile=", "sock",
                                                    "-c", str(conf)]),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
                               stdin=subprocess.DEVNULL)
     assert server.stdout is not None
+    port = 0
     for line in server.stdout:
         found = LISTENING.search(line)
         if found:
+            port = int(found.group(1))
+        if port and (workers == 1 or f"all {workers} workers ready" in line):
             threading.Thread(target=server.stdout.read, daemon=True).start()  # never a full pipe
-            return server, int(found.group(1))
+            return server, port
     raise SystemExit("bench upgrade: the server did not start")
 
 
-def measure(duration: float, upgrades: int, inflight: int, restart: bool = False) -> dict[str, Any]:
+def measure(duration: float, upgrades: int, inflight: int, restart: bool = False,
+            workers: int = 1) -> dict[str, Any]:
     """
     Run the connect load for C{duration} s and, spread over it, C{upgrades}
     upgrades (or, with C{restart}, as many plain restarts: SIGTERM, then a
@@ -88,8 +95,8 @@ def measure(duration: float, upgrades: int, inflight: int, restart: bool = False
     bindir = Path(sys.executable).parent
     generator = loadgen()
     with tempfile.TemporaryDirectory(prefix="bench-upgrade-") as tmp:
-        conf = config(Path(tmp), free_port())
-        server, port = start(bindir, conf)
+        conf = config(Path(tmp), free_port(), workers)
+        server, port = start(bindir, conf, workers)
         load = subprocess.Popen(pinned(CLIENT_CORE, [str(generator), "connect", "-p", str(port),
                                                      "-c", str(inflight), "-d", f"{duration:g}", "-w", "0"]),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -103,7 +110,7 @@ def measure(duration: float, upgrades: int, inflight: int, restart: bool = False
                 if restart:
                     servers[-1].terminate()
                     servers[-1].wait(60)
-                    servers.append(start(bindir, conf)[0])
+                    servers.append(start(bindir, conf, workers)[0])
                     answers.append(f"restarted: process {servers[-1].pid}")
                     continue
                 done = subprocess.run([str(bindir / "twisted-sock"), "upgrade", admin],
@@ -128,7 +135,7 @@ def measure(duration: float, upgrades: int, inflight: int, restart: bool = False
         res = results[-1]
     failed = res["reset"] + res["refused"] + res["other"] + res["timeout"]
     succeeded = len(servers) - 1 if restart else len(pids)
-    return {"upgrades": upgrades, "succeeded": succeeded, "attempted": res["total"],
+    return {"upgrades": upgrades, "workers": workers, "succeeded": succeeded, "attempted": res["total"],
             "completed": res["completed"], "failed": failed, "rate": res["rate"],
             "raw": res, "answers": answers}
 
@@ -141,7 +148,8 @@ def rst(result: dict[str, Any], duration: float, restart: dict[str, Any] | None 
         "~~~~~~~~~~~~~~~~~~",
         "",
         f"``python -m bench.upgrade``: {result['upgrades']} upgrades (``twisted-sock upgrade``) "
-        f"of a ``twistd -n sock`` serving the ``accept`` load for {duration:g} s "
+        f"of a ``twistd -n sock``{with_workers(result['workers'])} serving the ``accept`` load "
+        f"for {duration:g} s "
         f"({result['succeeded']} succeeded).",
         "",
         ".. list-table::",
@@ -166,6 +174,10 @@ def rst(result: dict[str, Any], duration: float, restart: dict[str, Any] | None 
     ])
 
 
+def with_workers(workers: int) -> str:
+    return "" if workers == 1 else f" with ``workers = {workers}``"
+
+
 def write_docs(text: str) -> None:
     current = DOCS.read_text()
     if BEGIN in current:
@@ -182,19 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=12.0, help="seconds of load [default: 12]")
     parser.add_argument("--upgrades", type=int, default=3, help="upgrades during the load [default: 3]")
     parser.add_argument("--inflight", type=int, default=64, help="connections in flight [default: 64]")
+    parser.add_argument("--workers", type=int, default=1, help="[sock] workers of the server [default: 1]")
     parser.add_argument("--docs", action="store_true", help="rewrite the row in docs/performance-results.rst")
     parser.add_argument("--restart", action="store_true",
                         help="plain restarts (SIGTERM, start again) instead of upgrades: the comparison")
     args = parser.parse_args(argv)
-    result = measure(args.duration, args.upgrades, args.inflight, args.restart)
-    what = "restart" if args.restart else "upgrade"
+    result = measure(args.duration, args.upgrades, args.inflight, args.restart, args.workers)
+    what = ("restart" if args.restart else "upgrade") + with_workers(args.workers).replace("``", "")
     print(f"{what}: {result['upgrades']} times ({result['succeeded']} succeeded), "
           f"{result['attempted']} connections attempted, {result['failed']} failed "
           f"({result['rate']:.0f} conn/s; goal: 0 failed)")
     for answer in result["answers"]:
         print(f"  {answer}")
     if args.docs and not args.restart:
-        compared = measure(args.duration, args.upgrades, args.inflight, restart=True)
+        compared = measure(args.duration, args.upgrades, args.inflight, restart=True, workers=args.workers)
         write_docs(rst(result, args.duration, compared))
     return 0 if result["failed"] == 0 and result["succeeded"] == result["upgrades"] else 1
 

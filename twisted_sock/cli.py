@@ -58,6 +58,9 @@ def _check(path: str) -> int:
         for spec in plan:
             if spec.socket == sock.name:
                 print(f"  {spec.label:<5} {spec}")
+        for endpoint in sock.listen:
+            if endpoint.kind == "systemd":  # not planned: the address is read from the socket at start
+                print(f"  {endpoint.text}: the socket systemd passes (its address is read at start)")
         if mode == "none":
             print("  warning: incoming = 'none' refuses every connection")
         for warning in sock.warnings:

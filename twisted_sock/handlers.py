@@ -5,6 +5,7 @@ C{handler} / C{http} settings into a Twisted factory or web resource.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolFactory, IPushProducer
@@ -272,15 +273,25 @@ def handler_factory(handler: str, *, socket: str | None = None) -> IProtocolFact
     if isinstance(obj, type) and issubclass(obj, Protocol):
         return Factory.forProtocol(obj)
     if callable(obj):
-        try:
-            made = obj()
-        except Exception as e:  # noqa: BLE001 - user code
-            raise ConfigError(f"calling it failed: {type(e).__name__}: {e}",
-                              socket=socket, key="handler", value=handler) from None
+        made = _call_user(obj, socket=socket, key="handler", value=handler)
         if IProtocolFactory.providedBy(made):
             return made
     raise ConfigError("is not a Twisted protocol factory (nor a callable returning one)",
                       socket=socket, key="handler", value=handler)
+
+
+def _call_user(obj: Callable[[], Any], *, socket: str | None, key: str, value: str) -> Any:
+    """
+    What the user's callable C{obj} (named by setting C{key} = C{value})
+    returns.
+
+    @raise ConfigError: when calling it raises.
+    """
+    try:
+        return obj()
+    except Exception as e:  # noqa: BLE001 - user code
+        raise ConfigError(f"calling it failed: {type(e).__name__}: {e}",
+                          socket=socket, key=key, value=value) from None
 
 
 def http_resource(http: str, status: IResource, *, socket: str | None = None) -> IResource:
@@ -302,11 +313,7 @@ def http_resource(http: str, status: IResource, *, socket: str | None = None) ->
     if IResource.providedBy(obj) and not isinstance(obj, type):
         return obj
     if callable(obj):
-        try:
-            made = obj()
-        except Exception as e:  # noqa: BLE001 - user code
-            raise ConfigError(f"calling it failed: {type(e).__name__}: {e}",
-                              socket=socket, key="http", value=http) from None
+        made = _call_user(obj, socket=socket, key="http", value=http)
         if IResource.providedBy(made):
             return made
     raise ConfigError("is not a twisted.web IResource (nor a callable returning one)",

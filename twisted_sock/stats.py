@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from twisted_sock import __version__
+from twisted_sock.net.kinds import ListenerKind
 from twisted_sock.reasons import ShutdownReason
 
 #: Upper bounds (seconds) of the connection-duration histogram's buckets.
@@ -146,7 +147,7 @@ class SocketStatistics:
         Whether C{accepted} and C{refused} count datagrams (UDP, UNIX
         datagram sockets) rather than connections.
         """
-        return self.protocol == "udp" or any(li.kind == "datagram" for li in self.listeners)
+        return self.protocol == "udp" or any(li.kind == ListenerKind.DATAGRAM for li in self.listeners)
 
     @property
     def kernel_drops(self) -> int | None:

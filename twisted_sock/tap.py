@@ -27,6 +27,7 @@ from twisted_sock.ops.lifecycle import Operated
 from twisted_sock.service import SockService
 from twisted_sock.twisted_internals.twistd import report_start_failure
 from twisted_sock.version import version_text, versions
+from twisted_sock.workers.handover import OperatedSupervisor
 from twisted_sock.workers.supervisor import Supervisor, with_workers
 
 log = Logger(namespace="twisted_sock")
@@ -95,7 +96,8 @@ class Options(usage.Options):
             _exit(f"{e} (see twistd sock --help)", 2)
 
     def opt_listen(self, endpoint: str) -> None:
-        """A Twisted endpoint: tcp:PORT[:interface=ADDR] | ssl:PORT:privateKey=K | unix:PATH (repeatable)."""
+        """A Twisted endpoint: tcp:PORT[:interface=ADDR] | ssl:PORT:privateKey=K | unix:PATH |
+        systemd:domain=INET:index=N (repeatable)."""
         self["listen"] = (*self.get("listen", ()), endpoint)
 
     def given(self) -> dict[str, Any]:
@@ -195,10 +197,11 @@ def _start_failed(twistd_config: Any, e: SockError) -> NoReturn:
     _exit(str(e), 1)
 
 
-class TwistdSupervisor(_Observed, Supervisor):
+class TwistdSupervisor(_Observed, OperatedSupervisor, Supervisor):
     """
     With workers: the main process, failing to open its listeners as
-    L{TwistdSockService} does.
+    L{TwistdSockService} does; inherited sockets, sd_notify and upgrades
+    as in L{twisted_sock.workers.handover}.
     """
 
     twistd_config: Any = None

@@ -75,6 +75,91 @@ def exchange(host: str, port: int, payload: bytes = b"ping\n",
             raise
 
 
+def ask(s: socket.socket, payload: bytes) -> bytes:
+    """
+    Send C{payload} on a connected stream socket (plain or TLS) and read
+    until as many bytes came back or the other end closed: what came back.
+    """
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def echo_once(port: int, payload: bytes, host: str = "127.0.0.1") -> bytes:
+    """
+    Connect to C{host:port}, L{ask} C{payload}, close: what came back.
+    """
+    with socket.create_connection((host, port), timeout=TIMEOUT) as s:
+        return ask(s, payload)
+
+
+def tls_context(cafile: str, alpn: list[str] | None = None, client: tuple[str, str] | None = None,
+                check_hostname: bool = True) -> ssl.SSLContext:
+    """
+    Python's C{ssl} client context trusting the CA in C{cafile} (and
+    checking the server's name unless C{check_hostname} is false),
+    offering C{alpn} and presenting the C{client} (certificate, key) pair.
+    """
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = check_hostname
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if client is not None:
+        ctx.load_cert_chain(*client)
+    return ctx
+
+
+def tls_connect(port: int, ctx: ssl.SSLContext, server_name: str | None = "localhost",
+                host: str = "127.0.0.1", timeout: float = TIMEOUT) -> ssl.SSLSocket:
+    """
+    A TLS connection to C{host:port} with C{ctx}, sending C{server_name}
+    (no SNI for C{None}), its handshake done; the caller closes it.
+    """
+    raw = socket.create_connection((host, port), timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=server_name)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def peer_fingerprint(s: ssl.SSLSocket) -> str:
+    """
+    The SHA-256 fingerprint (colon-hex) of the certificate the server
+    presented on C{s}.
+    """
+    from cryptography import x509
+
+    from twisted_sock.config.tls import fingerprint
+
+    der = s.getpeercert(binary_form=True)
+    assert der is not None
+    return fingerprint(x509.load_der_x509_certificate(der))
+
+
+def admin(path: str, command: str) -> str:
+    """
+    One C{command} line on the admin socket at C{path}: the answer line,
+    stripped.
+    """
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(TIMEOUT)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode().strip()
+
+
 def wait_for_close(s: socket.socket) -> Outcome:
     """
     Read from an open client socket until the server ends the connection.

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.clients import tls_context
 from tests.integration.conftest import free_port
 from tests.integration.test_twistd import Twistd
-from twisted_sock.testing import TestPKI, make_pki
+from twisted_sock.testing import TestPKI
 
 pytestmark = pytest.mark.integration
 
@@ -89,11 +90,6 @@ def read_back(sock: socket.socket, count: int, timeout: float = 60.0) -> bytes:
     return digest.digest()
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
 def _plain(server: Twistd) -> socket.socket:
     port = next(v for (host, _), v in server.listeners.items() if host == "127.0.0.1")
     return socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -107,8 +103,7 @@ def _unix(server: Twistd) -> socket.socket:
 
 
 def _tls_client(pki: TestPKI, raw: socket.socket) -> socket.socket:
-    ctx = ssl.create_default_context(cafile=pki.ca_certificate)
-    return ctx.wrap_socket(raw, server_hostname="localhost")
+    return tls_context(pki.ca_certificate).wrap_socket(raw, server_hostname="localhost")
 
 
 ECHO_CASES: dict[str, tuple[Callable[[Path, TestPKI], list[str]],

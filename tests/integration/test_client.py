@@ -37,27 +37,10 @@ from tests.integration.clients import last_words
 from tests.integration.conftest import port_of, tcp, until
 from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening
 from twisted_sock import ConnectionFailed, ShutdownReason, SocketConfig, TLSConfig, open_socket
-from twisted_sock.testing import TestPKI, make_pki
+from twisted_sock.testing import TestPKI
 
 #: Seconds any one step may take before the test fails (a bound, not a sleep).
 TIMEOUT = 10.0
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    """
-    The test CA, a server certificate for localhost/127.0.0.1/::1 and a
-    client certificate.
-    """
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory) -> TestPKI:
-    """
-    An unrelated CA and certificates (not trusted by the first).
-    """
-    return make_pki(str(tmp_path_factory.mktemp("other-pki")))
 
 
 # --------------------------------------------------------------------------
@@ -124,15 +107,23 @@ def echo_then_report(conn: Any, addr: Any) -> dict[str, Any]:
     Echo until the client half-closes, then send one more line (which the
     client only sees if the end of its input was a half-close) and close.
     """
+    got = echo_until_eof(conn)
+    conn.sendall(b"bye after EOF\n")
+    return {"data": got, "peer": addr}
+
+
+def echo_until_eof(conn: Any) -> bytes:
+    """
+    Echo what C{conn} (a plain or TLS socket) receives until its end of
+    input: all of it.
+    """
     got = b""
     while True:
         chunk = conn.recv(65536)
         if not chunk:
-            break
+            return got
         got += chunk
         conn.sendall(chunk)
-    conn.sendall(b"bye after EOF\n")
-    return {"data": got, "peer": addr}
 
 
 def server_context(pki: TestPKI, alpn: list[str] | None = None, client_ca: str | None = None,
@@ -178,14 +169,7 @@ def tls_handler(ctx: ssl.SSLContext, starttls: bytes | None = None,
         with ctx.wrap_socket(conn, server_side=True) as tls:
             seen["alpn"] = tls.selected_alpn_protocol()
             seen["peer_cert"] = tls.getpeercert()
-            got = b""
-            while True:
-                chunk = tls.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
-                tls.sendall(chunk)
-            seen["data"] = got
+            seen["data"] = echo_until_eof(tls)
             tls.sendall(b"bye after close_notify\n")
             if close_notify:
                 try:

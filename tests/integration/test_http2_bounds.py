@@ -7,7 +7,6 @@ the connection within a bounded time and number of bytes.
 
 from __future__ import annotations
 
-import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -22,20 +21,15 @@ from hyperframe.frame import ContinuationFrame, HeadersFrame
 from twisted.internet import threads
 from twisted.logger import globalLogPublisher
 
-from tests.integration.clients import TIMEOUT
+from tests.integration.clients import TIMEOUT, tls_connect, tls_context
 from tests.integration.conftest import port_of, tcp, until
 from twisted_sock import TLSConfig
-from twisted_sock.testing import TestPKI, make_pki
+from twisted_sock.testing import TestPKI
 
 pytestmark = pytest.mark.integration
 
 REQUEST = [(":method", "GET"), (":path", "/status.json"), (":scheme", "https"),
            (":authority", "localhost")]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture
@@ -64,10 +58,7 @@ def h2_socket(pki: TestPKI, port: int) -> tuple[ssl.SSLSocket, h2.connection.H2C
     A verified TLS connection with ALPN h2 and an h2 client connection
     whose preface is sent.
     """
-    ctx = ssl.create_default_context(cafile=pki.ca_certificate)
-    ctx.set_alpn_protocols(["h2"])
-    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), TIMEOUT),
-                        server_hostname="localhost")
+    s = tls_connect(port, tls_context(pki.ca_certificate, ["h2"]))
     assert s.selected_alpn_protocol() == "h2"
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()

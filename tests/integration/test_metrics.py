@@ -17,28 +17,13 @@ from twisted.internet import threads
 
 import twisted_sock
 from tests.conftest import require_tool
-from tests.integration.clients import TIMEOUT, curl
+from tests.integration.clients import TIMEOUT, curl, echo_once
 from tests.integration.conftest import port_of, tcp, until
 from twisted_sock import SocketConfig
 
 pytestmark = pytest.mark.integration
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-
-def echo_once(port: int, payload: bytes) -> bytes:
-    """
-    Send C{payload} to the echo port, read it back, close.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        return got
 
 
 def udp_sends(port: int, count: int, source: str) -> None:

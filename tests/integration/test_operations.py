@@ -13,20 +13,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import threads
 
-from tests.integration.clients import connect, exchange, wait_for_close
+from tests.integration.clients import ask, connect, exchange, wait_for_close
 from tests.integration.conftest import free_port, port_of, tcp, until
 from twisted_sock import BindError, ConfigError, SocketConfig
-
-
-def ask(s: socket.socket, payload: bytes) -> bytes:
-    s.sendall(payload)
-    got = b""
-    while len(got) < len(payload):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 @pytest_twisted.ensureDeferred

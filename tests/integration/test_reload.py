@@ -16,7 +16,7 @@ import subprocess
 import textwrap
 
 from tests.conftest import require_tool
-from tests.integration.clients import exchange
+from tests.integration.clients import admin, exchange
 from tests.integration.conftest import free_port
 from tests.integration.test_twistd import Twistd
 
@@ -31,20 +31,6 @@ incoming = "any-ip-any-port"
 local_ports = "{ports}"
 interfaces = "lo"
 """
-
-
-def admin(path: str, command: str) -> str:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(path)
-        s.sendall(command.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data.decode().strip()
 
 
 def wait_for_log(server: Twistd, needle: str, timeout: float = 10.0) -> str:

@@ -12,7 +12,6 @@ import pytest_twisted
 
 from tests.integration.conftest import expect_counted_reset, tcp
 from twisted_sock import TLSConfig
-from twisted_sock.testing import TestPKI, make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +26,6 @@ MALFORMED = [
     ("ClientHello version 2.0", START + b"\x00\x01\xfc\x02\x00" + b"\x00" * 40),
     ("text after a ClientHello start", START + b"\x00\x01\xfcGET / HTTP/1.1\r\n\r\n"),
 ]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.mark.parametrize("payload", [p for _, p in MALFORMED], ids=[i for i, _ in MALFORMED])

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import pytest_twisted
 from cryptography import x509
 from twisted.internet import defer, reactor
@@ -25,7 +24,7 @@ from twisted_sock import ShutdownReason, start_tls
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.tls_options import server_options
-from twisted_sock.testing import TestPKI, make_pki
+from twisted_sock.testing import TestPKI
 
 #: Seconds any one step may take before the test fails (a bound, not a sleep).
 STEP = 10
@@ -58,22 +57,6 @@ class Peer(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost_reason = reason
         self.lost_d.callback(None)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    """
-    The test CA with server and client certificates.
-    """
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory) -> TestPKI:
-    """
-    An unrelated CA.
-    """
-    return make_pki(str(tmp_path_factory.mktemp("other-pki")))
 
 
 @pytest_twisted.async_yield_fixture()

@@ -22,7 +22,7 @@ from twisted.internet import threads
 
 import twisted_sock
 from tests.conftest import require_tool
-from tests.integration.clients import TIMEOUT
+from tests.integration.clients import TIMEOUT, tls_connect, tls_context
 from tests.integration.conftest import port_of, tcp, until
 from twisted_sock import SocketConfig, TLSConfig
 from twisted_sock.testing import make_pki
@@ -82,14 +82,11 @@ def browse(url: str, screenshot: str) -> dict[str, Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def tls_connect(port: int, ca: str) -> ssl.SSLSocket:
+def tls_echo(port: int, ca: str) -> ssl.SSLSocket:
     """
     A verified TLS connection offering ALPN C{echo}, left open.
     """
-    ctx = ssl.create_default_context(cafile=ca)
-    ctx.set_alpn_protocols(["echo"])
-    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s = tls_connect(port, tls_context(ca, ["echo"]))
     s.sendall(b"ping")
     assert s.recv(4) == b"ping"
     return s
@@ -121,7 +118,7 @@ async def test_status_page_in_chromium(serve, tmp_path):
     held = [socket.create_connection(("127.0.0.1", web), timeout=TIMEOUT) for _ in range(5)]
     fingerprint = service.sockets["secure"].statistics().listeners[0].fingerprint
     try:
-        held.append(await threads.deferToThread(tls_connect, port_of(service, "secure"), pki.ca_certificate))
+        held.append(await threads.deferToThread(tls_echo, port_of(service, "secure"), pki.ca_certificate))
         ports = {str(s.getsockname()[1]) for s in held}
         for s in held[:5]:
             s.sendall(b"hello")

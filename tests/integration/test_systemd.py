@@ -26,15 +26,22 @@ pytestmark = pytest.mark.integration
 TIMEOUT = 60.0
 
 
-def config_for(tmp_path: Path, port: int) -> Path:
+def config_for(tmp_path: Path, port: int, workers: int = 1, http: bool = False) -> Path:
+    """
+    One echo socket on C{127.0.0.1:port} (and a status page on a free port
+    if C{http}).
+    """
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
+        [sock]
+        workers = {workers}
+
         [[socket]]
         name = "data"
         incoming = "any-ip-any-port"
         interfaces = "lo"
         local_ports = "{port}"
-    """))
+    """) + ('http_ports = "0"\n' if http else ""))
     return config
 
 
@@ -115,15 +122,21 @@ def test_unmatched_inherited_socket_is_one_line(tmp_path):
     exit 1.
     """
     port, other = free_port(), free_port()
-    activated = Activated(tmp_path, port, config_for(tmp_path, other))
+    expected = (f"twistd sock: systemd socket activation: no configured listener for the inherited "
+                f"socket fd 3: tcp 127.0.0.1:{port}")
+    assert_refused(Activated(tmp_path, port, config_for(tmp_path, other)), port, expected)
+
+
+def assert_refused(activated: Activated, port: int, line: str) -> None:
+    """
+    Once a first connection starts it, the service exits 1 with C{line}.
+    """
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
             assert activated.proc.wait(TIMEOUT) == 1
     finally:
         log = activated.close()
-    expected = (f"twistd sock: systemd socket activation: no configured listener for the inherited "
-                f"socket fd 3: tcp 127.0.0.1:{port}")
-    assert expected in log, log
+    assert line in log, log
     assert "Traceback" not in log
 
 

@@ -20,15 +20,21 @@ from twisted.internet import threads
 
 from tests.conftest import require_tool
 from tests.integration import handlers_for_tests as rec
-from tests.integration.clients import TIMEOUT, connect, curl, exchange, last_words, wait_for_close
+from tests.integration.clients import (
+    TIMEOUT,
+    ask,
+    connect,
+    curl,
+    exchange,
+    last_words,
+    peer_fingerprint,
+    tls_connect,
+    tls_context,
+    wait_for_close,
+)
 from tests.integration.conftest import port_of, tcp, until
 from twisted_sock import ConfigError, TLSConfig
 from twisted_sock.testing import TestPKI, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 def tls_config(pki: TestPKI, **kwargs) -> TLSConfig:
@@ -37,12 +43,7 @@ def tls_config(pki: TestPKI, **kwargs) -> TLSConfig:
 
 
 def client_context(pki: TestPKI, alpn=None, cert=False) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=pki.ca_certificate)
-    if alpn:
-        ctx.set_alpn_protocols(alpn)
-    if cert:
-        ctx.load_cert_chain(pki.client_certificate, pki.client_key)
-    return ctx
+    return tls_context(pki.ca_certificate, alpn, (pki.client_certificate, pki.client_key) if cert else None)
 
 
 def tls_exchange(pki, port, payload=b"ping", alpn=None, cert=False, hostname="localhost",
@@ -50,17 +51,23 @@ def tls_exchange(pki, port, payload=b"ping", alpn=None, cert=False, hostname="lo
     """
     Verified TLS connection: returns (negotiated ALPN, echoed bytes).
     """
-    ctx = client_context(pki, alpn, cert)
-    with socket.create_connection((host, port), TIMEOUT) as raw:
-        with ctx.wrap_socket(raw, server_hostname=hostname) as s:
-            s.sendall(payload)
-            got = b""
-            while len(got) < len(payload):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
-            return s.selected_alpn_protocol(), got
+    with tls_connect(port, client_context(pki, alpn, cert), hostname, host) as s:
+        got = ask(s, payload)
+        return s.selected_alpn_protocol(), got
+
+
+def after_starttls(pki: TestPKI, port: int, first: bytes, payload: bytes) -> bytes:
+    """
+    Send C{first} (the STARTTLS line, perhaps with more after it), expect
+    C{READY}, then a verified handshake; send C{payload} over TLS: the
+    first answer.
+    """
+    raw = connect("127.0.0.1", port)
+    raw.sendall(first)
+    assert raw.recv(7) == b"READY\r\n"
+    with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(payload)
+        return s.recv(100)
 
 
 def status(service, mode="http"):
@@ -152,16 +159,8 @@ async def test_starttls_command_with_python_ssl(serve, pki):
     service = serve(tcp(tls=tls_config(pki, ports=[], starttls="command"),
                         handler="tests.integration.handlers_for_tests:data_recorder_factory"))
     port = port_of(service)
-
-    def upgrade():
-        raw = connect("127.0.0.1", port)
-        raw.sendall(b"STARTTLS\r\n")
-        assert raw.recv(7) == b"READY\r\n"
-        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(b"over tls")
-            return s.recv(100)
-
-    assert await threads.deferToThread(upgrade) == b"over tls"
+    upgraded = await threads.deferToThread(after_starttls, pki, port, b"STARTTLS\r\n", b"over tls")
+    assert upgraded == b"over tls"
     assert rec.INFOS[-1].tls is True
     plain = await threads.deferToThread(exchange, "127.0.0.1", port, b"HELLO plain\r\n")
     assert plain.data == b"HELLO plain\r\n"
@@ -178,16 +177,7 @@ async def test_starttls_injection_is_discarded(serve, pki):
     service = serve(tcp(tls=tls_config(pki, ports=[], starttls="command"),
                         handler="tests.integration.handlers_for_tests:data_recorder_factory"))
     port = port_of(service)
-
-    def inject():
-        raw = connect("127.0.0.1", port)
-        raw.sendall(b"STARTTLS\r\nEXTRA")
-        assert raw.recv(7) == b"READY\r\n"
-        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(b"real")
-            return s.recv(100)
-
-    assert await threads.deferToThread(inject) == b"real"
+    assert await threads.deferToThread(after_starttls, pki, port, b"STARTTLS\r\nEXTRA", b"real") == b"real"
     assert b"".join(rec.RECEIVED) == b"real"
 
 
@@ -496,10 +486,6 @@ def server_fingerprint(ctx: ssl.SSLContext, port: int, starttls: bool = False) -
     Connect (after STARTTLS when asked), verify with C{ctx}, echo a byte;
     the server certificate's SHA-256 fingerprint.
     """
-    from cryptography import x509
-
-    from twisted_sock.config.tls import fingerprint
-
     with connect("127.0.0.1", port) as raw:
         if starttls:
             raw.sendall(b"STARTTLS\n")
@@ -507,7 +493,7 @@ def server_fingerprint(ctx: ssl.SSLContext, port: int, starttls: bool = False) -
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             s.sendall(b"x")
             assert s.recv(1) == b"x"
-            return fingerprint(x509.load_der_x509_certificate(s.getpeercert(binary_form=True)))
+            return peer_fingerprint(s)
 
 
 @pytest_twisted.ensureDeferred

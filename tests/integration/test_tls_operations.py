@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
-import ssl
 import textwrap
 
 import pytest
 from cryptography import x509
 
+from tests.integration.clients import admin, peer_fingerprint, tls_connect, tls_context
 from tests.integration.conftest import free_port
-from tests.integration.test_reload import admin
 from tests.integration.test_twistd import TWISTD, TWISTED_SOCK, Twistd, ports_free, run
 from tests.integration.tls_certs import issue
 from twisted_sock.config.tls import fingerprint
@@ -54,10 +52,8 @@ private_key = "{wild_key}"
 
 
 def _served(port: int, ca: str, name: str) -> str:
-    ctx = ssl.create_default_context(cafile=ca)
-    with socket.create_connection(("127.0.0.1", port), 10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=name) as s:
-            return fingerprint(x509.load_der_x509_certificate(s.getpeercert(binary_form=True)))
+    with tls_connect(port, tls_context(ca), name) as s:
+        return peer_fingerprint(s)
 
 
 @pytest.mark.parametrize("extra, wild, needle", [

@@ -14,14 +14,8 @@ from tests.conftest import require_tool
 from tests.integration.conftest import port_of, tcp
 from tests.integration.tls_certs import issue, s_client
 from twisted_sock import TLSConfig
-from twisted_sock.testing import TestPKI, make_pki
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture(scope="module")

@@ -13,23 +13,16 @@ import subprocess
 
 import pytest
 import pytest_twisted
-from cryptography import x509
 from twisted.internet import threads
 
 from tests.conftest import require_tool
-from tests.integration.clients import TIMEOUT
+from tests.integration.clients import TIMEOUT, ask, peer_fingerprint, tls_connect, tls_context
 from tests.integration.conftest import port_of, tcp
 from tests.integration.tls_certs import issue
 from twisted_sock import TLSConfig
-from twisted_sock.config.tls import fingerprint
-from twisted_sock.testing import TestPKI, make_pki
+from twisted_sock.testing import TestPKI
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 def served(pki: TestPKI, port: int, server_name: str | None) -> str:
@@ -37,13 +30,9 @@ def served(pki: TestPKI, port: int, server_name: str | None) -> str:
     The fingerprint of the certificate served for C{server_name} (no SNI
     for C{None}), after a one-byte echo.
     """
-    ctx = ssl.create_default_context(cafile=pki.ca_certificate)
-    ctx.check_hostname = False
-    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
-            s.sendall(b"x")
-            assert s.recv(1) == b"x"
-            return fingerprint(x509.load_der_x509_certificate(s.getpeercert(binary_form=True)))
+    with tls_connect(port, tls_context(pki.ca_certificate, check_hostname=False), server_name) as s:
+        assert ask(s, b"x") == b"x"
+        return peer_fingerprint(s)
 
 
 def _sni_files(pki: TestPKI, directory: str) -> dict[str, tuple[str, str]]:
@@ -134,7 +123,7 @@ def resumed(pki: TestPKI, port: int, version: ssl.TLSVersion) -> tuple[bool, boo
     Two connections with Python's C{ssl}, the second offering the first's
     session: C{(first.session_reused, second.session_reused)}.
     """
-    ctx = ssl.create_default_context(cafile=pki.ca_certificate)
+    ctx = tls_context(pki.ca_certificate)
     ctx.minimum_version = ctx.maximum_version = version
     session = None
     reused = []

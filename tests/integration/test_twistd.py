@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.clients import curl, exchange
+from tests.integration.clients import curl, exchange, tls_connect, tls_context
 
 BIN = Path(sys.executable).parent
 TWISTD = str(BIN / "twistd")
@@ -60,11 +60,11 @@ class Twistd:
     """
 
     def __init__(self, *args: str, cwd: str | None = None, prefix: tuple[str, ...] = (),
-                 pidfile: str = "") -> None:
+                 pidfile: str = "", pass_fds: tuple[int, ...] = ()) -> None:
         # prefix: e.g. ("ip", "netns", "exec", NAME) to run it in a namespace.
         self.proc = subprocess.Popen(
             [*prefix, TWISTD, "-n", f"--pidfile={pidfile}", "sock", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, pass_fds=pass_fds,
         )
         self.log: list[str] = []
         self.listeners: dict[tuple[str, str], Any] = {}
@@ -334,7 +334,6 @@ def test_twistd_tls_flags_serve_https_and_tls_echo(tmp_path):
     (curl --cacert, HTTP/2 via ALPN), and the start-up log shows the
     certificate fingerprint.
     """
-    import ssl
 
     from twisted_sock.testing import make_pki
 
@@ -344,9 +343,7 @@ def test_twistd_tls_flags_serve_https_and_tls_echo(tmp_path):
                     "--tls-ports", "0", "--alpn", "h2,http/1.1", cwd=str(tmp_path))
     try:
         data, http = server.port("data+tls"), server.port("https")
-        ctx = ssl.create_default_context(cafile=pki.ca_certificate)
-        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", data), 10),
-                             server_hostname="localhost") as s:
+        with tls_connect(data, tls_context(pki.ca_certificate)) as s:
             s.sendall(b"tls echo")
             assert s.recv(100) == b"tls echo"
         done = curl(f"https://localhost:{http}/status.json", "--cacert", pki.ca_certificate,

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 
 import pytest
 
-from tests.integration.clients import curl, exchange
+from tests.integration.clients import curl, exchange, tls_connect, tls_context
 from tests.integration.test_twistd import TWISTD, Twistd, run
 from twisted_sock.testing import make_pki
 
@@ -76,10 +75,8 @@ def test_ssl_endpoint_serves_tls(tmp_path):
                     ":interface=127.0.0.1", "--incoming", "any-ip-any-port", cwd=str(tmp_path))
     try:
         port = server.port("data+tls")
-        ctx = ssl.create_default_context(cafile=pki.ca_certificate)
-        ctx.check_hostname = False
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw, \
-                ctx.wrap_socket(raw) as s:
+        ctx = tls_context(pki.ca_certificate, check_hostname=False)
+        with tls_connect(port, ctx, server_name=None, timeout=20) as s:
             s.sendall(b"secret")
             assert s.recv(64) == b"secret"
     finally:

@@ -85,40 +85,30 @@ async def test_idle_session_ends_idle_timeout(serve):
     assert (stats.connections, stats.accepted) == (1, 2)
 
 
+@pytest.mark.parametrize("limit, answered_from, connections", [
+    ("max_connections", None, 1),
+    ("max_connections_per_ip", "127.0.0.2", 2),
+], ids=["max-connections", "max-connections-per-ip"])
 @pytest_twisted.ensureDeferred
-async def test_max_connections_drops_and_counts_a_new_peer(serve):
+async def test_session_limit_drops_and_counts_a_new_peer(serve, limit, answered_from, connections):
     """
-    At max_connections a new peer's datagrams are dropped and counted as
-    refused (max-connections); the peer with a session is still served.
+    At a session limit of 1 a new peer's datagrams are dropped and counted
+    as refused with the limit's reason. C{max_connections}: a second peer
+    is dropped, the peer with a session is still served.
+    C{max_connections_per_ip}: a second port of 127.0.0.1 is dropped while
+    127.0.0.2 gets its session.
     """
-    service = serve(sessions(max_connections=1))
+    service = serve(sessions(**{limit: 1}))
     port = port_of(service)
-    first, extra = client(), client()
-    with first, extra:
+    first, dropped = client(), client()
+    answered = first if answered_from is None else client(answered_from)
+    with first, dropped, answered:
         assert await threads.deferToThread(ask, first, ("127.0.0.1", port), b"x") == b"x"
-        reply, dropped = await threads.deferToThread(dropped_then_answered, ("127.0.0.1", port),
-                                                     extra, first)
-    assert (reply, dropped) == (b"admitted", True)
+        reply, nothing = await threads.deferToThread(dropped_then_answered, ("127.0.0.1", port),
+                                                     dropped, answered)
+    assert (reply, nothing) == (b"admitted", True)
     stats = service.sockets["sock0"].statistics()
-    assert stats.refused_by["max-connections"] == 1 and stats.connections == 1
-
-
-@pytest_twisted.ensureDeferred
-async def test_max_connections_per_ip(serve):
-    """
-    max_connections_per_ip = 1: a second port of 127.0.0.1 is dropped and
-    counted (max-connections-per-ip) while 127.0.0.2 gets its session.
-    """
-    service = serve(sessions(max_connections_per_ip=1))
-    port = port_of(service)
-    first, second, other = client(), client(), client("127.0.0.2")
-    with first, second, other:
-        assert await threads.deferToThread(ask, first, ("127.0.0.1", port), b"x") == b"x"
-        reply, dropped = await threads.deferToThread(dropped_then_answered, ("127.0.0.1", port),
-                                                     second, other)
-    assert (reply, dropped) == (b"admitted", True)
-    stats = service.sockets["sock0"].statistics()
-    assert stats.refused_by["max-connections-per-ip"] == 1 and stats.connections == 2
+    assert stats.refused_by[limit.replace("_", "-")] == 1 and stats.connections == connections
 
 
 @pytest_twisted.ensureDeferred

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening, run
+from tests.integration.clients import ask
+from tests.integration.test_twistd import TWISTED_SOCK, Twistd, parse_listening, run
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +29,11 @@ LOAD_SECONDS = 90.0
 UPGRADED = re.compile(r"ok: upgraded: new main process (\d+)")
 
 
-def write_config(tmp_path: Path, drain_timeout: float = 60) -> Path:
+def write_config(tmp_path: Path, drain_timeout: float = 60, workers: int = 1) -> Path:
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
         [sock]
+        workers = {workers}
         admin_socket = "{tmp_path / 'admin.sock'}"
         drain_timeout = {drain_timeout}
 
@@ -50,11 +52,19 @@ class Load:
     Client threads connecting, echoing a few bytes and closing, one after
     another, until told to stop (bounded in count and time); every
     connection that is refused, reset or loses a byte counts as failed.
+    Each thread starts at most one connection every C{pace} seconds, so the
+    count limit lasts through a slow upgrade on a loaded machine (at full
+    speed, 20,000 connections were used up before the new generation was
+    ready once). Thread I{i} connects from C{sources[i % len(sources)]}
+    (any address when none are given).
     """
 
-    def __init__(self, port: int, threads: int = 4, limit: int = 20000) -> None:
+    def __init__(self, port: int, threads: int = 4, limit: int = 20000, pace: float = 0.01,
+                 sources: list[str] | None = None) -> None:
         self.port = port
+        self.sources = sources or [""]
         self.limit = limit
+        self.pace = pace
         self.attempted = 0
         self.failed: list[str] = []
         self._lock = threading.Lock()
@@ -66,25 +76,23 @@ class Load:
 
     def _run(self, index: int) -> None:
         payload = f"client {index} ".encode() * 8
+        source = self.sources[index % len(self.sources)]
         while not self._stop.is_set() and time.monotonic() < self._deadline:
+            started = time.monotonic()
             with self._lock:
                 if self.attempted >= self.limit:
                     return
                 self.attempted += 1
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=20) as s:
-                    s.sendall(payload)
-                    got = b""
-                    while len(got) < len(payload):
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        got += chunk
+                with socket.create_connection(("127.0.0.1", self.port), timeout=20,
+                                              source_address=(source, 0)) as s:
+                    got = ask(s, payload)
                 if got != payload:
                     raise OSError(f"echoed {len(got)} of {len(payload)} bytes")
             except OSError as e:
                 with self._lock:
                     self.failed.append(repr(e))
+            self._stop.wait(self.pace - (time.monotonic() - started))
 
     def wait_for(self, count: int, timeout: float = 60.0) -> None:
         """
@@ -100,17 +108,6 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(60)
-
-
-def echo(s: socket.socket, data: bytes) -> bytes:
-    s.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 def get_health(s: socket.socket) -> bytes:
@@ -151,6 +148,25 @@ def end(pid: int) -> None:
         time.sleep(0.05)
 
 
+def upgrade_by(how: str, server: Twistd, config: Path) -> int:
+    """
+    Upgrade C{server} by C{twisted-sock upgrade FILE} (C{how} is
+    C{"command"}) or by C{SIGUSR2}; the new main process's pid.
+    """
+    if how == "command":
+        done = run(TWISTED_SOCK, "upgrade", str(config))
+        assert done.returncode == 0, done.stdout + done.stderr
+        match = UPGRADED.search(done.stdout)
+        assert match is not None, done.stdout
+    else:
+        os.kill(server.proc.pid, signal.SIGUSR2)
+        match = UPGRADED.search(server.wait_for(UPGRADED, 90))
+        assert match is not None
+    new_pid = int(match.group(1))
+    assert new_pid != server.proc.pid
+    return new_pid
+
+
 @pytest.mark.parametrize("how", ["command", "SIGUSR2"])
 def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
     """
@@ -173,22 +189,12 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
     try:
         port = server.port("data")
         held = socket.create_connection(("127.0.0.1", port), timeout=20)
-        assert echo(held, b"before") == b"before"
+        assert ask(held, b"before") == b"before"
         web = socket.create_connection(("127.0.0.1", server.port("http")), timeout=20)
         assert get_health(web) == b"HTTP/1.1 200 OK ok"
         load = Load(port)
         load.wait_for(200)
-        if how == "command":
-            done = run(TWISTED_SOCK, "upgrade", str(config))
-            assert done.returncode == 0, done.stdout + done.stderr
-            match = UPGRADED.search(done.stdout)
-            assert match is not None, done.stdout
-        else:
-            os.kill(server.proc.pid, signal.SIGUSR2)
-            match = UPGRADED.search(server.wait_for(UPGRADED, 90))
-            assert match is not None
-        new_pid = int(match.group(1))
-        assert new_pid != server.proc.pid
+        new_pid = upgrade_by(how, server, config)
         messages = []
         while f"MAINPID={new_pid}" not in messages:
             messages.append(notify.recv(4096).decode())
@@ -200,7 +206,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
         # The old generation drains: the held connection still echoes, and
         # its /health says it no longer takes new connections.
         assert server.proc.poll() is None
-        assert echo(held, b"after the upgrade") == b"after the upgrade"
+        assert ask(held, b"after the upgrade") == b"after the upgrade"
         assert get_health(web) == (b"HTTP/1.1 503 Service Unavailable "
                                    b"upgrading: the new generation takes new connections")
         held.close()
@@ -208,7 +214,7 @@ def test_upgrade_under_load_drops_nothing(tmp_path, how, monkeypatch):
         assert server.proc.wait(timeout=60) == 0
         # The new generation serves the same port and answers the admin socket.
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            assert echo(s, b"new generation") == b"new generation"
+            assert ask(s, b"new generation") == b"new generation"
         status = run(TWISTED_SOCK, "status", str(config))
         assert status.returncode == 0 and '"incoming_enabled": true' in status.stdout
         if pidfile:
@@ -244,7 +250,7 @@ def test_failed_new_generation_leaves_the_old_serving(tmp_path):
         assert "not valid TOML" in done.stdout and "Traceback" not in done.stdout + done.stderr
         assert server.proc.poll() is None
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            assert echo(s, b"still here") == b"still here"
+            assert ask(s, b"still here") == b"still here"
         config.write_text(good)
         done = run(TWISTED_SOCK, "upgrade", str(config))
         assert done.returncode == 0, done.stdout
@@ -269,18 +275,29 @@ def test_upgrade_without_admin_socket_is_one_line(tmp_path):
     assert done.stderr.strip().count("\n") == 0 and "has no admin_socket" in done.stderr
 
 
-def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_upgrade_keeps_unix_and_udp_listeners(tmp_path, workers):
     """
-    A UNIX stream socket and a UDP socket pass to the new generation too:
-    after the old one has exited, the socket file is still there (the old
-    generation does not remove a file it handed over) and both serve.
+    A UNIX stream socket, a UNIX datagram socket and a UDP socket pass to
+    the new generation too (with two workers: the UDP socket of each, the
+    one socket of each UNIX listener): after the old one has exited, the
+    socket files are still there (the old generation does not remove a
+    file it handed over) and all three serve.
     """
     path = tmp_path / "data.sock"
+    dgram_path = tmp_path / "dgram.sock"
     config = tmp_path / "sock.toml"
     config.write_text(textwrap.dedent(f"""
         [sock]
+        workers = {workers}
         admin_socket = "{tmp_path / 'admin.sock'}"
         drain_timeout = 5
+
+        [[socket]]
+        name = "ldgram"
+        protocol = "unix"
+        datagram = true
+        path = "{dgram_path}"
 
         [[socket]]
         name = "local"
@@ -297,9 +314,11 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
     server = Twistd("-c", str(config))
     new_pid = 0
     try:
-        name, listeners = parse_listening(server.wait_for(LISTENING, 20))
+        name, listeners = parse_listening(server.wait_for(re.compile(r"socket 'dgram' listening on"), 20))
         assert name == "dgram"
         udp_port = listeners[("127.0.0.1", "udp")]
+        if workers > 1:
+            server.wait_for(f"all {workers} workers ready", 60)
         done = run(TWISTED_SOCK, "upgrade", str(config))
         assert done.returncode == 0, done.stdout + done.stderr
         new_pid = int(UPGRADED.search(done.stdout).group(1))  # type: ignore[union-attr]
@@ -308,11 +327,16 @@ def test_upgrade_keeps_unix_and_udp_listeners(tmp_path):
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(20)
             s.connect(str(path))
-            assert echo(s, b"unix after") == b"unix after"
+            assert ask(s, b"unix after") == b"unix after"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.settimeout(20)
             u.sendto(b"udp after", ("127.0.0.1", udp_port))
             assert u.recv(100) == b"udp after"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as d:
+            d.settimeout(20)
+            d.bind(str(tmp_path / "client.sock"))
+            d.sendto(b"unix datagram after", str(dgram_path))
+            assert d.recv(100) == b"unix datagram after"
     finally:
         if new_pid:
             end(new_pid)

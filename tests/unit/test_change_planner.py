@@ -19,11 +19,6 @@ from twisted_sock.testing import TestPKI, make_pki
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
 def renewed(tmp_path_factory) -> TestPKI:
     return make_pki(str(tmp_path_factory.mktemp("renewed")))
 

@@ -22,16 +22,6 @@ from twisted_sock.config.client import ClientTLS, ConnectOptions
 from twisted_sock.errors import ConfigError, ConnectionFailed
 from twisted_sock.policy.ready import STARTTLS_LINE, ReadyAnswer
 from twisted_sock.policy.sniff import Kind, StartTLSCommand
-from twisted_sock.testing import TestPKI, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    """
-    A test CA with server and client certificates.
-    """
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
 
 # --------------------------------------------------------------------------
 # STARTTLS: the client's line and the server's answer

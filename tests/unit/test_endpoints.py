@@ -52,7 +52,6 @@ def test_supported_forms(text, expected):
 @pytest.mark.parametrize("text, problem", [
     ("tor:80", "the incoming decision cannot apply to endpoint type 'tor'"),
     ("onion:80", "cannot apply to endpoint type 'onion'"),
-    ("systemd:domain=INET:index=0", "systemd's sockets are adopted by address and port"),
     ("le:/certs:tcp:443", "cannot apply to endpoint type 'le'"),
     ("8080", "cannot apply to endpoint type '8080'"),
     ("TCP:80", "cannot apply to endpoint type 'TCP'"),

@@ -15,11 +15,6 @@ from twisted_sock.service.planner import changed_keys, check_runtime_change
 from twisted_sock.testing import TestPKI, make_pki
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
 def config(pki: TestPKI | None = None, **changes) -> SocketConfig:
     base = SocketConfig(name="s", local_ports="8001,8002", incoming="any-ip-any-port")
     if pki is not None:

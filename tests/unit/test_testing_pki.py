@@ -16,15 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.conftest import require_tool
-from twisted_sock.testing import TestPKI, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    """
-    One CA, server and client certificate for the module.
-    """
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
+from twisted_sock.testing import TestPKI
 
 
 def load(path: str) -> x509.Certificate:

@@ -39,7 +39,7 @@ from twisted_sock import ShutdownReason, start_tls
 from twisted_sock.config.tls import TLSConfig
 from twisted_sock.errors import TLSHandshakeError
 from twisted_sock.net.tls_options import alpn_selector, server_options
-from twisted_sock.testing import TestPKI, make_pki
+from twisted_sock.testing import TestPKI
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -76,22 +76,6 @@ class PlainApp(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    """
-    The test CA with server and client certificates.
-    """
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory) -> TestPKI:
-    """
-    A second, unrelated CA (with its own server and client certificates).
-    """
-    return make_pki(str(tmp_path_factory.mktemp("other-pki")))
 
 
 @pytest.fixture

@@ -17,12 +17,7 @@ from twisted_sock.config.tls import tls_from_mapping
 from twisted_sock.config.tls_profiles import INTERMEDIATE_CIPHERS, PROFILE_CURVES, tls12_suites
 from twisted_sock.config.tls_sni import choose, covers, sni_name
 from twisted_sock.net import tls_context
-from twisted_sock.testing import TestPKI, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
+from twisted_sock.testing import TestPKI
 
 
 @pytest.fixture(scope="module")
@@ -180,14 +175,17 @@ def test_ticket_keys_rotate_by_new_contexts(pki):
 
 def test_private_pyopenssl_name_still_there():
     """
-    The private pyOpenSSL name L{twisted_sock.openssl_private} uses exists,
-    sets a valid curve list and rejects an unknown curve.
+    The private pyOpenSSL names L{twisted_sock.twisted_internals.openssl}
+    uses exist (as listed in the seam), it sets a valid curve list and
+    rejects an unknown curve.
     """
     from OpenSSL._util import lib
 
-    from twisted_sock.openssl_private import set_curves
+    from twisted_sock import twisted_internals
+    from twisted_sock.twisted_internals.openssl import set_curves
 
     assert callable(lib.SSL_CTX_set1_curves_list)
+    assert twisted_internals.openssl_missing() == []
     set_curves(SSL.Context(SSL.TLS_METHOD), PROFILE_CURVES)
     with pytest.raises(ValueError):
         set_curves(SSL.Context(SSL.TLS_METHOD), ("no-such-curve",))

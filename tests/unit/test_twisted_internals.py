@@ -18,7 +18,7 @@ ROOT = SEAM.parent
 #: The seam's own private names (its stand-ins' slots, its mixins'
 #: attributes, its helpers): not Twisted's.
 OWN = frozenset({"_socket", "_state", "_port", "_http", "_family", "_type", "_proto", "_fast",
-                 "_handler_log", "_ask_hook", "_release_window", "_names_used", "_resolve",
+                 "_handler_log", "_ask_hook", "_release_window", "_names_used", "_resolve", "_missing",
                  # Our own: the UDP read loop's session switch; HTTP/2's teardown
                  # (Twisted 26.4 has no H2Connection._terminate: we define it).
                  "_count_datagrams", "_terminate"})
@@ -26,11 +26,20 @@ OWN = frozenset({"_socket", "_state", "_port", "_http", "_family", "_type", "_pr
 
 def private_names(source: str) -> set[str]:
     """
-    The single-underscore names a module reads, defines as methods, or
-    looks up with C{getattr(obj, "_name", ...)}.
+    The single-underscore names a module reads, defines as methods, looks
+    up with C{getattr(obj, "_name", ...)} or imports (a private module on
+    the way, such as C{_util} in C{from OpenSSL._util import lib}, or a
+    private name imported).
     """
     found = set()
     for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            dotted = [alias.name for alias in node.names]
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                dotted.append(node.module)
+            found |= {part for name in dotted for part in name.split(".")
+                      if part.startswith("_") and not part.startswith("__")}
+            continue
         if isinstance(node, ast.Attribute):
             name = node.attr
         elif isinstance(node, ast.FunctionDef):
@@ -46,8 +55,18 @@ def private_names(source: str) -> set[str]:
 
 
 def listed() -> set[str]:
-    names = {dep.name for dep in seam.DEPENDENCIES + seam.http_dependencies()}
-    names |= {attribute for _, _, attribute in seam.INSTANCE_ATTRIBUTES}
+    """
+    The private names the seam lists: Twisted's, CPython's and pyOpenSSL's
+    attributes, and the private modules and classes they live in
+    (C{_http2}, C{_util}, C{_GenericHTTPChannelProtocol}).
+    """
+    dependencies = seam.DEPENDENCIES + seam.http_dependencies() + seam.OPENSSL_DEPENDENCIES
+    attributes = seam.INSTANCE_ATTRIBUTES + seam.OPENSSL_INSTANCE_ATTRIBUTES
+    names = {dep.name for dep in dependencies}
+    names |= {attribute for _, _, attribute in attributes}
+    owners = [dep.owner for dep in dependencies] + [owner for owner, _, _ in attributes]
+    names |= {part for owner in owners for part in owner.replace(":", ".").split(".")
+              if part.startswith("_")}
     return names | set(http.H2_NAMES) | set(http.GENERIC_NAMES)
 
 
@@ -68,12 +87,26 @@ def test_the_listing_check_can_fail():
     The check above sees a private name that is used but not listed.
     """
     assert "_newPrivateThing" in private_names("x = port._newPrivateThing\n") - listed()
+    assert "_newModule" in private_names("from twisted.internet._newModule import x\n") - listed()
+    assert "_newName" in private_names("from twisted.internet.tcp import _newName\n") - listed()
+
+
+def test_private_openssl_names_are_seen_outside_the_seam():
+    """
+    The scan below would find pyOpenSSL's private C{_util} module or
+    C{Context._context} used outside the seam, however imported.
+    """
+    twisted_names = listed() - OWN
+    for source in ("from OpenSSL._util import lib\n", "import OpenSSL._util\n",
+                   "from OpenSSL import _util\n", "ctx._context\n"):
+        assert private_names(source) & twisted_names, source
 
 
 def test_no_module_outside_the_seam_uses_a_twisted_private_name():
     """
-    Outside C{twisted_internals}, no module reads, overrides or looks up
-    one of the private names the seam lists.
+    Outside C{twisted_internals}, no module reads, overrides, looks up or
+    imports one of the private names (or private modules) the seam lists:
+    Twisted's, CPython's or pyOpenSSL's.
     """
     twisted_names = listed() - OWN
     offenders = {}
@@ -84,3 +117,16 @@ def test_no_module_outside_the_seam_uses_a_twisted_private_name():
         if hits:
             offenders[str(module.relative_to(ROOT))] = sorted(hits)
     assert offenders == {}
+
+
+def test_openssl_check_names_what_is_missing(monkeypatch):
+    """
+    L{seam.openssl_missing} names a listed pyOpenSSL name the installed
+    pyOpenSSL lacks (so its test fails when pyOpenSSL drops one).
+    """
+    gone = seam.Dependency("OpenSSL._util:lib", "SSL_CTX_no_such_call", "test")
+    monkeypatch.setattr(seam, "OPENSSL_DEPENDENCIES", (*seam.OPENSSL_DEPENDENCIES, gone))
+    monkeypatch.setattr(seam, "OPENSSL_INSTANCE_ATTRIBUTES",
+                        (("OpenSSL.SSL:Context", "__init__", "_no_such_attribute"),))
+    assert seam.openssl_missing() == ["OpenSSL._util:lib.SSL_CTX_no_such_call",
+                                      "OpenSSL.SSL:Context._no_such_attribute"]

@@ -16,10 +16,15 @@ C{endpoint.listen()} is never called.
     on a socket without C{[socket.tls]} the certificate and key make them.
   - C{unix:PATH[:mode=660][:lockfile=0|1]}: the path of a C{protocol =
     "unix"} socket (with C{--listen}, the flags then build a unix socket).
-  - C{systemd:domain=INET:index=N}: one line saying how systemd's sockets
-    are used instead (adopted by the listener with their address and port:
-    L{twisted_sock.ops.systemd}), so the same listener works with and
-    without socket activation and through upgrades.
+  - C{systemd:domain=INET|INET6|UNIX:index=N} (or C{:name=NAME}, systemd's
+    C{FileDescriptorName=}): the listening socket systemd passed this
+    process (C{LISTEN_FDS}; index N is descriptor 3+N). INET and INET6 add
+    a data listener to a tcp socket, UNIX is a unix socket's listener
+    (C{--listen} alone then builds a unix socket). The address is read
+    back from the socket when the service starts
+    (L{twisted_sock.ops.activated}), not written here; the plan checks
+    that the socket is of the family and type the entry says and
+    duplicates no other listener.
   - Anything else (C{tor:}, C{onion:}, C{le:}, plugins): one line; the
     decision cannot apply to it.
 """
@@ -35,7 +40,9 @@ from twisted_sock.config.listening import is_address
 from twisted_sock.errors import ConfigError
 
 #: The endpoint types the incoming decision applies to.
-SUPPORTED_TYPES = ("tcp", "ssl", "unix")
+SUPPORTED_TYPES = ("tcp", "ssl", "unix", "systemd")
+#: The C{domain} values of C{systemd:} endpoints.
+SYSTEMD_DOMAINS = ("INET", "INET6", "UNIX")
 #: Keywords of C{ssl:} endpoints that twisted-sock reads.
 _SSL_KEYWORDS = ("privateKey", "certKey", "interface")
 
@@ -53,6 +60,9 @@ class Endpoint:
     @ivar mode: the C{unix:} file mode when given (else the socket's).
     @ivar certificate: the C{ssl:} certificate file (C{certKey}).
     @ivar private_key: the C{ssl:} key file (C{privateKey}).
+    @ivar domain: the C{systemd:} address family (C{INET}, C{INET6}, C{UNIX}).
+    @ivar index: the C{systemd:} index in C{LISTEN_FDS} (from 0), if given.
+    @ivar fd_name: the C{systemd:} name in C{LISTEN_FDNAMES}, if given.
     """
 
     text: str
@@ -63,6 +73,9 @@ class Endpoint:
     mode: int | None = None
     certificate: str | None = None
     private_key: str | None = None
+    domain: str | None = None
+    index: int | None = None
+    fd_name: str | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -106,9 +119,6 @@ def _translate(text: str, base_dir: str) -> Endpoint:
 
     args, raw = tokenize(text)
     kind = args[0]
-    if kind == "systemd":
-        raise ValueError("systemd's sockets are adopted by address and port: configure the listener "
-                         "the .socket unit's ListenStream= names (local_ports, or tcp:PORT:interface=ADDR)")
     if kind not in SUPPORTED_TYPES:
         raise ValueError(f"the incoming decision cannot apply to endpoint type {kind!r} "
                          f"(use {', '.join(t + ':' for t in SUPPORTED_TYPES)})")
@@ -116,6 +126,8 @@ def _translate(text: str, base_dir: str) -> Endpoint:
         raise ValueError("backlog is set per socket: use the socket's backlog (--backlog)")
     if kind == "ssl":
         return _ssl(text, args, raw, base_dir)
+    if kind == "systemd":
+        return _systemd(text)
     _, parsed, kwargs = parse_server(text)  # Twisted's own checks of tcp: and unix:
     first = parsed[0] if parsed else kwargs["port" if kind == "tcp" else "address"]  # tcp:port=80
     if kind == "tcp":
@@ -137,6 +149,32 @@ def _ssl(text: str, args: list[str], raw: dict[str, str], base_dir: str) -> Endp
     cert = raw.get("certKey", key)
     return Endpoint(text, "ssl", port=_port(args[1]), interface=_interface(raw.get("interface", "")),
                     certificate=os.path.join(base_dir, cert), private_key=os.path.join(base_dir, key))
+
+
+def _systemd(text: str) -> Endpoint:
+    from twisted_sock.twisted_internals.endpoints import systemd_arguments
+
+    found = systemd_arguments(text)  # Twisted's keyword names
+    domain = found.get("domain", "")
+    if domain not in SYSTEMD_DOMAINS:
+        raise ValueError(f"domain must be INET, INET6 or UNIX, not {domain!r}")
+    if ("index" in found) == ("name" in found):
+        raise ValueError("give exactly one of index=N (from 0, in LISTEN_FDS order) or name=NAME "
+                         "(the unit's FileDescriptorName=)")
+    if "name" in found:
+        return Endpoint(text, "systemd", domain=domain, fd_name=found["name"])
+    index = int(found["index"])
+    if index < 0:
+        raise ValueError(f"index must be 0 or more, not {index}")
+    return Endpoint(text, "systemd", domain=domain, index=index)
+
+
+def is_unix(endpoint: Endpoint) -> bool:
+    """
+    Whether C{endpoint} is a unix socket's listener: C{unix:PATH} or
+    C{systemd:domain=UNIX}.
+    """
+    return endpoint.kind == "unix" or endpoint.domain == "UNIX"
 
 
 def _port(value: Any) -> int:
@@ -171,36 +209,39 @@ def endpoint_list(value: Any, base_dir: str | None = None) -> tuple[Endpoint, ..
 def flag_protocol(entries: Any) -> str:
     """
     The protocol of the socket C{--listen} flags build: C{"unix"} when
-    every entry is a C{unix:} endpoint, else C{"tcp"}.
+    every entry is a C{unix:} or C{systemd:domain=UNIX} endpoint, else
+    C{"tcp"}.
     """
     found = endpoint_list(entries)
-    return "unix" if found and all(e.kind == "unix" for e in found) else "tcp"
+    return "unix" if found and all(is_unix(e) for e in found) else "tcp"
 
 
 def apply_endpoints(config: Any) -> None:
     """
     Check a socket's C{listen} entries against its protocol and fold the
     ones that are socket settings into it: a C{unix:} entry is the path
-    (and mode) of a unix socket; C{ssl:} entries give their certificate to
-    a socket without C{[socket.tls]}. Called by C{SocketConfig} once
-    C{listen} and C{tls} are normalised.
+    (and mode) of a unix socket (a C{systemd:domain=UNIX} entry stands for
+    the path, read when the service starts); C{ssl:} entries give their
+    certificate to a socket without C{[socket.tls]}. Called by
+    C{SocketConfig} once C{listen} and C{tls} are normalised.
     """
     from twisted_sock.config.tls import TLSConfig
 
     setattr_ = object.__setattr__
     name, found = config.name, config.listen
-    unix = [e for e in found if e.kind == "unix"]
+    unix = [e for e in found if is_unix(e)]
     if config.protocol == "unix":
         if len(unix) != len(found) or len(unix) > 1 or (unix and config.path is not None):
-            raise ConfigError("a unix socket takes one unix: endpoint (its path), and no path key",
-                              socket=name, key="listen")
-        if unix:
+            raise ConfigError("a unix socket takes one unix: or systemd:domain=UNIX endpoint (its path), "
+                              "and no path key", socket=name, key="listen")
+        if unix and unix[0].kind == "unix":
             setattr_(config, "path", unix[0].path)
             if unix[0].mode is not None:
                 setattr_(config, "mode", unix[0].mode)
         return
     if unix:
-        raise ConfigError("a unix: endpoint needs a unix socket (protocol = 'unix')",
+        raise ConfigError(f"a {unix[0].kind}: endpoint{' of domain UNIX' * (unix[0].kind == 'systemd')} "
+                          "needs a unix socket (protocol = 'unix')",
                           socket=name, key="listen", value=unix[0].text)
     ssl = [e for e in found if e.kind == "ssl"]
     keys = {(e.certificate, e.private_key) for e in ssl}

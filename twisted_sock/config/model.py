@@ -220,7 +220,7 @@ class SocketConfig(ListenOptions):
 
     def _check_unix(self) -> None:
         name = self.name
-        if self.path is None:
+        if self.path is None and not self.listen:  # else systemd:domain=UNIX (config/endpoints.py)
             raise ConfigError("a unix socket needs a path", socket=name, key="path")
         mode: IncomingMode = self.incoming  # type: ignore[assignment]
         if mode.needs_target_ip:
@@ -236,7 +236,7 @@ class SocketConfig(ListenOptions):
             for key in ("max_connections", "idle_timeout"):
                 if getattr(self, key):
                     raise ConfigError("does not apply to datagram sockets", socket=name, key=key)
-        if self.path.startswith("@") and (self.owner is not None or self.group is not None):
+        if (self.path or "").startswith("@") and (self.owner is not None or self.group is not None):
             raise ConfigError("an abstract socket has no file to own", socket=name, key="owner")
 
     @property

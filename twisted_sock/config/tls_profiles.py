@@ -122,7 +122,7 @@ def curve_list(value: Any) -> tuple[str, ...] | None:
         return None
     from OpenSSL import SSL
 
-    from twisted_sock.openssl_private import set_curves
+    from twisted_sock.twisted_internals.openssl import set_curves
 
     if isinstance(value, str):
         value = [value]

@@ -58,7 +58,9 @@ class BatchingLogObserver:
         self._pending: list[str] = []
         self._size = 0
         self._call: Any = None
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that logs (Twisted's SIGTERM handler)
+        # may run in the middle of a write, in the same thread.
+        self._lock = threading.RLock()
         reactor.addSystemEventTrigger("after", "shutdown", self.flush)
         atexit.register(self.flush)
 

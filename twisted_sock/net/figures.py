@@ -14,6 +14,7 @@ from bisect import bisect_left
 from itertools import islice
 from typing import Any
 
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.stats import DURATION_BUCKETS, Durations, OpenConnection
 
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
@@ -106,6 +107,6 @@ def open_rows(connections: Any, now: float, limit: int) -> tuple[OpenConnection,
         started = now if record.started is None else record.started
         rows.append(OpenConnection(
             peer=_endpoint(transport.getPeer(), record.credentials), local=local,
-            mode=getattr(transport.server, "sock_mode", "data"), tls=record.tls,
+            mode=getattr(transport.server, "sock_mode", ListenerMode.DATA), tls=record.tls,
             alpn=record.alpn, age=max(0.0, now - started), bytes_in=received, bytes_out=sent))
     return tuple(rows)

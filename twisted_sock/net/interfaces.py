@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from twisted_sock.config.listening import is_address
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.net.kinds import ListenerKind, ListenerMode
+from twisted_sock.ops.activated import pick
+from twisted_sock.ops.inherit import Inherited
 
 InterfaceTable = Mapping[str, tuple[str, ...]]
 
@@ -40,6 +42,9 @@ class ListenerSpec:
     protocol: str = "tcp"
     #: The interface to C{SO_BINDTODEVICE} to (C{bind_to_device}), if any.
     device: str | None = None
+    #: The descriptor systemd passed for a C{systemd:} entry (its socket is
+    #: served, never bound; L{twisted_sock.ops.activated}).
+    systemd_fd: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", ListenerMode(self.mode))
@@ -172,18 +177,29 @@ def interface_sources(
 
 def plan_listeners(
     config: SocketConfig, table: InterfaceTable, dual_stack: bool = True,
-    broadcasts: InterfaceTable | None = None,
+    broadcasts: InterfaceTable | None = None, passed: Sequence[Inherited] | None = None,
 ) -> list[ListenerSpec]:
     """
     Every listener one socket opens: each address of its interfaces times
     each data port and each http port (a port in both lists is http). A UDP
     socket also listens on each of its multicast groups and, with
     C{broadcast} on named interfaces, on their IPv4 broadcast addresses.
+
+    @param passed: the sockets systemd passed the process, for C{systemd:}
+        entries (L{twisted_sock.ops.activated.passed_sockets}); C{None}
+        leaves those entries out (C{twisted-sock check}).
     """
     if config.protocol == "unix":
-        mode = ListenerMode.HTTP if config.serve == "http" else ListenerMode.DATA
+        mode = ListenerMode.HTTP if config.serve == ListenerMode.HTTP else ListenerMode.DATA
         kind = ListenerKind.DATAGRAM if config.datagram else ListenerKind.PLAIN
-        return [ListenerSpec(config.name, config.path, 0, mode, kind, "unix")]  # type: ignore[arg-type]
+        path, fd = config.path, None
+        systemd = [e for e in config.listen if e.kind == "systemd"]  # a unix: entry is the path
+        if systemd:
+            if passed is None:
+                return []
+            sock = pick(systemd[0], passed, config)
+            path, fd = sock.address, sock.fd
+        return [ListenerSpec(config.name, path, 0, mode, kind, "unix", systemd_fd=fd)]  # type: ignore[arg-type]
     sources = interface_sources(config.interfaces, table, dual_stack, socket_name=config.name,
                                 follow=config.follow_interfaces)
     devices = dict(sources) if config.bind_to_device else {}
@@ -203,26 +219,32 @@ def plan_listeners(
             for address in addresses:
                 plan.append(ListenerSpec(config.name, address, port, mode, kind,
                                          device=devices.get(address)))
-    return plan + _endpoint_listeners(config, plan, dual_stack, starttls)
+    return plan + _endpoint_listeners(config, plan, dual_stack, starttls, passed)
 
 
 def _endpoint_listeners(config: SocketConfig, plan: list[ListenerSpec], dual_stack: bool,
-                        starttls: str) -> list[ListenerSpec]:
+                        starttls: str, passed: Sequence[Inherited] | None) -> list[ListenerSpec]:
     """
-    The listeners of a TCP socket's C{tcp:} and C{ssl:} C{listen} entries
-    (data listeners; TLS at once for C{ssl:}), none duplicating a listener
-    of the port lists.
+    The listeners of a TCP socket's C{tcp:}, C{ssl:} and C{systemd:}
+    C{listen} entries (data listeners; TLS at once for C{ssl:}; the
+    address and port systemd's socket is bound to for C{systemd:}), none
+    duplicating a listener of the port lists.
     """
     out: list[ListenerSpec] = []
     for endpoint in config.listen:
-        address = endpoint.interface
+        address, port, fd = endpoint.interface, endpoint.port, None
+        if endpoint.kind == "systemd":
+            if passed is None:
+                continue
+            sock = pick(endpoint, passed, config)
+            address, port, fd = sock.address, sock.port, sock.fd
         if address == "*":
             address = "::" if dual_stack else "0.0.0.0"
         if endpoint.kind == "ssl":
             kind = ListenerKind.TLS
         else:
             kind = ListenerKind.STARTTLS if starttls != "off" else ListenerKind.PLAIN
-        spec = ListenerSpec(config.name, address, endpoint.port, ListenerMode.DATA, kind)
+        spec = ListenerSpec(config.name, address, port, ListenerMode.DATA, kind, systemd_fd=fd)
         for other in plan + out:
             if spec.port and other.port == spec.port and _overlap(other.address, address, dual_stack):
                 raise ConfigError(f"{endpoint.text!r} duplicates the {other.mode} listener {other}",
@@ -254,7 +276,7 @@ def _plan_udp(config: SocketConfig, addresses: tuple[str, ...],
 
 def plan_service(
     configs: Iterable[SocketConfig], table: InterfaceTable, dual_stack: bool = True,
-    broadcasts: InterfaceTable | None = None,
+    broadcasts: InterfaceTable | None = None, passed: Sequence[Inherited] | None = None,
 ) -> list[ListenerSpec]:
     """
     The listeners of every socket, checked for two sockets claiming the same
@@ -262,7 +284,7 @@ def plan_service(
     """
     plan: list[ListenerSpec] = []
     for config in configs:
-        plan.extend(plan_listeners(config, table, dual_stack, broadcasts))
+        plan.extend(plan_listeners(config, table, dual_stack, broadcasts, passed))
     _check_overlaps(plan, dual_stack)
     return plan
 

@@ -379,7 +379,7 @@ class SocketState:
             durations=self.figures.durations(),
             limits=MappingProxyType({"max_connections": self.max_total, "max_connections_per_ip":
                                      self.max_per_peer, "idle_timeout": self.idle_timeout}),
-            by_mode=MappingProxyType(Counter(getattr(t.server, "sock_mode", "data")
+            by_mode=MappingProxyType(Counter(getattr(t.server, "sock_mode", ListenerMode.DATA)
                                              for t in self.connections)),
             open=open_rows(self.connections, self.clock.seconds(), OPEN_ROWS),
             certificates=tuple((n, m.fingerprint) for n, m in tls.certificates())  # type: ignore[union-attr]

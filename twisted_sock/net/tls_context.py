@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from twisted_sock.config.tls import KeyMaterial, TLSConfig
 from twisted_sock.config.tls_sni import DEFAULT_NAME, choose
-from twisted_sock.openssl_private import set_curves
+from twisted_sock.twisted_internals.openssl import set_curves
 
 log = Logger(namespace="twisted_sock")
 

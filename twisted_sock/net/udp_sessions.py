@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_sock.net.connection import ConnectionRecord
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.policy.addresses import parse_peer_host
 from twisted_sock.policy.idle import IdleWatch
 from twisted_sock.reasons import ShutdownReason
@@ -167,7 +168,7 @@ def _log_session(session: UDPSession) -> None:
         summary=f"session {peer_text} on {state.name} {server.sock_port} (udp) ended {reason} after "
                 f"{duration:.3f} s, {session.datagrams_in} datagrams in, {session.datagrams_out} out",
         socket=state.name, peer=host, peer_port=port, local=server.sock_port,
-        local_port=server.sock_port, mode="data", tls=False, alpn=None, reason=reason,
+        local_port=server.sock_port, mode=ListenerMode.DATA, tls=False, alpn=None, reason=reason,
         datagrams_in=session.datagrams_in, datagrams_out=session.datagrams_out,
         duration=duration, connection_ended=True,
     )

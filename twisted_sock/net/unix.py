@@ -38,9 +38,10 @@ from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask,
 from twisted_sock.net.state import SocketState
 from twisted_sock.net.tcp import HandOver
 from twisted_sock.net.transport import IdleSockServer, SockServer
-from twisted_sock.ops.adopt import preset
+from twisted_sock.ops.adopt import preset, systemd_file
 from twisted_sock.stats import ListenerInfo
 from twisted_sock.twisted_internals.accept import REFUSALS_PER_PASS, LocalListener, install_listener
+from twisted_sock.twisted_internals.adopt import TakesGivenSocket
 from twisted_sock.twisted_internals.ports import LogPrefix
 from twisted_sock.workers.inherit import inherit
 
@@ -133,7 +134,7 @@ class LocalStreamPort(DescribedByPath, HandOver, LogPrefix, unix.Port):
 
 
 @implementer(IListeningPort)
-class LocalDatagramPort(DescribedByPath, LogPrefix, unix.DatagramPort):
+class LocalDatagramPort(DescribedByPath, LogPrefix, TakesGivenSocket, unix.DatagramPort):
     """
     A UNIX datagram socket running the local decision per datagram; with
     allow lists it asks the kernel for each sender's credentials.
@@ -250,8 +251,8 @@ def open_local_listener(spec: ListenerSpec, target: Any, state: SocketState, rea
     try:
         with binding(spec.address, None, spec.socket):
             port.startListening()
-        if worker:
-            port.sock_file = None  # the main process removes it
+        if worker or systemd_file(spec):
+            port.sock_file = None  # the main process, or systemd, removes it
     except BindError:
         raise
     except OSError as e:

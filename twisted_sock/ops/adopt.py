@@ -15,21 +15,35 @@ opens (L{offer}, L{preset}); what is left afterwards is closed
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from twisted_sock.ops.inherit import InheritError
 from twisted_sock.twisted_internals.adopt import keep_shared, take_socket
 
 _waiting: dict[Any, socket.socket] = {}
+_systemd_files: set[Any] = set()
 
 
-def offer(sockets: Mapping[Any, int]) -> None:
+def offer(sockets: Mapping[Any, int], systemd_files: Iterable[Any] = ()) -> None:
     """
     Inherited descriptors, by the listener spec that is to serve each: the
     listener opens on it instead of binding (this process now owns them).
+
+    @param systemd_files: the specs among them whose UNIX socket file
+        systemd made (L{systemd_file}).
     """
     for spec, fd in sockets.items():
         _waiting[spec] = socket.socket(fileno=fd)
+    _systemd_files.update(systemd_files)
+
+
+def systemd_file(spec: Any) -> bool:
+    """
+    Whether the socket file of UNIX listener C{spec} is systemd's (its
+    C{.socket} unit made it, and removes it): stopping leaves it in place.
+    """
+    return spec in _systemd_files
 
 
 def waiting(spec: Any) -> bool:
@@ -45,9 +59,15 @@ def preset(port: Any, spec: Any) -> bool:
     C{spec}, if there is one.
 
     @return: whether it will (no bind, no stale-file check).
+    @raise InheritError: C{spec} is a C{systemd:} entry's listener and its
+        socket is not here (closed since the start: a reload cannot get it
+        back).
     """
     sock = _waiting.pop(spec, None)
     if sock is None:
+        if getattr(spec, "systemd_fd", None) is not None:
+            raise InheritError(f"{spec}: the socket systemd passed (descriptor {spec.systemd_fd}) was "
+                               "closed since the start; restart the service to serve it again")
         return False
     sock.setblocking(False)
     take_socket(port, sock)

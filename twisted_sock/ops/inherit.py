@@ -141,3 +141,30 @@ def unmatched_error(left: Sequence[Inherited], origin: str) -> InheritError:
     """
     names = "; ".join(str(sock) for sock in left)
     return InheritError(f"{origin}: no configured listener for the inherited socket {names}")
+
+
+def _key(sock: Inherited) -> tuple[str, bool, str, int]:
+    return sock.protocol, sock.stream, sock.address, sock.port
+
+
+def same_listener(sockets: Sequence[Inherited]) -> list[list[Inherited]]:
+    """
+    The inherited sockets by listener (same type, address and port, or
+    path), in the order given (a reuseport group's order).
+    """
+    keyed: dict[tuple[str, bool, str, int], list[Inherited]] = {}
+    for sock in sockets:
+        keyed.setdefault(_key(sock), []).append(sock)
+    return list(keyed.values())
+
+
+def changed_workers(sockets: Sequence[Inherited], workers: int) -> str:
+    """
+    The one line for an upgrade that would change the number of workers
+    (the old generation passed C{sockets} for one TCP or UDP listener: one
+    per worker).
+    """
+    where = str(sockets[0]).split(": ", 1)[-1]
+    return (f"upgrade: the old generation passed {len(sockets)} socket(s) for {where}, "
+            f"this one runs {workers} worker(s): the number of workers cannot change in an "
+            "upgrade (restart the service to change it)")

@@ -21,8 +21,17 @@ from twisted.logger import Logger
 from twisted_sock.admin import admin_spec
 from twisted_sock.net.listeners import close_now
 from twisted_sock.ops import adopt, upgrade
-from twisted_sock.ops.inherit import Inherited, InheritError, describe, match, unmatched_error
-from twisted_sock.ops.systemd import Notifier, forget_listen_fds, listen_fds, status_line, watchdog_interval
+from twisted_sock.ops.activated import entry_sockets, passed_sockets
+from twisted_sock.ops.inherit import (
+    Inherited,
+    InheritError,
+    changed_workers,
+    describe,
+    match,
+    same_listener,
+    unmatched_error,
+)
+from twisted_sock.ops.systemd import Notifier, status_line, watchdog_interval
 
 log = Logger(namespace="twisted_sock")
 
@@ -37,12 +46,11 @@ def inherited_sockets(channel: socket.socket | None) -> tuple[list[Inherited], s
     @raise InheritError: one line, for a descriptor that is not a usable
         socket.
     """
+    passed = passed_sockets()  # read once (LISTEN_* removed), by systemd: entries perhaps already
     if channel is not None:
         fds = upgrade.receive_listeners(channel)
         return [describe(fd) for fd in fds], "upgrade"
-    passed = listen_fds(os.environ, os.getpid())
-    forget_listen_fds(os.environ)
-    return [describe(fd, name) for fd, name in passed], "systemd socket activation"
+    return list(passed), "systemd socket activation"
 
 
 class Operated:
@@ -64,27 +72,42 @@ class Operated:
     def adopt_inherited(self) -> None:
         """
         Before the listeners open: give each inherited socket to the
-        configured listener with the same type, address and port (or path).
-        Unmatched: an error for systemd's; closed for an upgrade's (the new
-        configuration dropped that listener).
+        configured listener with the same type, address and port (or path);
+        systemd's sockets named by C{systemd:} entries go to the entries'
+        listeners first. Unmatched: an error for systemd's; closed for an
+        upgrade's (the new configuration dropped that listener).
 
         @raise InheritError: one line.
         """
         found, origin = inherited_sockets(upgrade.take_channel())
         if not found:
             return
+        several = [g for g in same_listener(found) if len(g) > 1 and g[0].protocol != "unix"]
+        if several and origin == "upgrade":  # the old generation ran workers
+            for sock in found:
+                os.close(sock.fd)
+            raise InheritError(changed_workers(several[0], 1))
         specs: list[Any] = list(self._running.plan)
         admin = self.config.admin_socket  # type: ignore[attr-defined]
         if admin is not None:
             specs.append(admin_spec(admin))
-        taken, left = match(specs, found)
+        claimed: dict[int, Inherited] = {}
+        if origin != "upgrade":
+            claimed = entry_sockets(specs, {sock.fd: sock for sock in found})
+        free = [i for i in range(len(specs)) if i not in claimed]
+        matched, left = match([specs[i] for i in free], [s for s in found if s not in claimed.values()])
+        taken = {**claimed, **{free[i]: sock for i, sock in matched.items()}}
         if left and origin != "upgrade":
             for sock in found:
                 os.close(sock.fd)
             raise unmatched_error(left, origin)
         for sock in left:
             os.close(sock.fd)
-        adopt.offer({specs[index]: sock.fd for index, sock in taken.items()})
+        # The UNIX socket files systemd made stay when the service stops
+        # (known after upgrades too: the descriptions travel with the sockets).
+        paths = {s.address for s in passed_sockets() if s.protocol == "unix"}
+        files = [specs[i] for i, sock in taken.items() if sock.protocol == "unix" and sock.address in paths]
+        adopt.offer({specs[index]: sock.fd for index, sock in taken.items()}, files)
         log.info("{origin}: {count} inherited listening socket(s) adopted", origin=origin, count=len(taken))
 
     def notifier(self) -> Notifier:
@@ -158,9 +181,8 @@ class Operated:
         ports = list(self._running.ports)
         if self._admin is not None:
             ports.append(self._admin)
-        # WORKERS: a worker supervisor adds here the listening sockets it
-        # holds for its workers (the same sockets: the next generation
-        # starts its own workers on them).
+        # With workers the main process passes its groups instead: see
+        # twisted_sock.workers.handover.
         return ports
 
     def upgrade(self) -> defer.Deferred[str]:
@@ -184,9 +206,7 @@ class Operated:
             self.health.handing_over = True  # type: ignore[attr-defined]
             for port in ports:
                 adopt.give_away(port)
-            moved = run.old_pidfile
-            if moved is not None and self.twistd_config is not None and os.path.exists(moved):
-                self.twistd_config["pidfile"] = moved  # twistd removes it at exit, not the new one's
+            run.keep_old_pidfile(self.twistd_config)  # twistd removes it at exit, not the new one's
             self.notifier().send(MAINPID=pid)
             close_now(ports)  # stop accepting now: the new generation has the sockets
             # Stop (drain, exit) a moment later, once the admin socket's

@@ -25,6 +25,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
+from twisted_sock.ops.activated import handover_environment
 from twisted_sock.ops.inherit import InheritError
 from twisted_sock.ops.systemd import forget_listen_fds
 
@@ -174,6 +175,7 @@ class Upgrade:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
         forget_listen_fds(env)
+        env.update(handover_environment())  # what systemd: entries resolve against
         # systemd's WATCHDOG_PID names this process: the next generation,
         # the main process after MAINPID=, must keep the watchdog fed.
         env.pop("WATCHDOG_PID", None)
@@ -253,6 +255,16 @@ class Upgrade:
         except OSError:
             return False
         return True
+
+    def keep_old_pidfile(self, twistd_config: Any) -> None:
+        """
+        Once the new generation is ready: twistd removes, at exit, the pid
+        file it was told; make that C{PIDFILE.oldbin} (the pid file is the
+        new generation's now).
+        """
+        moved = self.old_pidfile
+        if moved is not None and twistd_config is not None and os.path.exists(moved):
+            twistd_config["pidfile"] = moved
 
     def _restore_pidfile(self, moved: bool) -> None:
         if moved and self.pidfile is not None and self.old_pidfile is not None:

@@ -76,7 +76,7 @@ class Assembly:
             resource = parts.http_resource
             if resource is None:
                 resource = http_resource(config.http, parts.status, socket=config.name)
-            self._apps = {"data": data, "http": SockSite(resource, self.state, reactor)}
+            self._apps = {ListenerMode.DATA: data, ListenerMode.HTTP: SockSite(resource, self.state, reactor)}
 
     def stage(self, config: SocketConfig | None = None) -> Staging:
         """

@@ -8,6 +8,7 @@ L{twisted_sock.service.apply}) and drains connections on stop.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -36,6 +37,7 @@ from twisted_sock.net.listeners import (
     stop_new_connections,
 )
 from twisted_sock.net.state import MasterSwitch
+from twisted_sock.ops.activated import sockets_for
 from twisted_sock.ops.health import Health
 from twisted_sock.service import apply
 from twisted_sock.service.assembly import Assembly, Parts
@@ -209,6 +211,23 @@ class SockService(MultiService):
         @return: a Deferred firing when the change is in force, or failing
             with L{twisted_sock.errors.BindError}.
         """
+        try:
+            change = self.prepare_config(new)
+        except ConfigError:
+            raise
+        except SockError as e:
+            return defer.fail(e)
+        self.commit_config(change)
+        return defer.succeed(None)
+
+    def prepare_config(self, new: ServiceConfig) -> Staged:
+        """
+        The first half of L{apply_config}: everything that can fail, the
+        new listeners opened; nothing running changed yet. Put in force
+        with L{commit_config}, or given up with L{Staged.abandon}.
+
+        @raise SockError: a L{ConfigError} or a L{twisted_sock.errors.BindError}.
+        """
         validate_change(self.config, new)  # before the listener plan's own errors
         running = self._running
         listeners = running.open_listeners()
@@ -216,13 +235,17 @@ class SockService(MultiService):
         plan = plan_change(self.config, new, specs, [listener for listener, _ in listeners], self._listening)
         added = apply.assemble(plan, new, self._parts, running)
         renewals = apply.renew(plan, new, running)
-        try:
-            change = apply.open_new(plan, new, running, added, renewals)
-        except SockError as e:
-            return defer.fail(e)
-        apply.commit(change, running, listeners)
-        running.plan = specs
-        self.config = new
+        return Staged(apply.open_new(plan, new, running, added, renewals), listeners, specs)
+
+    def commit_config(self, staged: Staged) -> None:
+        """
+        The second half of L{apply_config}: put a prepared change in force
+        (it cannot fail).
+        """
+        running, change = self._running, staged.change
+        apply.commit(change, running, staged.listeners)
+        running.plan = staged.specs
+        self.config = new = change.new
         self.sockets = self._live_sockets()
         self.drain_timeout = new.drain_timeout
         self._master.log_connections = new.log_connections
@@ -230,7 +253,6 @@ class SockService(MultiService):
         self.incoming_enabled = new.incoming_enabled
         apply.announce(change, running, self._listening)
         self._follower.sync()
-        return defer.succeed(None)
 
     def reload(self) -> defer.Deferred[str]:
         """
@@ -338,5 +360,25 @@ class SockService(MultiService):
                 for name, a in self._running.assemblies.items()}
 
 
+@dataclass
+class Staged:
+    """
+    A change prepared by L{SockService.prepare_config}: the new listeners
+    open (in C{change.opened}), nothing running changed.
+    """
+
+    change: apply.Prepared
+    listeners: list[Any]
+    specs: list[ListenerSpec]
+
+    def abandon(self) -> None:
+        """
+        Give the change up: close the listeners it opened.
+        """
+        close_now(self.change.opened)
+
+
 def _plan(configs: Iterable[SocketConfig]) -> list[ListenerSpec]:
-    return plan_service(list(configs), system_interfaces(), ipv6_available(), system_broadcasts())
+    configs = list(configs)
+    return plan_service(configs, system_interfaces(), ipv6_available(), system_broadcasts(),
+                        sockets_for(configs))

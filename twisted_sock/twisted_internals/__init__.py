@@ -36,10 +36,15 @@ The modules:
     (HTTP/2 workarounds; listed in that module).
   - L{twistd}: twistd's C{statusPipe} start-up handshake.
   - L{endpoints}: C{endpoints._parse} and C{_parseServer}, Twisted's
-    endpoint string parsers (C{--listen}), without building an endpoint.
+    endpoint string parsers (C{--listen}), without building an endpoint;
+    the signature of C{_SystemdParser._parseServer} (C{systemd:} strings).
   - L{adopt}: a port's C{_preexistingSocket} (listen on an inherited
     socket) and C{tcp.Port._shouldShutdown} (a socket given away to the
     next generation in an upgrade is not shut down).
+  - L{openssl}: pyOpenSSL's private C{OpenSSL._util.lib} (the key-exchange
+    groups of a TLS profile) and C{SSL.Context._context}; listed apart, in
+    L{OPENSSL_DEPENDENCIES}, as they are pyOpenSSL's, not Twisted's (a
+    pyOpenSSL without them fails the TLS settings' check, not start-up).
 """
 
 from __future__ import annotations
@@ -97,12 +102,18 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "set: startListening takes an inherited socket (twisted_internals.adopt)"),
     Dependency("twisted.internet.udp:Port", "_preexistingSocket",
                "set: startListening takes an inherited socket (twisted_internals.adopt)"),
+    Dependency("twisted.internet.unix:DatagramPort", "_bindSocket",
+               "overridden: takes an inherited socket (twisted_internals.adopt.TakesGivenSocket)"),
     Dependency("twisted.internet.tcp:Port", "_shouldShutdown",
                "set: closing a port given away does not shutdown() it (twisted_internals.adopt)"),
     Dependency("twisted.internet.endpoints:", "_parse",
                "the endpoint string tokenizer: --listen / listen (twisted_internals.endpoints)"),
     Dependency("twisted.internet.endpoints:", "_parseServer",
                "Twisted's server endpoint parsers: --listen / listen (twisted_internals.endpoints)"),
+    Dependency("twisted.internet.endpoints:", "_SystemdParser",
+               "Twisted's systemd: endpoint parser, whose signature systemd: strings are read by"),
+    Dependency("twisted.internet.endpoints:_SystemdParser", "_parseServer",
+               "the signature systemd: endpoint strings are read by (twisted_internals.endpoints)"),
 )
 
 #: Instance attributes (set in C{__init__}, so not on the class): checked
@@ -115,6 +126,26 @@ INSTANCE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("twisted.internet._newtls:_BypassTLS", "__init__", "_connection"),
     ("twisted.protocols.tls:BufferingTLSTransport", "__init__", "_aggregator"),
     ("twisted.web._http2:H2Stream", "__init__", "_conn"),
+)
+
+
+#: The private pyOpenSSL names L{openssl} uses (same fields): checked by
+#: L{openssl_missing}, not at start-up.
+OPENSSL_DEPENDENCIES: tuple[Dependency, ...] = (
+    Dependency("OpenSSL._util:", "lib",
+               "pyOpenSSL's binding of libssl: what its public API lacks (twisted_internals.openssl)",
+               "tests/unit/test_tls_operators.py::test_private_pyopenssl_name_still_there"),
+    Dependency("OpenSSL._util:lib", "SSL_CTX_set1_curves_list",
+               "sets a TLS profile's key-exchange groups: set_tmp_ecdh cannot name X25519",
+               "tests/unit/test_tls_operators.py::test_private_pyopenssl_name_still_there"),
+    Dependency("OpenSSL._util:lib", "ERR_clear_error",
+               "drops the error OpenSSL queues when it refuses a curve list",
+               "tests/unit/test_tls_operators.py::test_private_pyopenssl_name_still_there"),
+)
+
+#: pyOpenSSL's instance attributes L{openssl} reads (as L{INSTANCE_ATTRIBUTES}).
+OPENSSL_INSTANCE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("OpenSSL.SSL:Context", "__init__", "_context"),
 )
 
 
@@ -151,8 +182,21 @@ def missing() -> list[str]:
     The listed dependencies that the installed Twisted lacks (empty when
     all is well).
     """
+    return _missing(DEPENDENCIES + http_dependencies(), INSTANCE_ATTRIBUTES)
+
+
+def openssl_missing() -> list[str]:
+    """
+    The listed private pyOpenSSL names that the installed pyOpenSSL lacks
+    (empty when all is well).
+    """
+    return _missing(OPENSSL_DEPENDENCIES, OPENSSL_INSTANCE_ATTRIBUTES)
+
+
+def _missing(dependencies: tuple[Dependency, ...],
+             attributes: tuple[tuple[str, str, str], ...]) -> list[str]:
     out = []
-    for dep in DEPENDENCIES + http_dependencies():
+    for dep in dependencies:
         try:
             owner = _resolve(dep.owner)
         except (ImportError, AttributeError):
@@ -160,7 +204,7 @@ def missing() -> list[str]:
             continue
         if dep.name and not hasattr(owner, dep.name):
             out.append(f"{dep.owner}.{dep.name}")
-    for where, method, attribute in INSTANCE_ATTRIBUTES:
+    for where, method, attribute in attributes:
         try:
             function = getattr(_resolve(where), method)
         except (ImportError, AttributeError):

@@ -28,3 +28,23 @@ def keep_shared(port: Any) -> None:
     process holds it too.
     """
     port._shouldShutdown = False
+
+
+
+class TakesGivenSocket:
+    """
+    Mixin for a C{unix.DatagramPort} subclass: its C{_bindSocket} binds a
+    new socket even when one was given with L{take_socket}; this one
+    listens on the given one (a worker's, from the main process).
+    """
+
+    def _bindSocket(self) -> None:
+        port: Any = self
+        sock = getattr(port, "_preexistingSocket", None)
+        if sock is None:
+            super()._bindSocket()  # type: ignore[misc]
+            return
+        port._preexistingSocket = None
+        port.connected = 1
+        port.socket = sock
+        port.fileno = sock.fileno

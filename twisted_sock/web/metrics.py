@@ -23,6 +23,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.stats import DURATION_BUCKETS, ServiceStatistics, SocketStatistics
 
 _P = "twisted_sock_"
@@ -73,7 +74,7 @@ def families(stats: ServiceStatistics) -> Iterator[Metric]:
     by_mode = GaugeMetricFamily(_P + "connections_by_mode", "Connections open now by listener mode.",
                                 labels=["socket", "mode"])
     for sock in streams:
-        for mode in sorted({"data", "http", *sock.by_mode}):
+        for mode in sorted({ListenerMode.DATA, ListenerMode.HTTP, *sock.by_mode}):
             by_mode.add_metric([sock.name, mode], sock.by_mode.get(mode, 0))
     yield by_mode
     yield _gauge("listeners", "Listeners open now.", socks, lambda s: len(s.listeners))

@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted.web.template import Element, Tag, XMLString, flattenString, renderer, tags
 
+from twisted_sock.net.kinds import ListenerKind
 from twisted_sock.stats import ServiceStatistics, SocketStatistics
 
 _TEMPLATE = XMLString(files("twisted_sock.web").joinpath("status.xml").read_text("utf-8"))
@@ -116,7 +117,7 @@ class StatusPage(Element):
                 extra.append(f"TLS cert #{self.fingerprints[li.fingerprint]}" if li.fingerprint else "TLS")
             if li.starttls:
                 extra.append(f"STARTTLS {li.starttls}")
-            if li.kind and li.kind not in ("plain", "tls", "starttls"):
+            if li.kind and li.kind not in (ListenerKind.PLAIN, ListenerKind.TLS, ListenerKind.STARTTLS):
                 extra.append(li.kind)
             if li.prefilter:
                 extra.append("kernel prefilter")

@@ -9,5 +9,9 @@ listener and supervises N workers that serve them (see docs/scaling.rst).
  - L{twisted_sock.workers.aggregate}: statistics summed (pure).
  - L{twisted_sock.workers.control}: the AMP commands.
  - L{twisted_sock.workers.supervisor}: the main process.
+ - L{twisted_sock.workers.activation}: the main process on inherited
+   sockets (an upgrade's, systemd's).
+ - L{twisted_sock.workers.handover}: upgrades and sd_notify of the main
+   process under twistd.
  - L{twisted_sock.workers.worker}: a worker process.
 """

@@ -74,6 +74,20 @@ def sum_statuses(statuses: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def count_serving(summed: dict[str, Any], statuses: Sequence[dict[str, Any]]) -> None:
+    """
+    Give each socket of C{summed} (of L{sum_statuses}) its C{workers}: how
+    many of C{statuses} serve it (1 for a UNIX datagram socket, which
+    worker 0 serves alone).
+    """
+    counts: dict[str, int] = {}
+    for status in statuses:
+        for sock in status["sockets"]:
+            counts[sock["name"]] = counts.get(sock["name"], 0) + 1
+    for sock in summed["sockets"]:
+        sock["workers"] = counts.get(sock["name"], 0)
+
+
 def worker_row(pid: int, started: float, status: dict[str, Any]) -> dict[str, Any]:
     """
     One entry of the C{workers} list: a worker's pid, open connections,

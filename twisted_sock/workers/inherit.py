@@ -12,18 +12,21 @@ exclusive: a worker opens no listener of its own.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 from twisted_sock.errors import BindError
 from twisted_sock.twisted_internals.adopt import take_socket
 
-#: The inherited sockets by listener (filled once by the worker's start-up;
-#: empty in a single process, where every listener binds).
-_inherited: dict[Any, socket.socket] = {}
+#: The inherited sockets by listener (filled by the worker's start-up and
+#: by L{offer} before a reload; empty in a single process, where every
+#: listener binds). A list per listener: two listeners may be alike (two
+#: ports 0 of one socket).
+_inherited: dict[Any, list[socket.socket]] = {}
 _active = False
 
 
-def provide(sockets: dict[Any, socket.socket]) -> None:
+def provide(sockets: Iterable[tuple[Any, socket.socket]]) -> None:
     """
     The listeners of this process are the given sockets (by
     L{twisted_sock.net.interfaces.ListenerSpec}); no other listener may be
@@ -31,8 +34,27 @@ def provide(sockets: dict[Any, socket.socket]) -> None:
     """
     global _active
     _inherited.clear()
-    _inherited.update(sockets)
+    for spec, sock in sockets:
+        offer(spec, sock)
     _active = True
+
+
+def offer(spec: Any, sock: socket.socket) -> None:
+    """
+    One more socket for listener C{spec} (sent by the main process for a
+    reload that adds it).
+    """
+    _inherited.setdefault(spec, []).append(sock)
+
+
+def withdraw() -> None:
+    """
+    Close the offered sockets no listener took (a reload given up).
+    """
+    for socks in _inherited.values():
+        for sock in socks:
+            sock.close()
+    _inherited.clear()
 
 
 def inherit(port: Any, spec: Any) -> bool:
@@ -43,14 +65,14 @@ def inherit(port: Any, spec: Any) -> bool:
     @return: whether it did.
 
     @raise BindError: in a worker, for a listener the main process did not
-        open (a run-time change adding listeners).
+        open (or did not send).
     """
     if not _active:
         return False
-    sock = _inherited.pop(spec, None)
+    socks = _inherited.get(spec)
+    sock = socks.pop(0) if socks else None
     if sock is None:
-        raise BindError(spec.address, spec.port,
-                        "a new listener cannot be opened while running with workers (restart instead)",
+        raise BindError(spec.address, spec.port, "the main process did not open this listener",
                         socket=spec.socket)
     sock.setblocking(False)
     take_socket(port, sock)

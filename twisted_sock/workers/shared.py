@@ -6,6 +6,13 @@ is admitting); the admission reads the row's sum and takes its slot under
 a POSIX record lock on the table, so two workers can never both take the
 last slot. The main process zeroes the column of a worker that died (the
 kernel closed its connections), so its slots are free again.
+
+A socket added by a reload gets a new row after every row ever given (a
+row is never given to another socket, since a removed socket's
+connections still count in it until they end): the main process makes
+the file longer and every worker maps it again (L{SharedCounts.grow}, to
+L{rows_needed}) before the new socket admits anything. Eight bytes per
+worker per socket ever added: never shrunk.
 """
 
 from __future__ import annotations
@@ -34,11 +41,23 @@ class SharedCounts:
     def __init__(self, fd: int, sockets: int, workers: int) -> None:
         self.fd = fd
         self.workers = workers
-        size = max(1, sockets * workers) * 8
-        if os.fstat(fd).st_size < size:
-            os.ftruncate(fd, size)
-        self._map = mmap.mmap(fd, size)
+        self.rows = 0
+        self.grow(sockets)
+
+    def grow(self, sockets: int) -> None:
+        """
+        Room for at least C{sockets} rows: the file made longer if it is
+        shorter, mapped again if this process's map is (the old map stays
+        valid until it is no longer used; the values live in the file).
+        """
+        if sockets <= self.rows:
+            return
+        size = max(1, sockets * self.workers) * 8
+        if os.fstat(self.fd).st_size < size:
+            os.ftruncate(self.fd, size)
+        self._map = mmap.mmap(self.fd, size)
         self.counts = memoryview(self._map).cast("q")
+        self.rows = sockets
 
     @classmethod
     def create(cls, sockets: int, workers: int) -> SharedCounts:
@@ -68,6 +87,13 @@ class SharedCounts:
                 self.set(row, worker, 0)
         finally:
             self.unlock()
+
+
+def rows_needed(rows: dict[str, int]) -> int:
+    """
+    The rows a process must map to reach every row of C{rows}.
+    """
+    return max(rows.values(), default=-1) + 1
 
 
 class SharedSocketState(SocketState):

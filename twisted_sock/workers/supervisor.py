@@ -14,7 +14,6 @@ import signal
 import socket
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -30,12 +29,22 @@ from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.net.interfaces import ipv6_available, plan_service, system_broadcasts, system_interfaces
 from twisted_sock.net.listeners import close_now
+from twisted_sock.ops.activated import refuse_with_workers
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
 from twisted_sock.stats import process_start_time
-from twisted_sock.workers.aggregate import pack, sum_statuses, unpack
-from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
-from twisted_sock.workers.listen import Groups, check_supported, close_groups, open_groups, where
+from twisted_sock.workers.aggregate import count_serving, pack, sum_statuses, unpack
+from twisted_sock.workers.control import Gather, Ready, Snapshot
+from twisted_sock.workers.grow import WorkerReload
+from twisted_sock.workers.listen import (
+    Groups,
+    alone,
+    check_distinct,
+    close_groups,
+    open_groups,
+    serves,
+    where,
+)
 from twisted_sock.workers.restart import restart_delay
 from twisted_sock.workers.shared import SharedCounts
 
@@ -45,10 +54,11 @@ log = Logger(namespace="twisted_sock")
 SNAPSHOT_TIMEOUT = 5.0
 #: Seconds after C{drain_timeout} before a worker that has not exited is killed.
 KILL_GRACE = 10.0
-#: Variables a worker must not inherit (socket activation is the main process's).
-UPGRADE_REFUSED = "error: upgrade is not supported with workers > 1 (restart the service instead)"
-
-_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+UPGRADE_REFUSED = "error: upgrade with workers > 1 needs the service run by twistd"
+#: Variables a worker must not inherit (socket activation, sd_notify and
+#: the upgrade channel are the main process's).
+_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                "WATCHDOG_PID", "TWISTED_SOCK_UPGRADE_FD")
 
 
 class Gathered(dict[str, Any]):
@@ -77,6 +87,7 @@ class _Worker:
     started: float = 0.0
     delay: float = 0.0
     ready: bool = False
+    generation: int = 0  # of the reloads it has (WorkerReload.generation)
 
 
 class _WorkerProcess(ProcessProtocol):
@@ -131,11 +142,12 @@ class Supervisor(MultiService):
 
             reactor = global_reactor
         self._reactor = reactor
+        refuse_with_workers(config.sockets)  # systemd: entries, single process only for now
         SockService.from_config(config)  # every check a single process makes, nothing opened
         self.config = config
         self.flags = flags
         self.specs = plan(config)
-        check_supported(self.specs)
+        check_distinct(self.specs)
         self.rows = {sock.name: row for row, sock in enumerate(config.sockets)}
         self.workers = [_Worker(i) for i in range(config.workers)]
         self.groups = Groups()
@@ -143,6 +155,9 @@ class Supervisor(MultiService):
         self._admin: Any = None
         self._stopping: defer.Deferred[None] | None = None
         self._all_ready = False
+        self.growing = WorkerReload(self, reactor)
+        #: Set once another generation serves the sockets: no worker starts.
+        self.handing_over = False
 
     # Starting -----------------------------------------------------------
 
@@ -153,17 +168,25 @@ class Supervisor(MultiService):
         reactor = self._reactor
         # Before anything listens, so an early SIGHUP cannot kill the process.
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
-        # SIGUSR2 (upgrade in a single process) must not kill the process.
+        # SIGUSR2 (upgrade) must not kill the process.
         signal.signal(signal.SIGUSR2, lambda *_: reactor.callFromThread(self.upgrade))
         configs = {sock.name: sock for sock in self.config.sockets}
-        self.groups = open_groups(self.specs, len(self.workers), configs)
+        self.groups = self.open_listeners(configs)
         if self.config.admin_socket is not None:
             self._admin = open_admin(self.config.admin_socket, self, self._reactor)
         for sock in self.config.sockets:
             here = [f"{where(spec, self.groups[spec])} ({spec.label})" for spec in self.specs
                     if spec.socket == sock.name]
             log.info("socket {socket!r} listening on {where}", socket=sock.name, where=", ".join(here))
+            if any(alone(spec) for spec in self.specs if spec.socket == sock.name):
+                log.info("socket {socket!r} is served by worker 0 alone (UNIX datagram)", socket=sock.name)
         super().privilegedStartService()
+
+    def open_listeners(self, configs: dict[str, Any]) -> Groups:
+        """
+        Every listener's group (the twistd service's adopt inherited sockets).
+        """
+        return open_groups(self.specs, len(self.workers), configs)
 
     def startService(self) -> None:
         super().startService()
@@ -182,13 +205,14 @@ class Supervisor(MultiService):
         signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
 
     def _spawn(self, worker: _Worker) -> None:
-        if self._stopping is not None:
+        if self._stopping is not None or self.handing_over:
             return
         assert self.counts is not None
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         child_fds: dict[int, Any] = {1: 1, 2: 2, 3: child.fileno(), 4: self.counts.fd}
         listeners = []
-        for number, spec in enumerate(self.specs, start=5):
+        served = [spec for spec in self.specs if serves(spec, worker.index)]  # the current listeners
+        for number, spec in enumerate(served, start=5):
             child_fds[number] = self.groups[spec][worker.index].fileno()
             listeners.append([dataclasses.asdict(spec), number])
         args = {"parent": os.getpid(), "index": worker.index, "workers": len(self.workers),
@@ -201,6 +225,7 @@ class Supervisor(MultiService):
             [sys.executable, "-m", "twisted_sock.workers.worker", json.dumps(args)],
             env=env, childFDs=child_fds)
         worker.pid, worker.started, worker.ready = worker.process.pid, time.monotonic(), False
+        worker.generation = self.growing.generation
         child.close()
         factory = Factory.forProtocol(lambda: _MainControl(self, worker))
         self._reactor.adoptStreamConnection(parent.fileno(), socket.AF_UNIX, factory)
@@ -209,9 +234,17 @@ class Supervisor(MultiService):
     def worker_ready(self, worker: _Worker, pid: int) -> None:
         worker.ready = True
         log.info("worker {index} ready (pid {pid})", index=worker.index, pid=pid)
+        self.growing.restart_if_stale(worker)
         if not self._all_ready and all(w.ready for w in self.workers):
             self._all_ready = True
             log.info("all {count} workers ready", count=len(self.workers))
+            self.all_ready()
+
+    def all_ready(self) -> None:
+        """
+        Every worker serves (called once): the twistd service tells systemd
+        and, in an upgrade, the old generation.
+        """
 
     def _ended(self, worker: _Worker, reason: Any) -> None:
         pid, worker.process, worker.control, worker.ready = worker.pid, None, None, False
@@ -228,17 +261,26 @@ class Supervisor(MultiService):
                  why=reason.getErrorMessage(), delay=worker.delay,
                  loop=" (crash loop: backing off)" if worker.delay >= 1 else "")
         self._reactor.callLater(worker.delay, self._spawn, worker)
+        if not self._all_ready:
+            self.ended_before_ready(worker.index, pid, reason.getErrorMessage())
+
+    def ended_before_ready(self, index: int, pid: int | None, why: str) -> None:
+        """
+        A worker ended before every worker was ready (the twistd service
+        fails an upgrade then).
+        """
 
     # Forwarding ---------------------------------------------------------
 
-    def _controls(self) -> list[tuple[_Worker, Any]]:
+    def controls(self) -> list[tuple[_Worker, Any]]:
         return [(w, w.control) for w in self.workers if w.control is not None and w.ready]
 
     def reload(self) -> defer.Deferred[str]:
         """
         Re-read the configuration file, check it here (everything a single
-        process checks, and that it opens no new listener and keeps
-        C{workers}), then have every worker apply it.
+        process checks, and that it keeps C{workers}), then have every
+        worker apply it, all or nothing, listeners added and removed
+        included (L{WorkerReload}).
 
         @return: a Deferred firing with a one-line result (never failing).
         """
@@ -250,33 +292,17 @@ class Supervisor(MultiService):
             if new.workers != len(self.workers):
                 raise ConfigError("cannot change at run time (restart the service)", key="sock.workers")
             validate_change(self.config, new)
+            refuse_with_workers(new.sockets)
             SockService.from_config(new)
-            added = list((Counter(plan(new)) - Counter(self.specs)).elements())
-            if added:
-                raise ConfigError(f"a new listener ({added[0]}) cannot be opened while running with "
-                                  "workers (restart the service)", socket=added[0].socket)
+            specs = plan(new)
         except SockError as e:
             return defer.succeed(self._said(f"error: reload refused, running configuration kept: {e}"))
-        calls = [control.callRemote(Reload, path=path) for _, control in self._controls()]
-        d = defer.DeferredList(calls, consumeErrors=True)
-
-        def done(results: list[tuple[bool, Any]]) -> str:
-            errors = [r["result"] if ok else r.getErrorMessage() for ok, r in results
-                      if not ok or r["result"] != "ok"]
-            if errors:
-                return self._said(f"error: reload failed in {len(errors)} of {len(results)} workers: "
-                                  f"{errors[0]}")
-            self.config = new
-            return self._said(f"ok: reloaded {path} ({len(new.sockets)} socket(s), "
-                              f"{len(results)} workers)")
-
-        return d.addCallback(done)
+        return self.growing.reload(new, specs).addCallback(self._said)
 
     def upgrade(self) -> defer.Deferred[str]:
         """
-        Not supported with workers (the new generation would have to take
-        over every worker's sockets): refused with one line, nothing
-        changes.
+        Not supported outside twistd (see L{twisted_sock.workers.handover}):
+        refused with one line, nothing changes.
         """
         return defer.succeed(self._said(UPGRADE_REFUSED))
 
@@ -291,11 +317,12 @@ class Supervisor(MultiService):
         C{workers} list (a worker that does not answer in time is left out).
         """
         calls = [control.callRemote(Snapshot).addTimeout(SNAPSHOT_TIMEOUT, self._reactor)
-                 for _, control in self._controls()]
+                 for _, control in self.controls()]
 
         def summed(results: list[tuple[bool, Any]]) -> dict[str, Any]:
             parts = [unpack(r["status"]) for ok, r in results if ok]
             status = sum_statuses([p["status"] for p in parts])
+            count_serving(status, [p["status"] for p in parts])
             status["pid"] = os.getpid()
             status["uptime"] = round(time.time() - process_start_time(), 3)
             status["workers"] = [p["row"] for p in parts]

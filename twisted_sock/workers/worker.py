@@ -12,7 +12,6 @@ connection).
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import json
 import os
 import signal
@@ -28,29 +27,22 @@ from twisted.protocols import amp
 from twisted.web.resource import IResource
 
 from twisted_sock.config.flags import config_from_flags
-from twisted_sock.config.loader import load_config
-from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import SockError
 from twisted_sock.logs.lines import LineFormats
 from twisted_sock.logs.observer import BatchingLogObserver
 from twisted_sock.net.interfaces import ListenerSpec
+from twisted_sock.net.listeners import close_now
+from twisted_sock.ops.adopt import give_away
 from twisted_sock.service import SockService
 from twisted_sock.workers import inherit
 from twisted_sock.workers.aggregate import pack, worker_row
-from twisted_sock.workers.control import Gather, Ready, Reload, Snapshot
+from twisted_sock.workers.control import Abort, Commit, Gather, HandOver, Offer, Prepare, Ready, Snapshot
 from twisted_sock.workers.gathered import GatheredStatus
-from twisted_sock.workers.shared import SharedCounts, share
+from twisted_sock.workers.shared import SharedCounts, rows_needed, share
+from twisted_sock.workers.staged import StagedReload, as_worker
 
 log = Logger(namespace="twisted_sock")
 PR_SET_PDEATHSIG = 1
-
-
-def as_worker(config: ServiceConfig) -> ServiceConfig:
-    """
-    What a worker runs of C{config}: no admin socket (the main process has
-    it), one process.
-    """
-    return dataclasses.replace(config, admin_socket=None, workers=1)
 
 
 class WorkerService(SockService):
@@ -60,6 +52,8 @@ class WorkerService(SockService):
     """
 
     control: Any = None
+    #: Whether the main process is gone (its control connection ended).
+    orphaned = False
 
     def status_resource(self) -> IResource:
         return GatheredStatus(self.gather)
@@ -68,6 +62,32 @@ class WorkerService(SockService):
         if self.control is None:
             return defer.fail(RuntimeError("not connected to the main process"))
         return self.control.callRemote(Gather).addCallback(lambda r: r["status"])
+
+    def hand_over(self) -> None:
+        """
+        L{HandOver}: stop accepting on the listening sockets the next
+        generation serves now (closed here only: no C{shutdown()}, no
+        SYN-dropping filter, no socket file removed); C{/health} says why.
+        """
+        self.health.handing_over = True
+        ports = list(self._running.ports)
+        for port in ports:
+            give_away(port)
+        close_now(ports)
+
+    def stop_orphaned(self, parent: int) -> None:
+        """
+        Before the stop: if the main process is gone (C{SIGTERM} from
+        C{PR_SET_PDEATHSIG}, or the end of the control connection), another
+        generation may serve the same listening sockets (a new one that
+        failed during an upgrade leaves the old one serving them): stop
+        accepting as on L{HandOver}, never shutting them down or filtering
+        them.
+        """
+        if self.orphaned or os.getppid() != parent:
+            log.info("worker {pid}: the main process is gone: listening sockets left as they are",
+                     pid=os.getpid())
+            self.hand_over()
 
     def share_limits(self, counts: SharedCounts, rows: dict[str, int], index: int) -> None:
         for name, row in rows.items():
@@ -81,9 +101,10 @@ class WorkerControl(amp.AMP):
     The worker's end of the control connection.
     """
 
-    def __init__(self, service: WorkerService, started: float, reactor: Any) -> None:
+    def __init__(self, service: WorkerService, started: float, reactor: Any, staged: StagedReload) -> None:
         super().__init__()
         self.service = service
+        self.staged = staged
         self.started = started
         self.reactor = reactor
 
@@ -97,20 +118,35 @@ class WorkerControl(amp.AMP):
         status = self.service.statistics().as_dict()
         return {"status": pack({"status": status, "row": worker_row(os.getpid(), self.started, status)})}
 
-    @Reload.responder
-    def reload(self, path: str) -> defer.Deferred[dict[str, str]]:
-        d: defer.Deferred[Any]
-        try:
-            d = self.service.apply_config(as_worker(load_config(path)))
-        except SockError as e:
-            d = defer.fail(e)
-        return d.addCallbacks(lambda _: {"result": "ok"}, lambda f: {"result": f"error: {f.value}"})
+    @Offer.responder
+    def offer(self, spec: str, fd: int) -> dict[str, Any]:
+        inherit.offer(ListenerSpec(**json.loads(spec)), socket.socket(fileno=fd))
+        return {}
+
+    @Prepare.responder
+    def prepare(self, path: str, rows: str) -> dict[str, str]:
+        return {"result": self.staged.prepare(path, json.loads(rows))}
+
+    @Commit.responder
+    def commit(self) -> dict[str, str]:
+        return {"result": self.staged.commit()}
+
+    @Abort.responder
+    def abort(self) -> dict[str, Any]:
+        self.staged.abort()
+        return {}
+
+    @HandOver.responder
+    def hand_over(self) -> dict[str, Any]:
+        self.service.hand_over()
+        return {}
 
     def connectionLost(self, reason: Any = None) -> None:
         super().connectionLost(reason)
         self.service.control = None
         if self.reactor.running:
             log.info("worker {pid}: the main process is gone; stopping", pid=os.getpid())
+            self.service.orphaned = True  # its pid may still be our parent's for a moment
             self.reactor.stop()
 
 
@@ -132,20 +168,22 @@ def main(argv: list[str]) -> int:
 
     index = args["index"]
     started = time.time()
-    inherit.provide({ListenerSpec(**spec): socket.socket(fileno=fd) for spec, fd in args["listeners"]})
+    inherit.provide((ListenerSpec(**spec), socket.socket(fileno=fd)) for spec, fd in args["listeners"])
     try:
-        config = as_worker(config_from_flags(args["flags"]))
+        config = as_worker(config_from_flags(args["flags"]), index)
         service = WorkerService.from_config(config)
         assert isinstance(service, WorkerService)
-        service.share_limits(SharedCounts(args["counts"], len(args["rows"]), args["workers"]),
-                             args["rows"], index)
+        counts = SharedCounts(args["counts"], rows_needed(args["rows"]), args["workers"])
+        service.share_limits(counts, args["rows"], index)
         service.startService()
     except SockError as e:
         sys.stderr.write(f"twistd sock: worker {index}: {e}\n")
         return 1
-    factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor))
+    staged = StagedReload(service, counts, index)
+    factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor, staged))
     reactor.adoptStreamConnection(args["control"], socket.AF_UNIX, factory)  # type: ignore[attr-defined]
     os.close(args["control"])
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop_orphaned, args["parent"])
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     return 0

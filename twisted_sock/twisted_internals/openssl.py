@@ -1,7 +1,8 @@
 """
-The one private pyOpenSSL name twisted-sock uses, in one place
-(C{tests/unit/test_openssl_private.py} fails when pyOpenSSL no longer has
-it).
+The private pyOpenSSL names twisted-sock uses, in one place (listed, with
+their reasons, in L{twisted_sock.twisted_internals.OPENSSL_DEPENDENCIES};
+C{tests/unit/test_tls_operators.py::test_private_pyopenssl_name_still_there}
+fails when pyOpenSSL no longer has them).
 
   - C{OpenSSL._util.lib.SSL_CTX_set1_curves_list}: OpenSSL's
     C{SSL_CTX_set1_groups_list} under its older name. pyOpenSSL's public
@@ -9,6 +10,9 @@ it).
     name X25519, so the key-exchange groups of a TLS profile (X25519,
     P-256, P-384) cannot be set through the public API (seen with
     pyOpenSSL 24.3 to 26.4).
+  - C{OpenSSL._util.lib.ERR_clear_error}: drops the reason OpenSSL leaves
+    on its error queue when it refuses the list.
+  - C{SSL.Context._context}: the C{SSL_CTX} pointer those calls take.
 
 What pyOpenSSL does not offer at all, and so twisted-sock does without:
 C{SSL_CTX_set_tlsext_ticket_keys} / C{SSL_CTX_set_tlsext_ticket_key_cb}

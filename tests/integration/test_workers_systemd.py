@@ -1,0 +1,142 @@
+"""
+systemd with workers, for real: the main process takes a socket-activated
+TCP socket that has C{SO_REUSEPORT} (a C{.socket} unit's C{ReusePort=yes})
+as the first of its group and opens the others beside it (the peer
+affinity holds); without C{SO_REUSEPORT} it is one line and exit 1. A
+UNIX socket's file stays systemd's. It
+says C{READY=1} only once every worker serves; the workers do not see the
+activation variables.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.clients import ask
+from tests.integration.conftest import free_port
+from tests.integration.test_systemd import TIMEOUT, Activated, assert_refused, config_for
+from tests.integration.test_twistd import Twistd
+from tests.integration.test_workers import READY, SOURCES, hold, status, until
+from tests.unit.test_worker_affinity import expected
+
+pytestmark = pytest.mark.integration
+
+
+def environment(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        pairs = [item.decode().partition("=") for item in f.read().split(b"\0") if item]
+    return {name: value for name, _, value in pairs}
+
+
+def activated_with(config: Path, sock: socket.socket) -> Twistd:
+    """
+    C{twistd} started as systemd would: C{sock} as descriptor 3,
+    C{LISTEN_PID} its own pid, C{LISTEN_FDS=1}.
+    """
+    fd = sock.fileno()
+    script = (f"import os, sys; os.dup2({fd}, 3); os.close({fd}); "
+              "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='data'); "
+              "os.execv(sys.argv[1], sys.argv[1:])")
+    return Twistd("-c", str(config), prefix=(sys.executable, "-c", script), pass_fds=(fd,))
+
+
+def test_reuseport_socket_serves_with_workers_and_notify(tmp_path, monkeypatch):
+    """
+    An inherited listening socket with C{SO_REUSEPORT} (holding a
+    connection from before the start) is served by two workers, not bound
+    again: the early connection echoes, and 30 source addresses spread
+    over the workers as the reuseport hash says (the inherited socket is
+    the group's first). C{READY=1} comes once both workers serve (its
+    C{STATUS=} counts 2 of 2 workers); C{RELOADING=1} then C{READY=1}
+    around C{SIGHUP}; C{STOPPING=1} on C{SIGTERM}. No worker has
+    C{LISTEN_PID}, C{LISTEN_FDS} or C{NOTIFY_SOCKET} in its environment.
+    """
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(TIMEOUT)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(64)
+    port = listening.getsockname()[1]
+    early = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    early.sendall(b"queued before start")
+    server = activated_with(config_for(tmp_path, port, workers=2, http=True), listening)
+    listening.close()
+    try:
+        ready = notify.recv(4096).decode()
+        assert ready.startswith("READY=1\nSTATUS=1 socket(s), ") and ready.endswith("; 2 of 2 workers"), ready
+        server.wait_for(READY, 10)  # logged before READY=1 was sent
+        assert early.recv(100) == b"queued before start"
+        early.close()
+        assert "1 listener(s) on inherited sockets" in "".join(server.log)
+        held = hold(port, SOURCES)
+        try:
+            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
+            wanted[expected("127.0.0.1", 2)] += 1  # the status request (its own group, same hash)
+            assert until(lambda: [w["connections"] for w in status(server)["workers"]] == wanted)
+        finally:
+            for s in held:
+                s.close()
+        for row in status(server)["workers"]:
+            env = environment(row["pid"])
+            assert not {"LISTEN_PID", "LISTEN_FDS", "NOTIFY_SOCKET"} & set(env), sorted(env)
+        server.proc.send_signal(signal.SIGHUP)
+        reloading = notify.recv(4096).decode().split("\n")
+        assert reloading[0] == "RELOADING=1" and reloading[1].startswith("MONOTONIC_USEC="), reloading
+        assert notify.recv(4096).decode().startswith("READY=1\n")
+        server.proc.send_signal(signal.SIGTERM)
+        assert notify.recv(4096).decode() == "STOPPING=1"
+        assert server.proc.wait(TIMEOUT) == 0
+    finally:
+        notify.close()
+        if server.proc.poll() is None:
+            server.stop()
+    assert "Traceback" not in "".join(server.log)
+
+
+def test_inherited_socket_without_reuseport_is_one_line(tmp_path):
+    """
+    With two workers, the socket systemd-socket-activate passes (no
+    C{SO_REUSEPORT}): one line naming it and C{ReusePort=yes}, exit 1.
+    """
+    port = free_port()
+    expected_line = (f"twistd sock: systemd socket activation: fd 3: tcp 127.0.0.1:{port} has no "
+                     "SO_REUSEPORT: with workers = 2 every worker needs a socket of its own "
+                     "(set ReusePort=yes in the .socket unit)")
+    assert_refused(Activated(tmp_path, port, config_for(tmp_path, port, workers=2)), port, expected_line)
+
+
+def test_unix_socket_from_systemd_keeps_its_file(tmp_path):
+    """
+    With two workers, a UNIX stream socket systemd passed is served (not
+    bound again), and stopping leaves its file in place (systemd made it).
+    """
+    path = tmp_path / "activated.sock"
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(path))
+    listening.listen(16)
+    config = tmp_path / "sock.toml"
+    config.write_text(f'[sock]\nworkers = 2\n\n[[socket]]\nname = "local"\nprotocol = "unix"\n'
+                      f'path = "{path}"\n')
+    server = activated_with(config, listening)
+    listening.close()
+    try:
+        server.wait_for(READY, 60)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(TIMEOUT)
+            s.connect(str(path))
+            assert ask(s, b"activated") == b"activated"
+        log = server.stop()
+        assert server.proc.returncode == 0
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+    assert "1 listener(s) on inherited sockets" in log, log
+    assert path.is_socket()
