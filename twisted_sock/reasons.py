@@ -29,5 +29,11 @@ class ShutdownReason(enum.Enum):
     IDLE_TIMEOUT = "IDLE_TIMEOUT"
     REPLACED = "REPLACED"
 
+    # Members are singletons compared by identity: hash them as objects
+    # (C-level) instead of Enum's Python-level hash of the name; the
+    # socket counts ended connections in a dict keyed by reason, twice per
+    # connection.
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value

@@ -6,12 +6,16 @@ the summed statistics and the shared connection counters.
 from __future__ import annotations
 
 import pytest
+from twisted.internet.task import Clock
 
+from twisted_sock.config.model import SocketConfig
 from twisted_sock.config.workers import parse_workers
+from twisted_sock.net.state import MasterSwitch, SocketState
+from twisted_sock.policy.incoming import ACCEPT, REFUSE_FULL
 from twisted_sock.stats import ListenerInfo, ServiceStatistics, SocketStatistics
 from twisted_sock.workers.aggregate import pack, statistics_from, sum_statuses, unpack, worker_row
 from twisted_sock.workers.restart import AT_ONCE, MAX_DELAY, restart_delay
-from twisted_sock.workers.shared import SharedCounts
+from twisted_sock.workers.shared import SharedCounts, share
 
 
 @pytest.mark.parametrize("value, want", [(1, 1), (4, 4), ("3", 3), ("auto", 6), (" AUTO ", 6)])
@@ -97,3 +101,28 @@ def test_shared_counts_sum_rows_and_forget_a_dead_worker():
     assert (counts.total(0), counts.total(1)) == (7, 1)
     counts.forget_worker(2)
     assert (counts.total(0), counts.total(1)) == (2, 0)
+
+
+def test_shared_state_uses_the_table_only_with_a_total_limit():
+    """
+    A worker's socket without C{max_connections} admits, opens and closes
+    as a single process's (no call more per connection); a limit, at
+    start-up or set by a reload, makes the admission count every worker's
+    connections, and removing it goes back.
+    """
+    config = SocketConfig(name="s", local_ports=[0], interfaces="lo", incoming="any-ip-any-port")
+    state = SocketState(config, MasterSwitch(), Clock())
+    counts = SharedCounts.create(sockets=1, workers=2)
+    share(state, counts, 0, 0)
+    for name in ("admit", "admit_local", "opened", "closed", "full"):
+        assert getattr(type(state), name) is getattr(SocketState, name), name
+    counts.set(0, 1, 1)  # the other worker holds one connection
+    assert state.admit(("127.0.0.1", 1000)) is ACCEPT
+    state.apply(config.replace(max_connections=1))  # a reload sets a limit
+    assert state.full
+    assert state.admit(("127.0.0.1", 1000)) is REFUSE_FULL
+    counts.set(0, 1, 0)
+    assert state.admit(("127.0.0.1", 1000)) is ACCEPT
+    assert counts.total(0) == 1  # the slot taken for the one being admitted
+    state.apply(config)
+    assert type(state).admit is SocketState.admit

@@ -178,10 +178,17 @@ class LineFormats:
         C{"{timestamp} [{system}] {message}\\n"}, continuation lines
         indented with a tab; C{None} for an event with nothing to say.
         """
+        text: Any
         if "log_failure" in event:
             text = eventAsText(dict(event), includeTimestamp=False, includeSystem=False)
         else:
-            text = self.message(event)
+            # message()'s first case inlined (a format that is one plain
+            # field, as every per-connection event has): once per line.
+            fmt = event.get("log_format")
+            compiled = self._compiled.get(fmt) if type(fmt) is str else None
+            text = event.get(compiled) if type(compiled) is str else None
+            if type(text) is not str:
+                text = self.message(event)
         if not text:
             return None
         system = event.get("log_system")
@@ -190,7 +197,11 @@ class LineFormats:
             system = f"{event.get('log_namespace', '-')}#{level.name if level is not None else '-'}"
         if "\n" in text:
             text = text.replace("\n", "\n\t")
-        return f"{self._stamps.text(event.get('log_time'))} [{system}] {text}\n"
+        when = event.get("log_time")
+        stamps = self._stamps
+        # Stamps.text() inlined for a line in the same second as the last.
+        stamp = stamps._text if when is not None and int(when) == stamps._second else stamps.text(when)
+        return f"{stamp} [{system}] {text}\n"
 
     def json_line(self, event: Mapping[str, Any]) -> str | None:
         """

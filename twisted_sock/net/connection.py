@@ -28,8 +28,7 @@ class ConnectionRecord:
     @ivar default_reason: the reason from Twisted's failure and who closed,
         known when the connection is lost (a layer below the application
         may still set a more specific C{reason}).
-    @ivar started: when it was accepted (reactor time), when connections
-        are logged.
+    @ivar started: when it was accepted (reactor time).
     @ivar proxy_peer: the client's address from the PROXY header, or C{None}.
     @ivar tls: whether TLS is active.
     @ivar tls_closing: our side sent the TLS C{close_notify} first (the TCP
@@ -42,15 +41,18 @@ class ConnectionRecord:
         the certificate served (an C{sni} table's name, or C{"*"}).
     """
 
+    # The first four are the ones a new connection sets, in this order:
+    # its transport passes them by position (keywords to this 12-field
+    # __init__ cost as much again as the whole record).
     peer: IPAddress | None = None
     counted: bool = True
+    started: float | None = None
+    credentials: tuple[int, int, int] | None = None
     reason: ShutdownReason | None = None
     default_reason: ShutdownReason | None = None
-    started: float | None = None
     proxy_peer: Any = None
     tls: bool = False
     tls_closing: bool = False
     alpn: str | None = None
     peer_certificate: Any = None
-    credentials: tuple[int, int, int] | None = None
     server_names: tuple[str | None, str | None] | None = None

@@ -49,12 +49,14 @@ class EndBatch:
         self._pending: list[tuple[Any, tuple[int | None, int | None], float]] = []
         self._call: Any = None
 
-    def add(self, transport: SockServer, traffic: tuple[int | None, int | None]) -> None:
+    def add(self, transport: SockServer, traffic: tuple[int | None, int | None],
+            now: float | None = None) -> None:
         """
-        Log the end of C{transport} (with its C{traffic}) at the end of
-        this reactor turn.
+        Log the end of C{transport} (with its C{traffic}; it ended at
+        C{now}, default: now) at the end of this reactor turn.
         """
-        now = self._clock.seconds()
+        if now is None:
+            now = self._clock.seconds()
         if not getattr(self._clock, "running", False):
             log_connection(transport, traffic, now)
             return
@@ -104,6 +106,7 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
     duration = 0.0 if started is None else now - started
     traffic_text = "" if bytes_in is None else f", {bytes_in} B in, {bytes_out} B out"
     name, local, mode = transport.sock_state.name, server.sock_port, server.sock_mode
+    mode = getattr(mode, "_value_", mode)  # its plain string: formatting the member is two Python calls
     # The message is formatted here with an f-string: twisted.logger's own
     # format-string rendering of eight fields cost as much again as the
     # rest of the connection (see docs/performance.rst).

@@ -27,6 +27,10 @@ from twisted_sock.timers import cancel_call
 log = Logger(namespace="twisted_sock")
 
 
+#: What is logged (with the traceback) when the handler's factory raises.
+FACTORY_RAISED = "socket {socket!r}: the handler factory raised; resetting"
+
+
 def build_or_none(factory: IProtocolFactory, socket_name: str, addr: Any) -> Any | None:
     """
     The application protocol from the user's factory, or C{None} when it
@@ -35,7 +39,7 @@ def build_or_none(factory: IProtocolFactory, socket_name: str, addr: Any) -> Any
     try:
         return factory.buildProtocol(addr)
     except Exception:
-        log.failure("socket {socket!r}: the handler factory raised; resetting", socket=socket_name)
+        log.failure(FACTORY_RAISED, socket=socket_name)
         return None
 
 
@@ -247,9 +251,19 @@ class SockFactory:
         self.mode = mode
 
     def buildProtocol(self, addr: Any) -> Any:
-        if self.state.proxy:
+        state = self.state
+        if state.proxy:
             return _ProxyGate(self, addr)
-        return self.after_decision(addr)
+        if state.hook is not None:
+            return _HookGate(self, addr)
+        # after_decision(), build_application() and build_or_none() inlined:
+        # this runs once per connection.
+        try:
+            protocol = self.wrapped.buildProtocol(addr)
+        except Exception:
+            log.failure(FACTORY_RAISED, socket=state.name)
+            return _Refuser()
+        return _Refuser() if protocol is None else protocol
 
     def after_decision(self, addr: Any) -> Any:
         """

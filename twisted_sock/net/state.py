@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="twisted_sock")
 
+_BY_PEER = ShutdownReason.BY_PEER
+
 
 class SocketState:
     """
@@ -100,6 +102,13 @@ class SocketState:
         self.trusted = compile_policy(IncomingMode.SPECIFIC_IP_ANY_PORT, config.trusted_proxies)
         self._limited = self.max_total is not None or self.max_per_peer is not None
         self._needs_peer = self.policy.needs_peer_address or self.max_per_peer is not None
+        #: Nothing but the master switch can refuse in the accept loop
+        #: (any-ip-any-port, no limit, no PROXY header): L{admit} skips decide().
+        self._open = (self.policy.mode is IncomingMode.ANY_IP_ANY_PORT and not self._limited
+                      and not self.proxy)
+        #: The built-in status resource on this socket's http ports: they
+        #: stay open when the master switch is off (L{master_enabled}).
+        self._status_http = config.http == "status"
         if self.full:
             self.pause_http()  # a lowered limit: the http ports wait
         else:
@@ -143,7 +152,7 @@ class SocketState:
         window, so it stays open when the switch is off (C{/health} then
         answers 503).
         """
-        return self.master.enabled or (http and self.config.http == "status")
+        return self.master.enabled or (http and self._status_http)
 
     def admit(self, addr: tuple[Any, ...], http: bool = False) -> Decision:
         """
@@ -154,7 +163,9 @@ class SocketState:
 
         @param http: whether the listener is an http port.
         """
-        enabled = self.master_enabled(http)
+        enabled = self.master.enabled or (http and self._status_http)  # master_enabled(), inlined
+        if self._open:
+            return ACCEPT if enabled else REFUSE_MASTER  # what decide() answers for this policy
         if self.proxy:
             if not enabled:
                 return REFUSE_MASTER
@@ -285,11 +296,12 @@ class SocketState:
             self.pause_http()
 
     def closed(self, transport: SockServer, reason: ShutdownReason | None,
-               traffic: tuple[int | None, int | None] | None = None) -> None:
+               traffic: tuple[int | None, int | None] | None = None, now: float | None = None) -> None:
         """
         C{transport} ended (C{reason}: C{None} when it never reached the
         application); C{traffic} is its bytes (received, sent) from the
-        kernel.
+        kernel; C{now}, when given, the reactor time it ended (read once
+        for the duration and the log line).
         """
         self.connections.pop(transport, None)
         if self.max_per_peer is not None:
@@ -302,8 +314,9 @@ class SocketState:
         if reason is not None:
             closed_by = self.closed_by
             closed_by[reason] = closed_by.get(reason, 0) + 1
-            self.figures.closed(transport.reactor.seconds() - (transport.sock.started or 0.0),  # type: ignore[attr-defined]
-                                traffic, reason is ShutdownReason.BY_PEER)
+            if now is None:
+                now = transport.reactor.seconds()  # type: ignore[attr-defined]
+            self.figures.closed(now - (transport.sock.started or 0.0), traffic, reason is _BY_PEER)
         if self.paused:
             self._resume_if_possible()
         if self.master.accept_waiting:

@@ -58,6 +58,10 @@ _BY_NUMBER = (
     IncomingMode.SPECIFIC_IP_ANY_PORT,
     IncomingMode.ANY_IP_ANY_PORT,
 )
+# The same members as module names for the decisions below, which run per
+# connection and per datagram: reading a member off the Enum class costs a
+# tenth of a microsecond on Python 3.10 and 3.11.
+_NONE, _SPECIFIC_IP_PORT, _SPECIFIC_IP_ANY_PORT, _ANY_IP_ANY_PORT = _BY_NUMBER
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +183,13 @@ def decide(
     if not incoming_enabled:
         return REFUSE_MASTER
     mode = policy.mode
-    if mode is IncomingMode.ANY_IP_ANY_PORT:
+    if mode is _ANY_IP_ANY_PORT:
         return ACCEPT
-    if mode is IncomingMode.NONE:
+    if mode is _NONE:
         return REFUSE_MODE
     if peer is None or not policy.matches_address(peer):
         return REFUSE_ADDRESS
-    if mode is IncomingMode.SPECIFIC_IP_PORT and peer_port != policy.target_port:
+    if mode is _SPECIFIC_IP_PORT and peer_port != policy.target_port:
         return REFUSE_PORT
     return ACCEPT
 
@@ -207,7 +211,7 @@ def decide_credentials(
     """
     if not incoming_enabled:
         return REFUSE_MASTER
-    if mode is IncomingMode.NONE:
+    if mode is _NONE:
         return REFUSE_MODE
     if allowed_uids is None and allowed_gids is None:
         return ACCEPT

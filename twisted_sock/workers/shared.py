@@ -99,7 +99,10 @@ def rows_needed(rows: dict[str, int]) -> int:
 class SharedSocketState(SocketState):
     """
     A worker's L{SocketState} whose total limit counts every worker's
-    connections (L{share} turns a state into one).
+    connections (L{share} turns a state into one). Without a total limit
+    the table is not consulted: the accept path is L{SocketState}'s own,
+    with no call more per connection; a limit (at start-up or set by a
+    reload) makes the state a L{LimitedSharedState}.
     """
 
     shared: tuple[SharedCounts, int, int]
@@ -107,6 +110,45 @@ class SharedSocketState(SocketState):
 
     def _mine(self) -> int:
         return len(self.connections)
+
+    def apply(self, config: Any) -> None:
+        SocketState.apply(self, config)
+        if hasattr(self, "shared"):
+            self._follow_limit()
+
+    def _follow_limit(self) -> None:
+        """
+        Take the class that fits the total limit, and publish this
+        worker's count (a limit set by a reload starts from the true count).
+        """
+        self.__class__ = SharedSocketState if self.max_total is None else LimitedSharedState
+        self._publish()
+        if not self.paused and self.full:  # every worker's count, now that it is shared
+            self.pause_http()
+
+    def _publish(self) -> None:
+        counts, row, worker = self.shared
+        counts.set(row, worker, self._mine())
+
+    def pause_http(self) -> None:
+        SocketState.pause_http(self)
+        if self._poll is None:
+            self._poll = LoopingCall(self._resume_if_possible)
+            self._poll.clock = self.clock
+            self._poll.start(POLL_INTERVAL, now=False)
+
+    def _resume_if_possible(self) -> None:
+        SocketState._resume_if_possible(self)
+        if not self.paused and self._poll is not None:
+            poll, self._poll = self._poll, None
+            poll.stop()
+
+
+class LimitedSharedState(SharedSocketState):
+    """
+    A L{SharedSocketState} with a total limit (C{max_total} is set): the
+    admission and the open count go through the shared table.
+    """
 
     @property
     def full(self) -> bool:
@@ -116,13 +158,9 @@ class SharedSocketState(SocketState):
         return counts.total(row) >= self.max_total
 
     def admit(self, addr: tuple[Any, ...], http: bool = False) -> Any:
-        if self.max_total is None:
-            return SocketState.admit(self, addr, http)
         return self._shared(lambda: SocketState.admit(self, addr, http))
 
     def admit_local(self, credentials: tuple[int, int, int] | None) -> Any:
-        if self.max_total is None:
-            return SocketState.admit_local(self, credentials)
         return self._shared(lambda: SocketState.admit_local(self, credentials))
 
     def _shared(self, decide: Callable[[], Any]) -> Any:
@@ -144,39 +182,15 @@ class SharedSocketState(SocketState):
         finally:
             counts.unlock()
 
-    def apply(self, config: Any) -> None:
-        SocketState.apply(self, config)
-        if hasattr(self, "shared"):
-            self._publish()  # a limit set by a reload starts from the true count
-
     def opened(self, transport: Any, *args: Any, **kwargs: Any) -> None:
         SocketState.opened(self, transport, *args, **kwargs)
-        if self.max_total is not None:
-            self._publish()
-            if not self.paused and self.full:
-                self.pause_http()
+        self._publish()
+        if not self.paused and self.full:
+            self.pause_http()
 
     def closed(self, transport: Any, *args: Any, **kwargs: Any) -> None:
         SocketState.closed(self, transport, *args, **kwargs)
-        if self.max_total is not None:
-            self._publish()
-
-    def _publish(self) -> None:
-        counts, row, worker = self.shared
-        counts.set(row, worker, self._mine())
-
-    def pause_http(self) -> None:
-        SocketState.pause_http(self)
-        if self._poll is None:
-            self._poll = LoopingCall(self._resume_if_possible)
-            self._poll.clock = self.clock
-            self._poll.start(POLL_INTERVAL, now=False)
-
-    def _resume_if_possible(self) -> None:
-        SocketState._resume_if_possible(self)
-        if not self.paused and self._poll is not None:
-            poll, self._poll = self._poll, None
-            poll.stop()
+        self._publish()
 
 
 def share(state: SocketState, counts: SharedCounts, row: int, worker: int) -> None:
@@ -185,4 +199,4 @@ def share(state: SocketState, counts: SharedCounts, row: int, worker: int) -> No
     """
     state.__class__ = SharedSocketState
     state.shared = (counts, row, worker)  # type: ignore[attr-defined]
-    state._publish()  # type: ignore[attr-defined]
+    state._follow_limit()  # type: ignore[attr-defined]
