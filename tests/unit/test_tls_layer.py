@@ -20,14 +20,8 @@ from zope.interface import directlyProvidedBy, providedBy
 
 from twisted_sock import TLSConfig
 from twisted_sock.net.tls_options import server_options
-from twisted_sock.testing import TestPKI, make_pki
 from twisted_sock.twisted_internals import tls
 from twisted_sock.twisted_internals.tls import SockTLSProtocol, TLSFactory
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 class Recorder(Protocol):
