@@ -155,3 +155,19 @@ def test_tlsgen_resumes_against_twisted_sock(tmp_path: Path, version_flags: list
         assert res["version"] == ("TLSv1.2" if version_flags else "TLSv1.3"), res
     finally:
         _stop(server)
+
+
+def test_tls_cost_resumes_what_it_should(tmp_path: Path) -> None:
+    """
+    C{python -m bench.tls_cost} with a few handshakes a row: no full row
+    is counted as resumed and every resumed row resumed every handshake
+    (the detection by the server's first flight works), in the JSON too.
+    """
+    out = tmp_path / "tls-cost.json"
+    result = subprocess.run([sys.executable, "-m", "bench.tls_cost", "--count", "10", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = json.loads(out.read_text())["resumed"]
+    assert resumed == {
+        label: (10 if label.startswith("resumed") else 0) for label in resumed}
+    assert len(resumed) == 6

@@ -199,6 +199,21 @@ def socat_exchange(host: str, port: int, payload: bytes) -> bytes:
     return done.stdout
 
 
+def tls_echo(port: int, ctx: ssl.SSLContext, *, source: str | None = None,
+             session: ssl.SSLSession | None = None) -> tuple[bool, ssl.SSLSession | None]:
+    """
+    One TLS connection to 127.0.0.1:C{port} with Python's C{ssl} (from
+    C{source}, offering C{session}): a one-byte echo, then
+    C{(session_reused, the session to offer next)}. The echo comes first
+    because a TLS 1.3 ticket arrives after the handshake.
+    """
+    with connect("127.0.0.1", port, None if source is None else (source, 0)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+            s.sendall(b"x")
+            assert s.recv(1) == b"x"
+            return s.session_reused, s.session
+
+
 def last_words(raw: socket.socket, ctx: ssl.SSLContext, payload: bytes, *,
                server_side: bool = False) -> tuple[bytes, bool]:
     """

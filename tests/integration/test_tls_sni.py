@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 import ssl
 import subprocess
 
@@ -16,7 +15,7 @@ import pytest_twisted
 from twisted.internet import threads
 
 from tests.conftest import require_tool
-from tests.integration.clients import TIMEOUT, ask, peer_fingerprint, tls_connect, tls_context
+from tests.integration.clients import ask, peer_fingerprint, tls_connect, tls_context, tls_echo
 from tests.integration.conftest import port_of, tcp
 from tests.integration.tls_certs import issue
 from twisted_sock import TLSConfig
@@ -125,16 +124,9 @@ def resumed(pki: TestPKI, port: int, version: ssl.TLSVersion) -> tuple[bool, boo
     """
     ctx = tls_context(pki.ca_certificate)
     ctx.minimum_version = ctx.maximum_version = version
-    session = None
-    reused = []
-    for _ in range(2):
-        with socket.create_connection(("127.0.0.1", port), TIMEOUT) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
-                s.sendall(b"x")
-                assert s.recv(1) == b"x"  # TLS 1.3: the ticket arrives after the handshake
-                reused.append(s.session_reused)
-                session = s.session
-    return reused[0], reused[1]
+    first, session = tls_echo(port, ctx)
+    second, _ = tls_echo(port, ctx, session=session)
+    return first, second
 
 
 @pytest_twisted.ensureDeferred

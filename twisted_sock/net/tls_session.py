@@ -76,19 +76,21 @@ class TLSSession:
         and the C{accept_alpn} hook. C{False}: the connection is being
         closed with C{ALPN_SELECTION_FAILED}.
         """
+        tls = self.tls
         alpn_bytes = tls_protocol.negotiatedProtocol
         alpn = alpn_bytes.decode("ascii", "replace") if alpn_bytes else None
         raw.sock.tls = True
         raw.sock.alpn = alpn
         raw.sock.server_names = served_names(tls_protocol.getHandle())
-        peer_cert = tls_protocol.getPeerCertificate()
-        raw.sock.peer_certificate = peer_cert.to_cryptography() if peer_cert is not None else None
+        if tls.client_ca is not None:  # else no client certificate is ever asked for
+            peer_cert = tls_protocol.getPeerCertificate()
+            raw.sock.peer_certificate = peer_cert.to_cryptography() if peer_cert is not None else None
         ok = True
-        if alpn is None and self.tls.alpn_required:
+        if alpn is None and tls.alpn_required:
             ok = False
-        elif self.tls.accept_alpn is not None:
+        elif tls.accept_alpn is not None:
             try:
-                ok = bool(self.tls.accept_alpn(alpn, normalised_address(raw.getPeer())))
+                ok = bool(tls.accept_alpn(alpn, normalised_address(raw.getPeer())))
             except Exception:
                 log.failure("socket {socket!r}: accept_alpn hook raised; closing",
                             socket=self.state.name)

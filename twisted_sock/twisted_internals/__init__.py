@@ -28,7 +28,11 @@ The modules:
   - L{udp}: a fork of C{udp.Port.doRead} (the decision between C{recvfrom}
     and C{datagramReceived}), reading C{udp.Port._connectedAddr}.
   - L{tls}: the C{close_notify} fix: a C{BufferingTLSTransport} subclass
-    overriding C{_shutdownTLS} and reading C{_aggregator}; C{startTLS}
+    overriding C{_shutdownTLS} and reading C{_aggregator}; its
+    C{makeConnection} mirrors Twisted's without a redundant loop (the
+    layer's private C{_tlsConnection}, C{_appSendBuffer},
+    C{_connectWrapped}, C{_checkHandshakeStatus}, the factory's
+    C{_creatorCallable}); C{startTLS}
     builds C{TLSMemoryBIOFactory.protocol} (Twisted's own class), whose
     instance takes our class (C{__class__} swap); C{_tlsClientDefault}
     tells which end C{startTLS} treats as the client.
@@ -96,6 +100,9 @@ DEPENDENCIES: tuple[Dependency, ...] = (
                "tests/integration/test_twisted_internals.py::test_start_tls_builds_our_tls_class"),
     Dependency("twisted.protocols.tls:TLSMemoryBIOProtocol", "_shutdownTLS",
                "called by our override"),
+    Dependency("twisted.protocols.tls:TLSMemoryBIOProtocol", "_checkHandshakeStatus",
+               "called by our makeConnection (mirrors Twisted's without its directlyProvides loop)",
+               "tests/unit/test_tls_layer.py"),
     Dependency("socket:socket", "_accept",
                "CPython's C-level accept (twisted_internals.sockets): a bare descriptor"),
     Dependency("twisted.internet.tcp:Port", "_preexistingSocket",
@@ -125,6 +132,10 @@ INSTANCE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("twisted.web.http:_GenericHTTPChannelProtocol", "dataReceived", "_channel"),
     ("twisted.internet._newtls:_BypassTLS", "__init__", "_connection"),
     ("twisted.protocols.tls:BufferingTLSTransport", "__init__", "_aggregator"),
+    ("twisted.protocols.tls:TLSMemoryBIOProtocol", "makeConnection", "_tlsConnection"),
+    ("twisted.protocols.tls:TLSMemoryBIOProtocol", "makeConnection", "_appSendBuffer"),
+    ("twisted.protocols.tls:TLSMemoryBIOProtocol", "__init__", "_connectWrapped"),
+    ("twisted.protocols.tls:TLSMemoryBIOFactory", "__init__", "_creatorCallable"),
     ("twisted.web._http2:H2Stream", "__init__", "_conn"),
 )
 
