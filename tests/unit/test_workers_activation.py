@@ -69,6 +69,21 @@ def test_systemd_socket_needs_reuseport():
         assign([DATA], [tcp(3)], 2, SYSTEMD)
 
 
+def test_systemd_entry_takes_the_socket_it_names():
+    """
+    From systemd, a C{systemd:} entry's listener takes the group of the
+    socket it names (by descriptor), before a listener of the same address
+    and port that comes first in the plan; from an upgrade, sockets are
+    matched by address only.
+    """
+    other = ListenerSpec("t", "127.0.0.1", 4000, ListenerMode.DATA)
+    entry = ListenerSpec("s", "127.0.0.1", 4000, ListenerMode.DATA, systemd_fd=3)
+    taken, left = assign([other, entry], [tcp(3)], 2, SYSTEMD, reuseport={3})
+    assert ({i: [s.fd for s in g] for i, g in taken.items()}, left) == ({1: [3]}, [])
+    taken, _ = assign([other, entry], [tcp(5), tcp(6)], 2, "upgrade")
+    assert {i: [s.fd for s in g] for i, g in taken.items()} == {0: [5, 6]}
+
+
 def test_workers_status_counts_answering_workers():
     """
     C{STATUS=} with workers: the usual figures and how many workers
