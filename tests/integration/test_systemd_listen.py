@@ -164,14 +164,14 @@ def test_unix_systemd_endpoint(tmp_path):
     assert Path(path).is_socket()  # systemd's file: not removed by the service that did not make it
 
 
-def activated_config(tmp_path: Path, socket_table: str) -> Path:
+def activated_config(tmp_path: Path, socket_table: str, workers: int = 1) -> Path:
     """
-    A configuration file with an admin socket (for reload and upgrade) and
-    C{socket_table}.
+    A configuration file with an admin socket (for reload and upgrade),
+    C{workers} and C{socket_table}.
     """
     config = tmp_path / "sock.toml"
-    config.write_text(f'[sock]\nadmin_socket = "{tmp_path / "admin.sock"}"\ndrain_timeout = 5\n\n'
-                      + textwrap.dedent(socket_table))
+    config.write_text(f'[sock]\nadmin_socket = "{tmp_path / "admin.sock"}"\ndrain_timeout = 5\n'
+                      f'workers = {workers}\n\n' + textwrap.dedent(socket_table))
     return config
 
 

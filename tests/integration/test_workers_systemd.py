@@ -11,6 +11,7 @@ activation variables.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sys
@@ -22,8 +23,9 @@ from tests.integration.clients import ask, exchange
 from tests.integration.conftest import free_port
 from tests.integration.test_systemd import TIMEOUT, Activated, assert_refused, config_for
 from tests.integration.test_systemd_listen import Activated as ActivatedWith
-from tests.integration.test_systemd_listen import connect
-from tests.integration.test_twistd import Twistd, ports_free
+from tests.integration.test_systemd_listen import activated_config, connect, upgrade
+from tests.integration.test_twistd import TWISTED_SOCK, Twistd, ports_free, run
+from tests.integration.test_upgrade import end
 from tests.integration.test_workers import READY, SOURCES, hold, status, until
 from tests.unit.test_worker_affinity import expected
 
@@ -244,3 +246,62 @@ def test_unix_systemd_endpoint_with_workers(tmp_path):
     assert "1 listener(s) on inherited sockets" in log, log
     assert "Traceback" not in log
     assert Path(path).is_socket()
+
+
+def test_systemd_endpoint_with_workers_reload_and_upgrade(tmp_path):
+    """
+    C{listen = ["systemd:domain=INET:index=0"]} with two workers, on a
+    passed socket with C{SO_REUSEPORT}: C{twisted-sock reload} keeps it (a
+    connection held from before echoes after it, and a new one);
+    C{twisted-sock upgrade} hands its group to the next generation (whose
+    workers resolve the entry from the handed-on descriptions), which
+    serves it with the peer affinity of the reuseport hash and lists it in
+    its status; the old generation exits 0.
+    """
+    listening = reuseport_listening()
+    port = listening.getsockname()[1]
+    config = activated_config(tmp_path, """
+        [[socket]]
+        name = "data"
+        incoming = "any-ip-any-port"
+        interfaces = "lo"
+        http_ports = "0"
+        listen = ["systemd:domain=INET:index=0"]
+    """, workers=2)
+    server = activated_with(config, listening)
+    listening.close()
+    new_pid = 0
+    try:
+        server.wait_for(READY, 60)
+        held = hold(port, SOURCES[:1])[0]
+        done = run(TWISTED_SOCK, "reload", str(config))
+        assert done.stdout.startswith("ok: reloaded"), done.stdout + done.stderr
+        assert ask(held, b"after reload") == b"after reload"
+        held.close()
+        assert exchange("127.0.0.1", port, b"new after reload").data == b"new after reload"
+        before = {w["pid"] for w in status(server)["workers"]}
+        new_pid = upgrade(config)
+        assert server.proc.wait(timeout=90) == 0
+        after = {w["pid"] for w in status(server)["workers"]}
+        assert len(after) == 2 and not after & before, (before, after)
+        held_sources = hold(port, SOURCES)
+        try:
+            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
+            wanted[expected("127.0.0.1", 2)] += 1  # the status request (its own group, same hash)
+            assert until(lambda: [w["connections"] for w in status(server)["workers"]] == wanted)
+        finally:
+            for s in held_sources:
+                s.close()
+        answer = json.loads(run(TWISTED_SOCK, "status", str(config)).stdout)
+        assert answer["pid"] == new_pid
+        listeners = [(x["address"], x["port"], x["mode"]) for x in answer["sockets"][0]["listeners"]]
+        assert ("127.0.0.1", port, "data") in listeners, listeners
+    finally:
+        if new_pid:
+            end(new_pid)
+        if server.proc.poll() is None:
+            server.stop()
+    server._reader.join(TIMEOUT)  # the new generation wrote to the same output until it ended
+    log = "".join(server.log)
+    assert "Traceback" not in log
+    assert "twistd sock: worker" not in log, log
