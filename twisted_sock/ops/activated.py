@@ -9,7 +9,10 @@ The descriptions outlive the environment they come from: C{LISTEN_*} are
 removed when they are read, a reload plans the same listeners from the
 same descriptions (so it keeps them open), and an upgrade hands them to
 the next generation in L{TABLE_VARIABLE} (which receives the sockets
-themselves over the upgrade channel and matches them by address).
+themselves over the upgrade channel and matches them by address). With
+workers, the main process takes the sockets
+(L{twisted_sock.workers.activation}) and each worker plans the same
+listeners from the descriptions, given in L{TABLE_VARIABLE} too.
 """
 
 from __future__ import annotations
