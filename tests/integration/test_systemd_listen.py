@@ -5,8 +5,8 @@ own filtering listener (the decision: a refused source gets a reset; the
 status shows it with the address read back from the socket), TCP and
 UNIX; a reload keeps it and an upgrade hands it to the next generation;
 bad input (no C{LISTEN_FDS}, an index out of range, another family or
-type, a duplicate of a port-list listener, workers) is one line, a
-non-zero exit, nothing listening.
+type, a duplicate of a port-list listener) is one line, a non-zero exit,
+nothing listening. (With workers: test_workers_systemd.)
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from tests.integration.test_upgrade import UPGRADED, end
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60.0
+#: The line for a C{systemd:} entry in a process systemd passed no socket.
+NO_SOCKET = ("socket 'sock0': --listen = 'systemd:domain=INET:index=0': systemd passed this process no "
+             "socket (no LISTEN_FDS for its pid: start it from a .socket unit or systemd-socket-activate)")
 #: systemd-socket-activate's own lines.
 ACTIVATE_LINES = ("Listening on ", "Communication attempt on fd", "Execing ")
 
@@ -161,14 +164,14 @@ def test_unix_systemd_endpoint(tmp_path):
     assert Path(path).is_socket()  # systemd's file: not removed by the service that did not make it
 
 
-def activated_config(tmp_path: Path, socket_table: str) -> Path:
+def activated_config(tmp_path: Path, socket_table: str, workers: int = 1) -> Path:
     """
-    A configuration file with an admin socket (for reload and upgrade) and
-    C{socket_table}.
+    A configuration file with an admin socket (for reload and upgrade),
+    C{workers} and C{socket_table}.
     """
     config = tmp_path / "sock.toml"
-    config.write_text(f'[sock]\nadmin_socket = "{tmp_path / "admin.sock"}"\ndrain_timeout = 5\n\n'
-                      + textwrap.dedent(socket_table))
+    config.write_text(f'[sock]\nadmin_socket = "{tmp_path / "admin.sock"}"\ndrain_timeout = 5\n'
+                      f'workers = {workers}\n\n' + textwrap.dedent(socket_table))
     return config
 
 
@@ -302,19 +305,17 @@ def test_bad_activated_listen_one_line(tmp_path, listen, extra, datagram, proble
 
 @pytest.mark.parametrize("args, problem", [
     (("--listen", "systemd:domain=INET:index=0", "--tcp", "{port}"),
-     "socket 'sock0': --listen = 'systemd:domain=INET:index=0': systemd passed this process no socket "
-     "(no LISTEN_FDS for its pid: start it from a .socket unit or systemd-socket-activate)"),
+     NO_SOCKET),
     (("--listen", "systemd:domain=INET:index=0", "--tcp", "{port}", "--workers", "2"),
-     "socket 'sock0': --listen = 'systemd:domain=INET:index=0': systemd: endpoints need workers = 1 "
-     "in this version"),
+     NO_SOCKET),
     (("--listen", "systemd:domain=INET", "--tcp", "{port}"),
      "--listen = 'systemd:domain=INET': give exactly one of index=N"),
 ])
 def test_bad_listen_without_activation_one_line(tmp_path, args, problem):
     """
-    A C{systemd:} entry in a process systemd passed no socket, one with
-    workers, or one naming no socket: one line, exit 2, nothing listening
-    (not even the port-list listener).
+    A C{systemd:} entry in a process systemd passed no socket (with one
+    process or with workers), or one naming no socket: one line, exit 2,
+    nothing listening (not even the port-list listener).
     """
     port = free_port()
     done = run(TWISTD, "-n", "--pidfile=", "sock", *[a.format(port=port) for a in args], cwd=str(tmp_path))

@@ -259,17 +259,6 @@ def test_entry_sockets():
     assert entry_sockets(specs[:1], {3: TCP4}) == {}
 
 
-def test_workers_refused():
-    """
-    A C{systemd:} entry with C{workers > 1}: one line (not in this version).
-    """
-    activated.refuse_with_workers([SocketConfig(local_ports=[1])])
-    with pytest.raises(ConfigError) as e:
-        activated.refuse_with_workers([SocketConfig(listen=["systemd:domain=INET:index=0"])])
-    assert str(e.value) == ("socket 'sock0': listen = 'systemd:domain=INET:index=0': systemd: endpoints "
-                            "need workers = 1 in this version")
-
-
 def test_closed_systemd_socket_not_bound_again():
     """
     A C{systemd:} entry's listener whose socket is not waiting (closed

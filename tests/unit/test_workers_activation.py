@@ -13,6 +13,7 @@ from twisted_sock.ops.inherit import Inherited, InheritError, changed_workers, s
 from twisted_sock.workers.activation import assign
 from twisted_sock.workers.aggregate import sum_statuses
 from twisted_sock.workers.handover import workers_status
+from twisted_sock.workers.listen import open_groups
 
 SYSTEMD = "systemd socket activation"
 DATA = ListenerSpec("s", "127.0.0.1", 0, ListenerMode.DATA)
@@ -67,6 +68,34 @@ def test_systemd_socket_needs_reuseport():
     with pytest.raises(InheritError, match=r"^systemd socket activation: fd 3: tcp 127.0.0.1:4000 has "
                                            r"no SO_REUSEPORT: .*\(set ReusePort=yes in the .socket unit\)$"):
         assign([DATA], [tcp(3)], 2, SYSTEMD)
+
+
+def test_systemd_entry_takes_the_socket_it_names():
+    """
+    From systemd, a C{systemd:} entry's listener takes the group of the
+    socket it names (by descriptor), before a listener of the same address
+    and port that comes first in the plan; from an upgrade, sockets are
+    matched by address only.
+    """
+    other = ListenerSpec("t", "127.0.0.1", 4000, ListenerMode.DATA)
+    entry = ListenerSpec("s", "127.0.0.1", 4000, ListenerMode.DATA, systemd_fd=3)
+    taken, left = assign([other, entry], [tcp(3)], 2, SYSTEMD, reuseport={3})
+    assert ({i: [s.fd for s in g] for i, g in taken.items()}, left) == ({1: [3]}, [])
+    taken, _ = assign([other, entry], [tcp(5), tcp(6)], 2, "upgrade")
+    assert {i: [s.fd for s in g] for i, g in taken.items()} == {0: [5, 6]}
+
+
+def test_systemd_entry_without_its_socket_is_not_bound_again():
+    """
+    With workers, a C{systemd:} entry's listener whose socket is not
+    inherited (closed by a reload that removed the entry, added back by a
+    later one): one line, nothing bound, as in a single process.
+    """
+    entry = ListenerSpec("s", "127.0.0.1", 4000, ListenerMode.DATA, systemd_fd=3)
+    with pytest.raises(InheritError) as raised:
+        open_groups([entry], 2, {"s": None})
+    assert str(raised.value) == ("127.0.0.1:4000: the socket systemd passed (descriptor 3) was closed "
+                                 "since the start; restart the service to serve it again")
 
 
 def test_workers_status_counts_answering_workers():

@@ -9,7 +9,10 @@ The descriptions outlive the environment they come from: C{LISTEN_*} are
 removed when they are read, a reload plans the same listeners from the
 same descriptions (so it keeps them open), and an upgrade hands them to
 the next generation in L{TABLE_VARIABLE} (which receives the sockets
-themselves over the upgrade channel and matches them by address).
+themselves over the upgrade channel and matches them by address). With
+workers, the main process takes the sockets
+(L{twisted_sock.workers.activation}) and each worker plans the same
+listeners from the descriptions, given in L{TABLE_VARIABLE} too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from twisted_sock.errors import ConfigError
-from twisted_sock.ops.inherit import Inherited, InheritError, describe
+from twisted_sock.ops.inherit import Inherited, InheritError, describe, match
 from twisted_sock.ops.systemd import forget_listen_fds, listen_fds
 
 #: The descriptions of systemd's sockets, from one generation to the next.
@@ -107,18 +110,6 @@ def sockets_for(configs: Iterable[Any]) -> tuple[Inherited, ...]:
     return passed_sockets() if has_systemd(configs) else ()
 
 
-def refuse_with_workers(configs: Iterable[Any]) -> None:
-    """
-    @raise ConfigError: a C{systemd:} entry with C{workers > 1} (not in
-        this version).
-    """
-    for config in configs:
-        for endpoint in config.listen:
-            if endpoint.kind == "systemd":
-                raise ConfigError("systemd: endpoints need workers = 1 in this version",
-                                  socket=config.name, key="listen", value=endpoint.text)
-
-
 def pick(endpoint: Any, passed: Sequence[Inherited], config: Any) -> Inherited:
     """
     The socket systemd passed for C{endpoint} (a C{systemd:}
@@ -179,3 +170,27 @@ def entry_sockets(specs: Iterable[Any], passed: Mapping[int, Inherited]) -> dict
         if fd is not None and fd in passed:
             found[index] = passed[fd]
     return found
+
+
+def claim(specs: Sequence[Any], candidates: Sequence[Inherited], activated: bool,
+          standing_for: Mapping[int, Inherited] | None = None,
+          ) -> tuple[dict[int, Inherited], list[Inherited]]:
+    """
+    Pair inherited sockets with listeners of the plan: when C{activated}
+    (systemd's sockets, not an upgrade's) each C{systemd:} entry's listener
+    takes the socket it names (L{entry_sockets}), the other listeners are
+    matched by type and address (L{twisted_sock.ops.inherit.match}).
+
+    @param candidates: the sockets to pair.
+    @param standing_for: the candidate that stands for each descriptor
+        (by default each candidate for its own: with workers, the first
+        socket of a group stands for the group).
+    @return: the socket each listener takes (by its index in C{specs}),
+        and the candidates no listener takes.
+    """
+    claimed: dict[int, Inherited] = {}
+    if activated:
+        claimed = entry_sockets(specs, standing_for or {sock.fd: sock for sock in candidates})
+    free = [i for i in range(len(specs)) if i not in claimed]
+    matched, left = match([specs[i] for i in free], [s for s in candidates if s not in claimed.values()])
+    return {**claimed, **{free[i]: sock for i, sock in matched.items()}}, left

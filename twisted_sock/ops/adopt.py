@@ -66,12 +66,21 @@ def preset(port: Any, spec: Any) -> bool:
     sock = _waiting.pop(spec, None)
     if sock is None:
         if getattr(spec, "systemd_fd", None) is not None:
-            raise InheritError(f"{spec}: the socket systemd passed (descriptor {spec.systemd_fd}) was "
-                               "closed since the start; restart the service to serve it again")
+            raise systemd_socket_gone(spec)
         return False
     sock.setblocking(False)
     take_socket(port, sock)
     return True
+
+
+def systemd_socket_gone(spec: Any) -> InheritError:
+    """
+    The one line for a C{systemd:} entry's listener C{spec} whose socket is
+    not here to take (closed since the start, by a reload that removed the
+    entry: a later reload cannot get it back).
+    """
+    return InheritError(f"{spec}: the socket systemd passed (descriptor {spec.systemd_fd}) was "
+                        "closed since the start; restart the service to serve it again")
 
 
 def discard_unused() -> list[str]:

@@ -21,13 +21,12 @@ from twisted.logger import Logger
 from twisted_sock.admin import admin_spec
 from twisted_sock.net.listeners import close_now
 from twisted_sock.ops import adopt, upgrade
-from twisted_sock.ops.activated import entry_sockets, passed_sockets
+from twisted_sock.ops.activated import claim, passed_sockets
 from twisted_sock.ops.inherit import (
     Inherited,
     InheritError,
     changed_workers,
     describe,
-    match,
     same_listener,
     unmatched_error,
 )
@@ -91,12 +90,7 @@ class Operated:
         admin = self.config.admin_socket  # type: ignore[attr-defined]
         if admin is not None:
             specs.append(admin_spec(admin))
-        claimed: dict[int, Inherited] = {}
-        if origin != "upgrade":
-            claimed = entry_sockets(specs, {sock.fd: sock for sock in found})
-        free = [i for i in range(len(specs)) if i not in claimed]
-        matched, left = match([specs[i] for i in free], [s for s in found if s not in claimed.values()])
-        taken = {**claimed, **{free[i]: sock for i, sock in matched.items()}}
+        taken, left = claim(specs, found, origin != "upgrade")
         if left and origin != "upgrade":
             for sock in found:
                 os.close(sock.fd)

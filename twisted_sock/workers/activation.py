@@ -5,7 +5,9 @@ for a TCP or UDP listener, the one UNIX socket, the admin socket), or
 systemd's (socket activation).
 
 L{assign} decides (pure) which inherited sockets each listener takes:
-sockets with the same type, address and port form one group. From an
+sockets with the same type, address and port form one group; a
+C{systemd:} entry's listener takes the group of the socket it names (by
+index or name), the other listeners are matched by address. From an
 upgrade, a TCP or UDP group must have one socket per worker (the number
 of workers cannot change in an upgrade). From systemd, one socket with
 C{SO_REUSEPORT} set (C{ReusePort=yes}) becomes the first of the group and
@@ -23,9 +25,8 @@ from typing import Any
 
 from twisted_sock.admin import admin_spec
 from twisted_sock.ops import adopt, upgrade
-from twisted_sock.ops.activated import passed_sockets
+from twisted_sock.ops.activated import claim, passed_sockets
 from twisted_sock.ops.inherit import Inherited, InheritError, changed_workers, same_listener, unmatched_error
-from twisted_sock.ops.inherit import match as match_one
 from twisted_sock.ops.lifecycle import inherited_sockets
 from twisted_sock.workers.listen import Groups
 
@@ -46,7 +47,8 @@ def assign(specs: Sequence[Any], inherited: Sequence[Inherited], workers: int, o
         workers.
     """
     groups = same_listener(inherited)
-    taken, left = match_one(specs, [group[0] for group in groups])
+    firsts = {sock.fd: group[0] for group in groups for sock in group}  # a group's first stands for it
+    taken, left = claim(specs, [group[0] for group in groups], origin != UPGRADE, firsts)
     by_first = {group[0].fd: group for group in groups}
     out: dict[int, list[Inherited]] = {}
     for index, first in taken.items():

@@ -18,6 +18,7 @@ from twisted_sock.net.kinds import ListenerKind
 from twisted_sock.net.socketfile import SocketFile, clear_stale, creation_umask, remove_created
 from twisted_sock.net.sockopts import apply_options, listener_options
 from twisted_sock.net.unix import socket_address
+from twisted_sock.ops.adopt import systemd_socket_gone
 from twisted_sock.workers.affinity import attach_reuseport_program, reuseport_program
 
 
@@ -144,6 +145,9 @@ def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any],
         UNIX socket, or a group's first socket (L{open_group}'s C{first}).
     @param systemd_files: the UNIX listeners whose file systemd made: left
         in place at stop.
+    @raise twisted_sock.ops.inherit.InheritError: a C{systemd:} entry's
+        listener without its socket (a reload adding it back after one
+        removed it).
     """
     groups = Groups()
     inherited = inherited or {}
@@ -151,6 +155,8 @@ def open_groups(specs: Sequence[Any], workers: int, configs: dict[str, Any],
         for spec in specs:
             config = configs[spec.socket]
             given = inherited.get(spec, [])
+            if not given and getattr(spec, "systemd_fd", None) is not None:
+                raise systemd_socket_gone(spec)  # never bound again
             for sock in given:
                 sock.set_inheritable(True)
             if spec.protocol == "unix":

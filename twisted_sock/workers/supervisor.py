@@ -29,7 +29,7 @@ from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.net.interfaces import ipv6_available, plan_service, system_broadcasts, system_interfaces
 from twisted_sock.net.listeners import close_now
-from twisted_sock.ops.activated import refuse_with_workers
+from twisted_sock.ops.activated import handover_environment, sockets_for
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
 from twisted_sock.stats import process_start_time
@@ -71,7 +71,8 @@ class Gathered(dict[str, Any]):
 
 
 def plan(config: ServiceConfig) -> list[Any]:
-    return plan_service(list(config.sockets), system_interfaces(), ipv6_available(), system_broadcasts())
+    return plan_service(list(config.sockets), system_interfaces(), ipv6_available(), system_broadcasts(),
+                        sockets_for(config.sockets))
 
 
 @dataclasses.dataclass
@@ -142,7 +143,6 @@ class Supervisor(MultiService):
 
             reactor = global_reactor
         self._reactor = reactor
-        refuse_with_workers(config.sockets)  # systemd: entries, single process only for now
         SockService.from_config(config)  # every check a single process makes, nothing opened
         self.config = config
         self.flags = flags
@@ -220,6 +220,7 @@ class Supervisor(MultiService):
                 "control": 3, "counts": 4, "rows": self.rows}
         env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env.update(handover_environment())  # what the workers' systemd: entries resolve against
         worker.process = self._reactor.spawnProcess(
             _WorkerProcess(lambda reason: self._ended(worker, reason)), sys.executable,
             [sys.executable, "-m", "twisted_sock.workers.worker", json.dumps(args)],
@@ -292,7 +293,6 @@ class Supervisor(MultiService):
             if new.workers != len(self.workers):
                 raise ConfigError("cannot change at run time (restart the service)", key="sock.workers")
             validate_change(self.config, new)
-            refuse_with_workers(new.sockets)
             SockService.from_config(new)
             specs = plan(new)
         except SockError as e:
