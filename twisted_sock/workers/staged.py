@@ -48,7 +48,8 @@ class StagedReload:
     def prepare(self, path: str, rows: dict[str, int]) -> str:
         """
         Read C{path} and prepare the change; the new listeners open on the
-        offered sockets but do not read.
+        offered sockets but do not read. An empty C{path}: the
+        configuration in force, planned again (C{follow_interfaces}).
 
         @return: C{"ok"} or C{"error: ..."} (one line).
         """
@@ -56,7 +57,8 @@ class StagedReload:
             self.staged, earlier = None, self.staged
             earlier.abandon()
         try:
-            staged = self.service.prepare_config(as_worker(load_config(path), self.index))
+            new = load_config(path) if path else self.service.config
+            staged = self.service.prepare_config(as_worker(new, self.index))
         except SockError as e:
             inherit.withdraw()
             return f"error: {e}"

@@ -52,6 +52,9 @@ class WorkerService(SockService):
     """
 
     control: Any = None
+    #: The main process watches the followed interfaces and reloads every
+    #: worker (L{twisted_sock.workers.following}).
+    watches_interfaces = False
     #: Whether the main process is gone (its control connection ended).
     orphaned = False
 
