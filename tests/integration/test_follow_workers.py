@@ -8,6 +8,8 @@ interfaces and every worker serves, then closes, an address's listeners.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -50,12 +52,29 @@ def _status_in(ns: str) -> dict:
                                      capture_output=True, text=True, timeout=30).stdout)
 
 
+def _served(ns: str, sources: list[str]) -> dict:
+    """
+    Hold one echoed connection from each of C{sources} to 10.77.0.1:7001
+    while the status is read: the status (each worker's row counts its
+    connections).
+    """
+    client = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _HOLD,
+                               "10.77.0.1", "7001", *sources],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout is not None and client.stdout.readline() == "held\n"
+        return _status_in(ns)
+    finally:
+        client.communicate("", timeout=30)
+
+
 def test_follow_interfaces_with_workers_every_worker_serves_the_new_address(tmp_path, netns):
     """
     With C{workers = 2}, C{follow_interfaces} on C{veth0}: an address
     added is served by both workers within 2 seconds, each source address
     by the worker the reuseport hash names (the main process opened the
-    listener, every worker took its socket); the address removed: every
+    listener, every worker took its socket), a worker started later
+    included; the address removed: every
     listener on it closes (in the workers and in the main process: none
     left in the namespace), logged and counted under C{LISTEN_FAILED}
     once in the summed status.
@@ -89,19 +108,19 @@ def test_follow_interfaces_with_workers_every_worker_serves_the_new_address(tmp_
         line = server.wait_for("the address appeared (follow_interfaces)", timeout=10)
         assert time.monotonic() - added < 2.5  # 2 s, plus reading the log under load
         assert "10.77.0.1:7001" in line
-        client = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _HOLD,
-                                   "10.77.0.1", "7001", *sources],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert client.stdout is not None and client.stdout.readline() == "held\n"
-            got = _status_in(netns)
-        finally:
-            client.communicate("", timeout=30)
+        got = _served(netns, sources)
         follow = [s for s in got["sockets"] if s["name"] == "follow"][0]
         assert follow["workers"] == 2 and follow["connections"] == len(sources)
         wanted = [sum(1 for s in sources if expected(s, 2) == i) for i in range(2)]
         wanted[expected("127.0.0.1", 2)] += 1  # the status request
         assert [w["connections"] for w in got["workers"]] == wanted and min(wanted) > 1
+
+        # A worker started later (this one replaces a killed one) serves it too.
+        os.kill(got["workers"][0]["pid"], signal.SIGKILL)
+        server.wait_for("worker 0 ready", timeout=60)
+        again = _served(netns, sources)
+        assert [w["connections"] for w in again["workers"]] == wanted
+        assert again["workers"][0]["pid"] != got["workers"][0]["pid"]
 
         ip("-n", netns, "addr", "del", "10.77.0.1/24", "dev", "veth0")
         removed = time.monotonic()
