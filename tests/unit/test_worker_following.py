@@ -7,12 +7,16 @@ is counted once, in the summed status.
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet import defer, task
 
 from twisted_sock.config.model import ServiceConfig, SocketConfig
-from twisted_sock.net.interfaces import plan_listeners
+from twisted_sock.net.interfaces import ListenerSpec, plan_listeners
+from twisted_sock.net.kinds import ListenerKind
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.workers.following import Lost, MainFollower, count_lost
+from twisted_sock.workers.staged import StagedReload
 
 
 class _Growing:
@@ -122,3 +126,46 @@ def test_count_lost_leaves_other_sockets_alone():
     status = {"sockets": [{"name": "b", "closed": {"LISTEN_FAILED": 2}}]}
     count_lost(status, {"a": Lost("a", {ShutdownReason.LISTEN_FAILED: 1})})
     assert status["sockets"][0]["closed"] == {"LISTEN_FAILED": 2}
+
+
+class _Staged:
+    def __init__(self):
+        self.change = type("Change", (), {"opened": []})()
+        self.abandoned = False
+
+    def abandon(self):
+        self.abandoned = True
+
+
+class _WorkerService:
+    """
+    A worker's service whose plan (from its own interface table) lacks the
+    listener the main process offered.
+    """
+
+    def __init__(self):
+        self.config = ServiceConfig((SocketConfig(name="a", local_ports=[7001], interfaces="veth0",
+                                                  follow_interfaces=True),))
+        self.staged = _Staged()
+
+    def prepare_config(self, new):
+        return self.staged
+
+
+def test_a_worker_that_planned_otherwise_refuses_to_prepare():
+    """
+    A worker that read other interface addresses than the main process (an
+    address went away between the two reads) takes no socket offered for
+    it: it answers with an error naming the listener (so every worker
+    gives the change up and the main process tries again), gives up what
+    it prepared and closes the offered socket.
+    """
+    service = _WorkerService()
+    staged = StagedReload(service, None, 0)
+    sock = socket.socket()
+    spec = ListenerSpec("a", "10.77.0.1", 7001, "data", ListenerKind.PLAIN, "tcp")
+    staged.offer(spec, sock)
+    result = staged.prepare("", {"a": 0})
+    assert result.startswith("error: socket 'a': 10.77.0.1:7001 not planned in this worker")
+    assert service.staged.abandoned and staged.staged is None and sock.fileno() == -1
+    assert staged.offered == []

@@ -11,7 +11,10 @@ worker, then here. Workers never watch interfaces themselves (each would
 open sockets of its own).
 
 A change that a worker cannot prepare (it answers with an error or not in
-time, or another reload is under way) is given up everywhere: nobody
+time; or it planned from other addresses than the main process, which
+changed between the two reads, so a socket offered stayed untaken:
+L{twisted_sock.workers.staged}), or while another reload is under way,
+is given up everywhere: nobody
 serves the new address (all or nothing), the failure is logged once per
 address table, and the change is tried again at each poll (every
 second) until it succeeds or the address goes away again.

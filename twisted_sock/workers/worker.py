@@ -123,7 +123,7 @@ class WorkerControl(amp.AMP):
 
     @Offer.responder
     def offer(self, spec: str, fd: int) -> dict[str, Any]:
-        inherit.offer(ListenerSpec(**json.loads(spec)), socket.socket(fileno=fd))
+        self.staged.offer(ListenerSpec(**json.loads(spec)), socket.socket(fileno=fd))
         return {}
 
     @Prepare.responder
