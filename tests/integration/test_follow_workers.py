@@ -52,6 +52,14 @@ def _status_in(ns: str) -> dict:
                                      capture_output=True, text=True, timeout=30).stdout)
 
 
+def _sockets_in(ns: str) -> str:
+    """
+    The TCP and UDP sockets listening in the namespace (any process's).
+    """
+    return subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltun"],
+                          capture_output=True, text=True, timeout=30).stdout
+
+
 def _served(ns: str, sources: list[str]) -> dict:
     """
     Hold one echoed connection from each of C{sources} to 10.77.0.1:7001
@@ -74,7 +82,8 @@ def test_follow_interfaces_with_workers_every_worker_serves_the_new_address(tmp_
     added is served by both workers within 2 seconds, each source address
     by the worker the reuseport hash names (the main process opened the
     listener, every worker took its socket), a worker started later
-    included; the address removed: every
+    included (and the UDP socket's listener, one socket per worker); the
+    address removed: every
     listener on it closes (in the workers and in the main process: none
     left in the namespace), logged and counted under C{LISTEN_FAILED}
     once in the summed status.
@@ -95,6 +104,14 @@ def test_follow_interfaces_with_workers_every_worker_serves_the_new_address(tmp_
         local_ports = "7001"
         interfaces = "veth0"
         follow_interfaces = true
+
+        [[socket]]
+        name = "follow-udp"
+        protocol = "udp"
+        incoming = "any-ip-any-port"
+        local_ports = "7002"
+        interfaces = "veth0"
+        follow_interfaces = true
     """))
     sources = [f"10.77.0.{n}" for n in range(2, 10)]
     for source in sources:
@@ -108,6 +125,7 @@ def test_follow_interfaces_with_workers_every_worker_serves_the_new_address(tmp_
         line = server.wait_for("the address appeared (follow_interfaces)", timeout=10)
         assert time.monotonic() - added < 2.5  # 2 s, plus reading the log under load
         assert "10.77.0.1:7001" in line
+        assert _sockets_in(netns).count("10.77.0.1:7002") == 2  # UDP: one socket per worker
         got = _served(netns, sources)
         follow = [s for s in got["sockets"] if s["name"] == "follow"][0]
         assert follow["workers"] == 2 and follow["connections"] == len(sources)
@@ -124,15 +142,15 @@ def test_follow_interfaces_with_workers_every_worker_serves_the_new_address(tmp_
 
         ip("-n", netns, "addr", "del", "10.77.0.1/24", "dev", "veth0")
         removed = time.monotonic()
-        line = server.wait_for("closed, LISTEN_FAILED", timeout=10)
+        lines = [server.wait_for("closed, LISTEN_FAILED", timeout=10) for _ in range(2)]
         assert time.monotonic() - removed < 2.5
-        assert "10.77.0.1:7001" in line
-        follow = [s for s in _status_in(netns)["sockets"] if s["name"] == "follow"][0]
-        assert follow["closed"]["LISTEN_FAILED"] == 1  # once, not once per worker
-        assert follow["listeners"] == []
-        listening = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Hltn"],
-                                   capture_output=True, text=True, timeout=30).stdout
-        assert "10.77.0.1:7001" not in listening and "127.0.0.1:7080" in listening
+        assert sorted(line.split("listener ")[1].split(" ")[0] for line in lines) == \
+            ["10.77.0.1:7001", "10.77.0.1:7002"]
+        for sock in _status_in(netns)["sockets"][1:]:
+            assert sock["closed"]["LISTEN_FAILED"] == 1  # once, not once per worker
+            assert sock["listeners"] == []
+        listening = _sockets_in(netns)
+        assert "10.77.0.1:" not in listening and "127.0.0.1:7080" in listening
     finally:
         log = server.stop()
     assert "Traceback" not in log and "not opened" not in log
