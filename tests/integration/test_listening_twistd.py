@@ -10,6 +10,7 @@ Traffic stays on loopback or inside the test's own namespace.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -168,7 +170,10 @@ def test_bind_to_device_binds_each_listener_to_its_interface(tmp_path):
 # follow_interfaces --------------------------------------------------------
 
 
-def _ip(*args: str) -> None:
+def ip(*args: str) -> None:
+    """
+    Run C{ip ARGS} (failing on an error).
+    """
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
 
@@ -184,25 +189,35 @@ def _root_or_skip() -> None:
 @pytest.fixture
 def netns():
     """
+    A network namespace of the test's own (L{veth_namespace}).
+    """
+    with veth_namespace() as name:
+        yield name
+
+
+@contextlib.contextmanager
+def veth_namespace() -> Iterator[str]:
+    """
     A network namespace of the test's own with a veth pair (C{veth0},
     C{veth1}) both inside it, up, without addresses; deleted afterwards.
+    Skips when not root (fails under CI).
     """
     _root_or_skip()
     name = f"tsock{os.getpid()}"
     try:
-        _ip("netns", "add", name)
+        ip("netns", "add", name)
     except subprocess.CalledProcessError as e:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"cannot create a network namespace: {e.stderr!r}")
     try:
-        _ip("-n", name, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+        ip("-n", name, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
         # No IPv6 link-local addresses (tentative while DAD runs): the
         # test's addresses are the only ones.
         for link in ("veth0", "veth1"):
-            _ip("netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1")
+            ip("netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1")
         for link in ("lo", "veth0", "veth1"):
-            _ip("-n", name, "link", "set", link, "up")
+            ip("-n", name, "link", "set", link, "up")
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
@@ -238,18 +253,18 @@ def test_follow_interfaces_opens_and_closes_listeners_with_the_address(tmp_path,
         interfaces = "veth0"
         follow_interfaces = true
     """)
-    _ip("-n", netns, "addr", "add", "10.77.1.1/24", "dev", "veth1")
+    ip("-n", netns, "addr", "add", "10.77.1.1/24", "dev", "veth1")
     server = Twistd("--config", "sock.toml", cwd=str(tmp_path), prefix=("ip", "netns", "exec", netns))
     try:
         server.wait_for("interface veth0 has no address yet")
-        _ip("-n", netns, "addr", "add", "10.77.0.1/24", "dev", "veth0")
+        ip("-n", netns, "addr", "add", "10.77.0.1/24", "dev", "veth0")
         added = time.monotonic()
         server.wait_for("listening on 10.77.0.1:7001 (data)", timeout=10)
         assert time.monotonic() - added < 2.5  # 2 s, plus reading the log under load
         assert _echo_in(netns, "10.77.0.1", 7001) == b"hi"
         assert _echo_in(netns, "10.77.1.1", 7001) == b""  # veth1's address: never listened on
 
-        _ip("-n", netns, "addr", "del", "10.77.0.1/24", "dev", "veth0")
+        ip("-n", netns, "addr", "del", "10.77.0.1/24", "dev", "veth0")
         removed = time.monotonic()
         line = server.wait_for("closed, LISTEN_FAILED", timeout=10)
         assert time.monotonic() - removed < 2.5
@@ -277,13 +292,13 @@ def two_netns():
     a, b = f"tsocka{os.getpid()}", f"tsockb{os.getpid()}"
     try:
         for name in (a, b):
-            _ip("netns", "add", name)
-        _ip("link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b)
+            ip("netns", "add", name)
+        ip("link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b)
         for name, link, address in ((a, "vA", "10.77.2.1/24"), (b, "vB", "10.77.2.2/24")):
-            _ip("netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1")
-            _ip("-n", name, "addr", "add", address, "dev", link)
-            _ip("-n", name, "link", "set", link, "up")
-            _ip("-n", name, "link", "set", "lo", "up")
+            ip("netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1")
+            ip("-n", name, "addr", "add", address, "dev", link)
+            ip("-n", name, "link", "set", link, "up")
+            ip("-n", name, "link", "set", "lo", "up")
         yield a, b
     finally:
         for name in (a, b):
@@ -315,7 +330,7 @@ def test_keepalive_ends_a_vanished_peer_lost(tmp_path, two_netns):
                               stdout=subprocess.PIPE, text=True)
     try:
         assert client.stdout is not None and client.stdout.readline().strip() == "hi"
-        _ip("-n", client_ns, "link", "set", "vB", "down")
+        ip("-n", client_ns, "link", "set", "vB", "down")
         gone = time.monotonic()
         line = server.wait_for("ended LOST", timeout=30)
         assert 2.0 <= time.monotonic() - gone < 20, line

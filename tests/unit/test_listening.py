@@ -223,6 +223,7 @@ class _Service:
     """
 
     running = True
+    watches_interfaces = True
 
     def __init__(self, config, table):
         self.config = config
@@ -275,6 +276,19 @@ def test_follower_applies_a_change_counts_lost_listeners_and_retries_failures():
     table["eth0"] = ("192.0.2.11",)
     clock.advance(5)
     assert service.applied == 4 and not clock.getDelayedCalls()
+
+
+def test_follower_does_nothing_in_a_service_that_does_not_watch():
+    """
+    A worker does not watch its interfaces (the main process does it for
+    every worker): no timer, not even with a socket that follows.
+    """
+    config = ServiceConfig((_tcp(name="a", interfaces="eth0", follow_interfaces=True),))
+    service = _Service(config, {"eth0": ()})
+    service.watches_interfaces = False
+    clock = task.Clock()
+    follow.InterfaceFollower(service, clock, lambda: {"eth0": ()}, lambda: []).sync(starting=True)
+    assert not clock.getDelayedCalls()
 
 
 def test_follower_does_nothing_without_followed_sockets():

@@ -141,10 +141,12 @@ class Control:
     prepared: str | None = "ok"  # None: never answers
     committed: str = "ok"
     calls: list[Any] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
     def callRemote(self, command: Any, **kwargs: Any) -> defer.Deferred[Any]:
         self.calls.append(command)
         if command is Prepare:
+            self.paths.append(kwargs["path"])
             return defer.Deferred() if self.prepared is None else defer.succeed({"result": self.prepared})
         if command is Commit:
             return defer.succeed({"result": self.committed})
@@ -168,6 +170,17 @@ class Worker:
     pid: int = 4242
 
 
+class Following:
+    """
+    The main process's interface follower: counts its syncs.
+    """
+
+    synced = 0
+
+    def sync(self) -> None:
+        self.synced += 1
+
+
 class Supervisor:
     """
     The main process as a reload sees it: a worker per control, then
@@ -183,6 +196,7 @@ class Supervisor:
         self.workers += [Worker(len(controls) + i, ready=False) for i in range(starting)]
         self.counts = SharedCounts(os.memfd_create("test-reload"), 1, len(self.workers))
         self._controls = controls
+        self.following = Following()
 
     def controls(self) -> list[tuple[Worker, Control]]:
         return list(zip(self.workers, self._controls, strict=False))
@@ -215,6 +229,28 @@ def test_every_worker_commits_when_every_worker_prepared():
     assert result == "ok: reloaded new.toml (2 socket(s), 2 workers)"
     assert all(control.calls == [Prepare, Commit] for _, control in sup.controls())
     assert sup.config is new and sup.rows == {"a": 0, "b": 1}
+
+
+def test_a_follow_interfaces_change_prepares_the_configuration_in_force():
+    """
+    A reload for C{follow_interfaces} (C{same}: the configuration in
+    force, planned again) has every worker prepare from what it runs (an
+    empty path), not from the file, which may have changed since; the
+    reload file's prepare names the file. Either way the follower syncs
+    (a socket that follows may have come or gone).
+    """
+    sup = Supervisor(Control(), Control())
+    sup.config = config("a", file="edited.toml")
+    results: list[str] = []
+    try:
+        sup.growing = WorkerReload(sup, Clock())
+        sup.growing.reload(sup.config, list(sup.specs), same=True).addCallback(results.append)
+        sup.growing.reload(sup.config, list(sup.specs)).addCallback(results.append)
+    finally:
+        os.close(sup.counts.fd)
+    assert [r.split(" ")[0] for r in results] == ["ok:", "ok:"]
+    assert all(control.paths == ["", "edited.toml"] for _, control in sup.controls())
+    assert sup.following.synced == 2
 
 
 def test_one_worker_that_cannot_prepare_aborts_every_worker():

@@ -82,13 +82,15 @@ class InterfaceFollower:
     change.
 
     @param service: a L{twisted_sock.service.sockservice.SockService} (its
-        C{config}, C{plan} and C{apply_config}).
+        C{config}, C{plan}, C{running}, C{watches_interfaces} and
+        C{apply_config}), or the main process's with workers
+        (L{twisted_sock.workers.following.MainFollower}).
     @param read_table: reads the machine's interface table.
     @param states: the running sockets' L{SocketState}s.
     """
 
     def __init__(self, service: Any, reactor: Any, read_table: Callable[[], InterfaceTable],
-                 states: Callable[[], Iterable[SocketState]]) -> None:
+                 states: Callable[[], Iterable[SocketState | Any]]) -> None:
         self._service = service
         self._states = states
         self._reactor = reactor
@@ -100,11 +102,13 @@ class InterfaceFollower:
     def sync(self, starting: bool = False) -> None:
         """
         Start polling when a socket follows its interfaces, stop when none
-        does (after start-up and after each run-time change). At start-up,
-        warn about each followed interface without an address.
+        does (after start-up and after each run-time change), never in a
+        service that does not watch interfaces (a worker: the main process
+        watches them for it). At start-up, warn about each followed
+        interface without an address.
         """
         followed = followed_names(self._service.config)
-        if not followed or not self._service.running:
+        if not followed or not self._service.running or not self._service.watches_interfaces:
             self.stop()
             return
         if starting:

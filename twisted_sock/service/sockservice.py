@@ -71,6 +71,10 @@ class SockService(MultiService):
     @param http_access_log: twisted.web's line per HTTP request.
     """
 
+    #: Whether this service watches its followed interfaces itself
+    #: (C{follow_interfaces}); a worker does not.
+    watches_interfaces = True
+
     def __init__(
         self,
         configs: Iterable[SocketConfig],

@@ -38,7 +38,9 @@ class Offer(amp.Command):
 
 
 class Prepare(amp.Command):
-    #: C{rows}: every socket's row of the shared counters, as JSON.
+    #: C{path}: the configuration file (empty: the configuration in force,
+    #: planned again); C{rows}: every socket's row of the shared counters,
+    #: as JSON.
     arguments = [(b"path", amp.Unicode()), (b"rows", amp.Unicode())]
     response = [(b"result", amp.Unicode())]
 

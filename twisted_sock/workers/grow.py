@@ -139,11 +139,15 @@ class WorkerReload:
         self.busy = False
         self.generation = 0
 
-    def reload(self, new: ServiceConfig, new_specs: list[ListenerSpec]) -> defer.Deferred[str]:
+    def reload(self, new: ServiceConfig, new_specs: list[ListenerSpec],
+               same: bool = False) -> defer.Deferred[str]:
         """
         Bring every worker to C{new} (already checked as a single process
         checks it), all or nothing.
 
+        @param same: C{new} is the configuration in force, planned again
+            (C{follow_interfaces}: an address came or went): each worker
+            plans again from the configuration it runs, not from the file.
         @return: a Deferred firing with a one-line result (never failing).
         """
         sup = self.supervisor
@@ -154,12 +158,13 @@ class WorkerReload:
             opened = open_groups(change.added, len(sup.workers), {c.name: c for c in new.sockets})
         except SockError as e:
             return defer.succeed(f"error: reload refused, running configuration kept: {e}")
-        assert sup.counts is not None and new.file is not None
+        assert sup.counts is not None and (same or new.file is not None)
+        path = "" if same else str(new.file)
         rows = new_rows(sup.rows, new, sup.counts.rows)
         sup.counts.grow(max(rows.values(), default=-1) + 1)
         self.busy = True
         controls = sup.controls()
-        prepared = [self._prepare(worker.index, control, change, opened, new.file, rows)
+        prepared = [self._prepare(worker.index, control, change, opened, path, rows)
                     .addTimeout(STEP_TIMEOUT, self.reactor) for worker, control in controls]
 
         def decided(results: list[tuple[bool, Any]]) -> Any:
@@ -258,6 +263,7 @@ class WorkerReload:
         merge(groups, opened)
         sup.config, sup.specs, sup.rows = new, new_specs, rows
         self.generation += 1
+        sup.following.sync()  # a socket that follows its interfaces added, or none left
         for name in dict.fromkeys(spec.socket for spec in change.added):
             here = [f"{where(spec, opened[spec])} ({spec.label})" for spec in change.added
                     if spec.socket == name]

@@ -47,6 +47,15 @@ def offer(spec: Any, sock: socket.socket) -> None:
     _inherited.setdefault(spec, []).append(sock)
 
 
+def untaken(specs: Iterable[Any]) -> list[Any]:
+    """
+    Those of C{specs} with a socket offered that no listener took: this
+    process planned otherwise than the main process (an interface's
+    addresses changed between the two plans, C{follow_interfaces}).
+    """
+    return [spec for spec in dict.fromkeys(specs) if _inherited.get(spec)]
+
+
 def withdraw() -> None:
     """
     Close the offered sockets no listener took (a reload given up).

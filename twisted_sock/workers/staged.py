@@ -36,6 +36,7 @@ class StagedReload:
     The reload a worker has prepared, waiting for the main process's word.
 
     @ivar staged: what L{SockService.prepare_config} returned, or C{None}.
+    @ivar offered: the listeners offered for the reload being prepared.
     """
 
     def __init__(self, service: Any, counts: SharedCounts, index: int) -> None:
@@ -44,11 +45,23 @@ class StagedReload:
         self.index = index
         self.staged: Any = None
         self.rows: dict[str, int] = {}
+        self.offered: list[Any] = []
+
+    def offer(self, spec: Any, sock: Any) -> None:
+        """
+        A socket the main process opened for the coming reload.
+        """
+        self.offered.append(spec)
+        inherit.offer(spec, sock)
 
     def prepare(self, path: str, rows: dict[str, int]) -> str:
         """
         Read C{path} and prepare the change; the new listeners open on the
-        offered sockets but do not read.
+        offered sockets but do not read. An empty C{path}: the
+        configuration in force, planned again (C{follow_interfaces}). An
+        offered socket no new listener takes is an error: this worker read
+        other interface addresses than the main process (they changed
+        between the two reads); the main process tries again.
 
         @return: C{"ok"} or C{"error: ..."} (one line).
         """
@@ -56,10 +69,19 @@ class StagedReload:
             self.staged, earlier = None, self.staged
             earlier.abandon()
         try:
-            staged = self.service.prepare_config(as_worker(load_config(path), self.index))
+            new = load_config(path) if path else self.service.config
+            staged = self.service.prepare_config(as_worker(new, self.index))
         except SockError as e:
             inherit.withdraw()
             return f"error: {e}"
+        finally:
+            offered, self.offered = self.offered, []
+        missed = inherit.untaken(offered)
+        if missed:
+            staged.abandon()
+            inherit.withdraw()
+            return (f"error: socket {missed[0].socket!r}: {missed[0]} not planned in this worker "
+                    "(the interface addresses changed meanwhile)")
         for port in staged.change.opened:
             port.stopReading()
         self.staged, self.rows = staged, rows

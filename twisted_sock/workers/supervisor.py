@@ -35,6 +35,7 @@ from twisted_sock.service.sockservice import SockService
 from twisted_sock.stats import process_start_time
 from twisted_sock.workers.aggregate import count_serving, pack, sum_statuses, unpack
 from twisted_sock.workers.control import Gather, Ready, Snapshot
+from twisted_sock.workers.following import MainFollower, count_lost
 from twisted_sock.workers.grow import WorkerReload
 from twisted_sock.workers.listen import (
     Groups,
@@ -156,6 +157,7 @@ class Supervisor(MultiService):
         self._stopping: defer.Deferred[None] | None = None
         self._all_ready = False
         self.growing = WorkerReload(self, reactor)
+        self.following = MainFollower(self, reactor, plan)  # follow_interfaces: here, not in workers
         #: Set once another generation serves the sockets: no worker starts.
         self.handing_over = False
 
@@ -195,6 +197,7 @@ class Supervisor(MultiService):
         log.info("starting {count} workers", count=len(self.workers))
         for worker in self.workers:
             self._spawn(worker)
+        self.following.start()
 
     def _install_sigterm(self) -> None:
         """
@@ -326,6 +329,7 @@ class Supervisor(MultiService):
             status["pid"] = os.getpid()
             status["uptime"] = round(time.time() - process_start_time(), 3)
             status["workers"] = [p["row"] for p in parts]
+            count_lost(status, self.following.lost)
             return status
 
         return defer.DeferredList(calls, consumeErrors=True).addCallback(summed)
@@ -345,6 +349,7 @@ class Supervisor(MultiService):
         C{drain_timeout} + L{KILL_GRACE} seconds later is killed.
         """
         super().stopService()
+        self.following.stop()
         self._stopping = defer.Deferred()
         running = [w for w in self.workers if w.process is not None]
         for worker in running:

@@ -52,6 +52,9 @@ class WorkerService(SockService):
     """
 
     control: Any = None
+    #: The main process watches the followed interfaces and reloads every
+    #: worker (L{twisted_sock.workers.following}).
+    watches_interfaces = False
     #: Whether the main process is gone (its control connection ended).
     orphaned = False
 
@@ -120,7 +123,7 @@ class WorkerControl(amp.AMP):
 
     @Offer.responder
     def offer(self, spec: str, fd: int) -> dict[str, Any]:
-        inherit.offer(ListenerSpec(**json.loads(spec)), socket.socket(fileno=fd))
+        self.staged.offer(ListenerSpec(**json.loads(spec)), socket.socket(fileno=fd))
         return {}
 
     @Prepare.responder
