@@ -75,6 +75,10 @@ class SockServer(tcp.Server):
     @ivar sock_state: the L{SocketState} of the socket it belongs to.
     """
 
+    # Slots next to Twisted's instance dict: two more keys in that dict
+    # would grow every held connection's dict (see docs/performance.rst).
+    __slots__ = ("sock", "sock_state")
+
     sock: ConnectionRecord
 
     def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
