@@ -96,9 +96,11 @@ class SockServer(tcp.Server):
         self.sock_state: SocketState = server.sock_state
         counted = not isinstance(protocol, Pending)
         host = self.client[0]
-        # By position (peer, counted, started, credentials): see ConnectionRecord.
+        # By position (peer, counted, started): see ConnectionRecord.
         self.sock = ConnectionRecord(parse_peer_host(host) if isinstance(host, str) else None, counted,
-                                     self.reactor.seconds(), credentials)  # type: ignore[attr-defined]
+                                     self.reactor.seconds())  # type: ignore[attr-defined]
+        if credentials is not None:
+            self.sock.credentials = credentials
         self.sock_state.opened(self, counted)
 
     def close_with(self, reason: ShutdownReason, abort: bool = False) -> None:
