@@ -189,5 +189,7 @@ def test_shutdown_reason(failure, disconnecting, tls_closing, expected):
     NORMAL (also when we sent the TLS close_notify and the peer then closed
     TCP), the peer's is BY_PEER, a reset or error is LOST.
     """
-    transport = SimpleNamespace(disconnecting=disconnecting, sock=ConnectionRecord(tls_closing=tls_closing))
+    record = ConnectionRecord()
+    record.tls_closing = tls_closing
+    transport = SimpleNamespace(disconnecting=disconnecting, sock=record)
     assert shutdown_reason(transport, Failure(failure)) is expected  # type: ignore[arg-type]

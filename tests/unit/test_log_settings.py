@@ -105,10 +105,11 @@ def test_cli_version(capsys):
 
 
 def _transport(state: SocketState, reason: ShutdownReason, n: int) -> Any:
+    record = ConnectionRecord(reason=reason, started=0.0)
+    record.tls = True
     return SimpleNamespace(
         server=SimpleNamespace(sock_port=443, sock_mode="data"), client=("127.0.0.1", 1000 + n),
-        sock=ConnectionRecord(reason=reason, started=0.0, tls=True), reactor=state.clock,
-        sock_state=state)
+        sock=record, reactor=state.clock, sock_state=state)
 
 
 @pytest.mark.parametrize("reason, limited", [

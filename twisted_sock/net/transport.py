@@ -75,6 +75,10 @@ class SockServer(tcp.Server):
     @ivar sock_state: the L{SocketState} of the socket it belongs to.
     """
 
+    # Slots next to Twisted's instance dict: two more keys in that dict
+    # would grow every held connection's dict (see docs/performance.rst).
+    __slots__ = ("sock", "sock_state")
+
     sock: ConnectionRecord
 
     def __init__(self, sock: socket.socket, protocol: Any, client: Any, server: Any,
@@ -92,9 +96,11 @@ class SockServer(tcp.Server):
         self.sock_state: SocketState = server.sock_state
         counted = not isinstance(protocol, Pending)
         host = self.client[0]
-        # By position (peer, counted, started, credentials): see ConnectionRecord.
+        # By position (peer, counted, started): see ConnectionRecord.
         self.sock = ConnectionRecord(parse_peer_host(host) if isinstance(host, str) else None, counted,
-                                     self.reactor.seconds(), credentials)  # type: ignore[attr-defined]
+                                     self.reactor.seconds())  # type: ignore[attr-defined]
+        if credentials is not None:
+            self.sock.credentials = credentials
         self.sock_state.opened(self, counted)
 
     def close_with(self, reason: ShutdownReason, abort: bool = False) -> None:
