@@ -19,7 +19,7 @@ from twisted_sock.config.loader import load_config
 from twisted_sock.config.model import ServiceConfig, SocketConfig
 from twisted_sock.errors import ConfigError
 from twisted_sock.net.connection import ConnectionRecord
-from twisted_sock.net.connlog import END_DELAY, log_connection
+from twisted_sock.net.connlog import log_connection
 from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.reasons import ShutdownReason
 from twisted_sock.tap import Options, with_log_format
@@ -154,12 +154,11 @@ class RunningClock(Clock):
     running = True
 
 
-def test_connection_ends_logged_together_after_a_delay():
+def test_connection_ends_logged_at_the_end_of_the_turn():
     """
-    While the reactor runs, the ends of the last C{END_DELAY} seconds are
-    logged together (one timer for them all), in order, each with its own
-    end time as duration and as C{log_time}; C{flush} (called when a drain
-    ends) logs them at once.
+    While the reactor runs, the ends of one turn are logged together when
+    it ends, in order, each with its own end time; C{flush} (called when a
+    drain ends) logs them at once.
     """
     clock = RunningClock()
     state = SocketState(SocketConfig(name="s", local_ports=[0], interfaces="lo"), MasterSwitch(), clock)
@@ -167,17 +166,13 @@ def test_connection_ends_logged_together_after_a_delay():
     globalLogPublisher.addObserver(seen.append)
     try:
         state.ends.add(_transport(state, ShutdownReason.NORMAL, 0), (1, 2))
-        clock.advance(0.5)  # its delay is over: logged
+        clock.advance(0.5)  # the turn ends: logged
         for n in (1, 2):
             state.ends.add(_transport(state, ShutdownReason.NORMAL, n), (1, 2))
-            clock.advance(END_DELAY / 4)
-        assert len(clock.getDelayedCalls()) == 1
         assert [e["peer_port"] for e in seen if e.get("connection_ended")] == [1000]
-        clock.advance(END_DELAY)
+        clock.advance(0)
         ended = [e for e in seen if e.get("connection_ended")]
-        assert [(e["peer_port"], e["duration"]) for e in ended] == [
-            (1000, 0.0), (1001, 0.5), (1002, 0.5 + END_DELAY / 4)]
-        assert [e["log_time"] for e in ended[1:]] == [0.5, 0.5 + END_DELAY / 4]
+        assert [(e["peer_port"], e["duration"]) for e in ended] == [(1000, 0.0), (1001, 0.5), (1002, 0.5)]
         state.ends.add(_transport(state, ShutdownReason.NORMAL, 3), (1, 2))
         state.ends.flush()
         assert seen[-1]["peer_port"] == 1003

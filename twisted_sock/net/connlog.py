@@ -31,21 +31,13 @@ FLOOD_REASONS = frozenset({ShutdownReason.TLS_HANDSHAKE_FAILED, ShutdownReason.L
 # calls, a tenth of a microsecond each on this path.
 _FAILED, _LOST, _BY_PEER = ShutdownReason.TLS_HANDSHAKE_FAILED, ShutdownReason.LOST, ShutdownReason.BY_PEER
 
-#: Seconds a connection's end may wait to be logged while the reactor runs.
-END_DELAY = 0.01
-
-
 class EndBatch:
     """
-    The connection ends of the last L{END_DELAY} seconds, logged together:
-    the logging code then runs once per batch, hot, instead of between
-    every accept and close (a third of its cost under a flood of short
-    connections), and one timer serves many ends (a timer per reactor turn,
-    C{callLater(0)}, cost the reactor an extra turn per turn: about 29,000
-    instructions per connection when connections come one at a time). Each
-    event keeps the time its connection ended as its C{log_time}. With a
-    clock that is not a running reactor (a C{task.Clock}, or before the
-    reactor starts) each end is logged at once.
+    The connection ends of one reactor turn, logged together when the turn
+    ends: the logging code then runs once per batch, hot, instead of
+    between every accept and close (a third of its cost under a flood of
+    short connections). With a clock that is not a running reactor (a
+    C{task.Clock}, or before the reactor starts) each end is logged at once.
 
     L{flush} logs what is pending now: the socket calls it before a drain
     can end, so no end is logged after the service stopped.
@@ -71,11 +63,7 @@ class EndBatch:
             return
         self._pending.append((transport, traffic, now))
         if self._call is None:
-            self._call = self._clock.callLater(END_DELAY, self._due)
-
-    def _due(self) -> None:
-        self._call = None
-        self.flush()
+            self._call = self._clock.callLater(0, self.flush)
 
     def flush(self) -> None:
         """
@@ -86,15 +74,14 @@ class EndBatch:
         self._call = None
         pending, self._pending = self._pending, []
         for transport, traffic, now in pending:
-            log_connection(transport, traffic, now, now)
+            log_connection(transport, traffic, now)
 
 
 def log_connection(transport: SockServer, traffic: tuple[int | None, int | None],
-                   now: float | None = None, when: float | None = None) -> None:
+                   now: float | None = None) -> None:
     """
     One structured event per ended connection (rate-limited for the
-    L{FLOOD_REASONS}); C{now} is when it ended (default: now) on the
-    socket's clock, C{when} its C{log_time} (default: now, by C{time()}).
+    L{FLOOD_REASONS}); C{now} is when it ended (default: now).
     """
     server: Any = transport.server
     proxied = transport.sock.proxy_peer
@@ -147,6 +134,6 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
         event["log_namespace"] = _NAMESPACE
         event["log_source"] = None
         event["log_format"] = "{summary}"
-        event["log_time"] = time() if when is None else when
+        event["log_time"] = time()
         log.observer(event)
 
