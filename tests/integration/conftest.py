@@ -137,18 +137,41 @@ def free_port() -> int:
     """
     A TCP port on 127.0.0.1 that is free now (for tests that must name a
     port before listening on it), never one it handed out before in this
-    process: the kernel may give the same free port to two binds in a row,
-    and C{a, b = free_port(), free_port()} must be two ports.
+    process (C{a, b = free_port(), free_port()} are two ports).
+
+    Taken below the kernel's ephemeral range (C{ip_local_port_range}): a
+    port from C{bind(0)} is an ephemeral one, which the kernel may give to
+    any other process's outgoing connection (or C{bind(0)}) before the test
+    binds it -- seen as C{EADDRINUSE} when other test runs shared the
+    machine.
     """
+    import random
     import socket
 
-    while True:
+    low = _ephemeral_low()
+    for _ in range(1000):
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise AssertionError("no free TCP port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    """
+    The first port of the kernel's ephemeral range (32768 if unknown).
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def tcp(**kwargs: Any) -> SocketConfig:
