@@ -135,8 +135,8 @@ _HANDED_OUT: set[int] = set()
 
 def free_port() -> int:
     """
-    A TCP port on 127.0.0.1 that is free now (for tests that must name a
-    port before listening on it), never one it handed out before in this
+    A TCP port free now on every IPv4 address (for tests that must name a
+    port before listening or binding on it), never one it handed out before in this
     process (C{a, b = free_port(), free_port()} are two ports).
 
     Taken below the kernel's ephemeral range (C{ip_local_port_range}): a
@@ -155,7 +155,10 @@ def free_port() -> int:
             continue
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                # The wildcard address: free then on every IPv4 address, so
+                # a client binding ("", port) finds it free too (a socket
+                # on 127.0.0.2 or in TIME_WAIT would make that fail).
+                s.bind(("0.0.0.0", port))
             except OSError:
                 continue
         _HANDED_OUT.add(port)
