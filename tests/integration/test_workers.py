@@ -41,6 +41,25 @@ def status(server: Twistd, http: int | None = None) -> dict[str, Any]:
         return json.loads(response.read())
 
 
+def wanted_spread(sources: list[str] = SOURCES) -> list[int]:
+    """
+    Open connections by worker (two workers) while one connection from
+    each of C{sources} is held and a status request from 127.0.0.1 is being
+    answered (on the http port: the same group order): what the reuseport
+    hash decides.
+    """
+    wanted = [sum(1 for s in sources if expected(s, 2) == i) for i in range(2)]
+    wanted[expected("127.0.0.1", 2)] += 1
+    return wanted
+
+
+def spread(server: Twistd) -> list[int]:
+    """
+    Open connections by worker, in worker order.
+    """
+    return [w["connections"] for w in status(server)["workers"]]
+
+
 def alive(pid: int) -> bool:
     """
     Whether a process exists and is not a zombie.
@@ -135,8 +154,7 @@ def test_workers_have_distinct_pids_and_keep_peer_affinity():
             got = status(server)
             pids = [w["pid"] for w in got["workers"]]
             assert len(set(pids)) == 2 and server.proc.pid not in pids
-            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
-            wanted[expected("127.0.0.1", 2)] += 1  # this status request (http port, same socket)
+            wanted = wanted_spread()
             assert [w["connections"] for w in got["workers"]] == wanted
             assert min(wanted) > 1
             assert got["sockets"][0]["connections"] == len(SOURCES) + 1

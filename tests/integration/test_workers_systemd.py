@@ -26,8 +26,7 @@ from tests.integration.test_systemd_listen import Activated as ActivatedWith
 from tests.integration.test_systemd_listen import activated_config, connect, upgrade
 from tests.integration.test_twistd import TWISTED_SOCK, Twistd, ports_free, run
 from tests.integration.test_upgrade import end
-from tests.integration.test_workers import READY, SOURCES, hold, status, until
-from tests.unit.test_worker_affinity import expected
+from tests.integration.test_workers import READY, SOURCES, hold, spread, status, until, wanted_spread
 
 pytestmark = pytest.mark.integration
 
@@ -94,9 +93,8 @@ def test_reuseport_socket_serves_with_workers_and_notify(tmp_path, monkeypatch):
         assert "1 listener(s) on inherited sockets" in "".join(server.log)
         held = hold(port, SOURCES)
         try:
-            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
-            wanted[expected("127.0.0.1", 2)] += 1  # the status request (its own group, same hash)
-            assert until(lambda: [w["connections"] for w in status(server)["workers"]] == wanted)
+            wanted = wanted_spread()
+            assert until(lambda: spread(server) == wanted), spread(server)
         finally:
             for s in held:
                 s.close()
@@ -183,9 +181,8 @@ def test_systemd_endpoint_with_workers_keeps_affinity_and_decision(tmp_path):
         try:
             rows = status(server)["workers"]
             assert len({row["pid"] for row in rows}) == 2
-            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
-            wanted[expected("127.0.0.1", 2)] += 1  # the status request (its own group, same hash)
-            assert until(lambda: [w["connections"] for w in status(server)["workers"]] == wanted)
+            wanted = wanted_spread()
+            assert until(lambda: spread(server) == wanted), spread(server)
             assert exchange("127.0.0.1", port, b"hi", ("127.0.0.40", 0)).kind == "reset"
         finally:
             for s in held:
@@ -286,9 +283,8 @@ def test_systemd_endpoint_with_workers_reload_and_upgrade(tmp_path):
         assert len(after) == 2 and not after & before, (before, after)
         held_sources = hold(port, SOURCES)
         try:
-            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
-            wanted[expected("127.0.0.1", 2)] += 1  # the status request (its own group, same hash)
-            assert until(lambda: [w["connections"] for w in status(server)["workers"]] == wanted)
+            wanted = wanted_spread()
+            assert until(lambda: spread(server) == wanted), spread(server)
         finally:
             for s in held_sources:
                 s.close()

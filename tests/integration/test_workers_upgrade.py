@@ -20,21 +20,13 @@ import pytest
 from tests.integration.clients import ask
 from tests.integration.test_twistd import TWISTED_SOCK, Twistd, run
 from tests.integration.test_upgrade import Load, end, gone, upgrade_by, write_config
-from tests.integration.test_workers import READY, SOURCES, hold, status, until
-from tests.unit.test_worker_affinity import expected
+from tests.integration.test_workers import READY, SOURCES, hold, spread, status, until, wanted_spread
 
 pytestmark = pytest.mark.integration
 
 
 def worker_pids(server: Twistd) -> list[int]:
     return sorted(w["pid"] for w in status(server)["workers"])
-
-
-def spread(server: Twistd) -> list[int]:
-    """
-    Open connections by worker, in worker order.
-    """
-    return [w["connections"] for w in status(server)["workers"]]
 
 
 @pytest.mark.parametrize("how", ["command", "SIGUSR2"])
@@ -80,8 +72,7 @@ def test_upgrade_with_workers_under_load_drops_nothing(tmp_path, how, monkeypatc
         assert len(after) == 2 and not set(after) & set(before) and new_pid not in after
         held = hold(port, SOURCES)
         try:
-            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
-            wanted[expected("127.0.0.1", 2)] += 1  # the status request (http port, same group order)
+            wanted = wanted_spread()
             assert until(lambda: spread(server) == wanted), spread(server)
         finally:
             for s in held:
@@ -171,8 +162,7 @@ def test_new_generation_whose_worker_fails_leaves_the_old_intact(tmp_path, monke
         assert server.proc.poll() is None and worker_pids(server) == before
         held = hold(port, SOURCES)
         try:
-            wanted = [sum(1 for s in SOURCES if expected(s, 2) == i) for i in range(2)]
-            wanted[expected("127.0.0.1", 2)] += 1  # the status request
+            wanted = wanted_spread()
             assert until(lambda: spread(server) == wanted), spread(server)
         finally:
             for s in held:
