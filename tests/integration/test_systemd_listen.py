@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -77,17 +75,8 @@ class Activated(Twistd):
     def __init__(self, address: str, *args: str, start: bool = True, datagram: bool = False,
                  cwd: str | None = None) -> None:
         activate = require_tool("systemd-socket-activate")
-        self.proc = subprocess.Popen(
-            [activate, "-l", address, *(["--datagram"] if datagram else []),
-             TWISTD, "-n", "--pidfile=", "sock", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
-        self.log: list[str] = []
-        self.listeners: dict[tuple[str, str], Any] = {}
-        self._seen = 0
-        self._ended = False
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._launch([activate, "-l", address, *(["--datagram"] if datagram else []),
+                      TWISTD, "-n", "--pidfile=", "sock", *args], cwd)
         try:
             self.wait_for("Listening on", START_TIMEOUT)
             self.early = connect(address, datagram)

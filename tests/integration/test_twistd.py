@@ -62,10 +62,20 @@ class Twistd:
     def __init__(self, *args: str, cwd: str | None = None, prefix: tuple[str, ...] = (),
                  pidfile: str = "", pass_fds: tuple[int, ...] = ()) -> None:
         # prefix: e.g. ("ip", "netns", "exec", NAME) to run it in a namespace.
-        self.proc = subprocess.Popen(
-            [*prefix, TWISTD, "-n", f"--pidfile={pidfile}", "sock", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, pass_fds=pass_fds,
-        )
+        self._launch([*prefix, TWISTD, "-n", f"--pidfile={pidfile}", "sock", *args], cwd, pass_fds)
+        try:
+            _, self.listeners = parse_listening(self.wait_for(LISTENING, START_TIMEOUT))
+        except BaseException:
+            self.proc.kill()  # never leave a server behind
+            self.proc.wait(timeout=START_TIMEOUT)
+            raise
+
+    def _launch(self, argv: list[str], cwd: str | None, pass_fds: tuple[int, ...] = ()) -> None:
+        """
+        Start C{argv} and the thread that reads its output into L{log}.
+        """
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     cwd=cwd, pass_fds=pass_fds)
         self.log: list[str] = []
         self.listeners: dict[tuple[str, str], Any] = {}
         self._seen = 0
@@ -73,12 +83,6 @@ class Twistd:
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        try:
-            _, self.listeners = parse_listening(self.wait_for(LISTENING, START_TIMEOUT))
-        except BaseException:
-            self.proc.kill()  # never leave a server behind
-            self.proc.wait(timeout=START_TIMEOUT)
-            raise
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
