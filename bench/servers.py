@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         # As `twistd sock` logs: the service's own observer (twisted_sock.logs).
         from twisted_sock.logs.observer import BatchingLogObserver
 
-        observers = [BatchingLogObserver(sys.stderr, reactor=reactor)]
+        observers = [BatchingLogObserver(sys.stderr, reactor=reactor).observe]
     elif args.log == "stderr":
         observers = [textFileLogObserver(sys.stderr)]
     else:

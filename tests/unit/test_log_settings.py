@@ -108,8 +108,8 @@ def _transport(state: SocketState, reason: ShutdownReason, n: int) -> Any:
     record = ConnectionRecord(reason=reason, started=0.0)
     record.tls = True
     return SimpleNamespace(
-        server=SimpleNamespace(sock_port=443, sock_mode="data"), client=("127.0.0.1", 1000 + n),
-        sock=record, reactor=state.clock, sock_state=state)
+        server=SimpleNamespace(sock_port=443, sock_mode="data", sock_log_cache=None),
+        client=("127.0.0.1", 1000 + n), sock=record, reactor=state.clock, sock_state=state)
 
 
 @pytest.mark.parametrize("reason, limited", [

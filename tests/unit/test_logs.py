@@ -334,7 +334,7 @@ def _install_into_application(tmp_path: Any) -> None:
     application = Application("sock")
     path = tmp_path / "sock.log"
     observer = install_observer(application, {"logfile": str(path)}, "json", FakeReactor())
-    assert observer is not None and application.getComponent(ILogObserver) is observer
+    assert observer is not None and application.getComponent(ILogObserver) is observer.observe
     observer(_event("{text}", text="to the file"))
     observer.close()
     assert json.loads(path.read_text())["message"] == "to the file"

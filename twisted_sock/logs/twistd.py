@@ -75,15 +75,15 @@ def install_observer(application: Any, options: Mapping[str, Any], log_format: s
     if where is None:
         return None
     observer = BatchingLogObserver(open_destination(where), LineFormats(log_format), reactor)
-    application.setComponent(ILogObserver, observer)
+    application.setComponent(ILogObserver, observer.observe)
     return observer
 
 
-def json_observer() -> BatchingLogObserver:
+def json_observer() -> ILogObserver:
     """
     A zero-argument factory for twistd's C{--logger}: JSON lines on the
     standard output (C{twistd --logger twisted_sock.logs.twistd.json_observer}).
     """
     from twisted.internet import reactor
 
-    return BatchingLogObserver(sys.stdout, LineFormats("json"), reactor)
+    return BatchingLogObserver(sys.stdout, LineFormats("json"), reactor).observe

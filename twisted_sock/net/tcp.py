@@ -39,7 +39,12 @@ class HandOver:
     """
     For listening ports (TCP, UNIX stream) whose accept loop reads the
     socket's state from their listening socket's stand-in: serve another socket.
+
+    @ivar sock_log_cache: what the connection-end events of this listener
+        share (L{twisted_sock.net.connlog.listener_log}), made on first use.
     """
+
+    sock_log_cache: Any = None
 
     def sock_hand_over(self, spec: ListenerSpec, factory: IProtocolFactory, state: SocketState) -> None:
         """
@@ -51,6 +56,7 @@ class HandOver:
         port: Any = self
         old = port.factory
         port.sock_spec, port.sock_state, port.factory = spec, state, factory
+        port.sock_log_cache = None
         hand_over_state(port, state)
         factory.doStart()
         old.doStop()

@@ -167,7 +167,7 @@ def main(argv: list[str]) -> int:
 
     # The main process's log format (its --log-format or [sock] log_format).
     observer = BatchingLogObserver(sys.stdout, LineFormats(args.get("log_format", "text")), reactor)
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([observer.observe], redirectStandardIO=False)
 
     index = args["index"]
     started = time.time()
