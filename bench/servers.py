@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> None:
         # As `twistd sock` logs: the service's own observer (twisted_sock.logs).
         from twisted_sock.logs.observer import BatchingLogObserver
 
-        observers = [BatchingLogObserver(sys.stderr, reactor=reactor).observe]
+        observer = BatchingLogObserver(sys.stderr, reactor=reactor)
+        # .observe: the plain function registered since 0.2.0 (--commit of an older one: the instance)
+        observers = [getattr(observer, "observe", observer)]
     elif args.log == "stderr":
         observers = [textFileLogObserver(sys.stderr)]
     else:
