@@ -112,6 +112,9 @@ PROTOCOLS = {
     "tls": EchoOnceAndClose,
     "tls-resume": EchoOnceAndClose,
     "tls12-resume": EchoOnceAndClose,
+    "tls-rsa": EchoOnceAndClose,
+    "tls-rsa-resume": EchoOnceAndClose,
+    "tls12-rsa-resume": EchoOnceAndClose,
 }
 
 

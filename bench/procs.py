@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from bench.servers import TLS_KINDS, pki_files, write_pki
+
 REPO = Path(__file__).resolve().parent.parent
 #: The servers' working directory: one without a twisted_sock package.
 NEUTRAL_DIR = REPO / "bench" / "_build" / "run"
@@ -28,8 +30,6 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: The C server's kind for each server kind (C{tls}: bench/tlsgen.c's server).
 C_KINDS = {"accept": "accept", "refuse": "reset", "echo": "echo", "http": "http", "idle": "echo",
            "udp-echo": "udp-echo", "tls": "tls"}
-#: Server kinds that need the run's certificate and key.
-TLS_KINDS = ("tls", "tls-resume", "tls12-resume")
 _pki_dir: Path | None = None
 
 
@@ -72,22 +72,21 @@ def stat_cpu_seconds(pid: int) -> float:
 
 def pki() -> Path:
     """
-    The run's throw-away PKI (CA, ECDSA P-256 server certificate and key:
-    twisted_sock.testing.make_pki), made once per runner process in
-    bench/_build/ and removed when the runner exits. Every TLS server of the
-    run (twisted-sock, bare, C) uses the same certificate and key.
+    The run's throw-away PKI (CA, ECDSA P-256 and RSA 2048 server
+    certificates and keys: L{bench.servers.write_pki}), made once per runner
+    process in bench/_build/ and removed when the runner exits. Every TLS
+    server of the run (twisted-sock, bare, C) of a kind uses the same
+    certificate and key.
     """
     global _pki_dir
     if _pki_dir is None:
         import atexit
         import tempfile
 
-        from twisted_sock.testing import make_pki
-
         NEUTRAL_DIR.parent.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(prefix="pki-", dir=NEUTRAL_DIR.parent))
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
-        make_pki(str(directory))
+        write_pki(str(directory))
         _pki_dir = directory
     return _pki_dir
 
@@ -184,8 +183,8 @@ class Server:
         if self.impl == "c" and self.kind in TLS_KINDS:
             from bench.build import tlsgen
 
-            argv = [str(tlsgen()), "serve", "-C", str(pki() / "server.pem"), "-K", str(pki() / "server.key"),
-                    "-t", str(int(self.max_seconds))]
+            cert, key = pki_files(str(pki()), TLS_KINDS[self.kind].certificate)
+            argv = [str(tlsgen()), "serve", "-C", cert, "-K", key, "-t", str(int(self.max_seconds))]
         elif self.impl == "c":
             # The generator's own minimal C server (the ceiling of what the
             # generator can drive).

@@ -218,8 +218,9 @@ def _pct(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
+        width = max(map(len, REGISTRY))
         for name, w in REGISTRY.items():
-            print(f"{name:12} {w.title}  [{w.generator}]")
+            print(f"{name:{width}} {w.title}  [{w.generator}]")
         return 0
     check_machine()
     commit = None

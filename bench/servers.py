@@ -7,7 +7,9 @@ IMPL is C{twisted-sock} (a L{twisted_sock.SockService}) or C{bare} (plain
 C{reactor.listenTCP} / C{listenUDP}, no twisted-sock import at all). KIND is
 one of L{KINDS}: C{accept}, C{refuse}, C{echo}, C{idle} (data ports),
 C{http}, C{tls} (an implicit-TLS data port; C{--pki DIR} or C{$BENCH_PKI}
-names a directory with C{server.pem} and C{server.key}), C{udp-echo},
+names a directory as L{write_pki} makes it; the other TLS kinds of
+L{TLS_KINDS} are the same server, with an RSA certificate for the C{-rsa}
+ones), C{udp-echo},
 C{udp-refuse} (UDP that admits only 127.0.0.9; twisted-sock with its kernel
 prefilter) and the twisted-sock-only variants C{accept-logs} (accept with
 the per-connection log on) and C{udp-refuse-python} (no kernel prefilter).
@@ -33,11 +35,37 @@ import resource
 import stat
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
+
+class TLSKind(NamedTuple):
+    """
+    A TLS server kind: which server certificate the server uses (a key of
+    L{CERTIFICATES}) and what the generator asks of it (C{tlsgen connect
+    -r}: resume the last session; C{-2}: TLS 1.2 at most). The server
+    itself is the same for all: it issues tickets and resumes whatever it
+    is offered.
+    """
+
+    certificate: str
+    resume: bool = False
+    tls12: bool = False
+
+
+#: The server certificates of a bench PKI directory (L{write_pki}): the
+#: certificate's and the key's file names.
+CERTIFICATES = {"ecdsa": ("server.pem", "server.key"), "rsa": ("server-rsa.pem", "server-rsa.key")}
+TLS_KINDS = {
+    "tls": TLSKind("ecdsa"),
+    "tls-resume": TLSKind("ecdsa", resume=True),
+    "tls12-resume": TLSKind("ecdsa", resume=True, tls12=True),
+    "tls-rsa": TLSKind("rsa"),
+    "tls-rsa-resume": TLSKind("rsa", resume=True),
+    "tls12-rsa-resume": TLSKind("rsa", resume=True, tls12=True),
+}
 IMPLS = ("twisted-sock", "bare")
-KINDS = ("accept", "refuse", "echo", "idle", "http", "tls", "tls-resume", "tls12-resume", "udp-echo",
-         "udp-refuse", "accept-logs", "udp-refuse-python")
+KINDS = ("accept", "refuse", "echo", "idle", "http", *TLS_KINDS, "udp-echo", "udp-refuse", "accept-logs",
+         "udp-refuse-python")
 #: Kinds only twisted-sock has (a twisted-sock setting, no bare equivalent).
 SOCK_ONLY = ("refuse", "accept-logs", "udp-refuse-python")
 #: The one peer the udp-refuse servers admit; the generator sends from
@@ -109,19 +137,38 @@ def _watch_parent(reactor: Any) -> None:
     reactor.addReader(ParentWatch())
 
 
-def pki_files(pki: str | None) -> tuple[str, str]:
+#: The names the RSA certificate is valid for (make_pki's default, as the ECDSA one).
+RSA_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def write_pki(directory: str) -> str:
     """
-    The server certificate and key of the TLS workload (as
-    L{twisted_sock.testing.make_pki} writes them; the runner makes one
-    directory per run so that every server uses the same pair).
+    Write the bench's PKI into C{directory}: L{twisted_sock.testing.make_pki}'s
+    test CA and ECDSA P-256 server certificate (C{server.pem},
+    C{server.key}), and an RSA 2048 server certificate from the same CA
+    (C{server-rsa.pem}, C{server-rsa.key}). The runner makes one directory
+    per run so that every server uses the same pairs.
+    """
+    from twisted_sock.testing import issue_server_certificate, make_pki
+
+    pki = make_pki(directory)
+    issue_server_certificate(pki, directory, "server-rsa", RSA_NAMES, use_rsa=True)
+    return directory
+
+
+def pki_files(pki: str | None, certificate: str = "ecdsa") -> tuple[str, str]:
+    """
+    The server certificate and key of a TLS workload in the directory
+    L{write_pki} wrote: C{certificate} is C{"ecdsa"} or C{"rsa"} (see
+    L{CERTIFICATES}).
     """
     if not pki:
-        raise SystemExit("the tls server needs --pki DIR (or $BENCH_PKI): a directory with server.pem "
-                         "and server.key, as twisted_sock.testing.make_pki(DIR) writes")
-    cert, key = os.path.join(pki, "server.pem"), os.path.join(pki, "server.key")
+        raise SystemExit("the tls servers need --pki DIR (or $BENCH_PKI): a directory as "
+                         "bench.servers.write_pki(DIR) writes it")
+    cert, key = (os.path.join(pki, name) for name in CERTIFICATES[certificate])
     for path in (cert, key):
         if not os.path.exists(path):
-            raise SystemExit(f"no {path}")
+            raise SystemExit(f"no {path} (bench.servers.write_pki(DIR) writes it)")
     return cert, key
 
 
@@ -150,8 +197,8 @@ def start_twisted_sock(kind: str, nports: int, reactor: Any, pki: str | None = N
         if kind == "http":
             config = SocketConfig(http_ports=ports, **common)
             return SockService([config], http_resource=Tiny(), **service)
-        if kind in ("tls", "tls-resume", "tls12-resume"):  # session tickets are on by default
-            cert, key = pki_files(pki)
+        if kind in TLS_KINDS:  # session tickets are on by default
+            cert, key = pki_files(pki, TLS_KINDS[kind].certificate)
             common["tls"] = TLSConfig(certificate=cert, private_key=key, ports=ports)
         config = SocketConfig(local_ports=ports, handler="echo", **common)
         return SockService([config], factory=data_factory(kind), **service)
@@ -197,8 +244,8 @@ def start_bare(kind: str, nports: int, reactor: Any, pki: str | None = None) -> 
         took = time.perf_counter() - t0
         return {"ports": [port.getHost().port], "listeners": 1, "start_seconds": took}
     factory: Any = Site(Tiny()) if kind == "http" else data_factory(kind)
-    if kind in ("tls", "tls-resume", "tls12-resume"):
-        factory = tls_factory(factory, pki)
+    if kind in TLS_KINDS:
+        factory = tls_factory(factory, pki_files(pki, TLS_KINDS[kind].certificate))
     if nports == 1:
         t0 = time.perf_counter()
         port = reactor.listenTCP(0, factory, backlog=BACKLOG, interface="127.0.0.1")
@@ -222,11 +269,11 @@ def start_bare(kind: str, nports: int, reactor: Any, pki: str | None = None) -> 
     raise SystemExit("no free block of ports")
 
 
-def tls_factory(factory: Any, pki: str | None) -> Any:
+def tls_factory(factory: Any, files: tuple[str, str]) -> Any:
     """
     Bare Twisted's TLS server: C{TLSMemoryBIOFactory} around C{factory},
     with C{CertificateOptions} from the same certificate and key as the
-    twisted-sock server and the same minimum version (TLS 1.2). Twisted 26
+    twisted-sock server (C{files}: their paths) and the same minimum version (TLS 1.2). Twisted 26
     fails every handshake with a client offering ALPN unless
     C{acceptableProtocols} is set (the generator offers none; set anyway).
     Session tickets and the session cache are on, as
@@ -239,7 +286,7 @@ def tls_factory(factory: Any, pki: str | None) -> Any:
     from twisted.internet.ssl import CertificateOptions, TLSVersion
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    cert_path, key_path = pki_files(pki)
+    cert_path, key_path = files
     with open(cert_path, "rb") as f:
         cert = x509.load_pem_x509_certificate(f.read())
     with open(key_path, "rb") as f:
@@ -257,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ports", type=int, default=1, help="data ports to open (default 1, port 0)")
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--pki", default=os.environ.get("BENCH_PKI"),
-                        help="tls: directory with server.pem and server.key (default $BENCH_PKI)")
+                        help="tls kinds: directory as write_pki() makes it (default $BENCH_PKI)")
     parser.add_argument("--log", choices=("stderr", "none"), default="stderr",
                         help="stderr: log as twistd does (text lines; twisted-sock: as twistd sock "
                         "does, through its own observer); none: discard log events")

@@ -36,6 +36,7 @@ from bench.procs import (
     stat_cpu_seconds,
     udp_drops,
 )
+from bench.servers import TLS_KINDS
 
 # Declarations ---------------------------------------------------------------
 
@@ -330,18 +331,19 @@ def _gen_cpu_pct(res: dict[str, Any]) -> float:
 def measure_tls(ctx: Context, server: Server, variant: Variant) -> Measurement:
     """
     The TLS generator (bench/tlsgen.c): C{tls_inflight} new TLS connections
-    at a time, each a full handshake (for the C{tls-resume} kind: a resumed
-    one), one byte echoed, close_notify both ways and the server's FIN.
-    Checks that (nearly) every one went so.
+    at a time, each a full handshake (for the C{-resume} kinds: a resumed
+    one; C{tls12-}: TLS 1.2 at most), one byte echoed, close_notify both
+    ways and the server's FIN. Checks that (nearly) every one went so.
     """
     if ctx.tlsgen is None:
         raise BenchError(f"no TLS generator: {ctx.tlsgen_error}")
-    resume = variant.kind in ("tls-resume", "tls12-resume")
+    tls = TLS_KINDS[variant.kind]
+    resume = tls.resume
     window = Window(server)
     run = run_generator(
         [str(ctx.tlsgen), "connect", "-p", str(server.port), "-c", str(ctx.tls_inflight),
          "-d", f"{ctx.duration:g}", "-w", f"{ctx.warmup:g}", *(["-r"] if resume else []),
-         *(["-2"] if variant.kind == "tls12-resume" else [])],
+         *(["-2"] if tls.tls12 else [])],
         timeout=ctx.duration + ctx.warmup + 60,
     )
     lines = run.json_lines()
@@ -528,12 +530,19 @@ COST = "µs"
 #: generator or the machine (other load, steal) held the rate down.
 SAME_COST = Target("<=", 1 / 0.95)
 CPU_NOTE = "CPU-normalised form of the same target"
-#: The full-handshake servers of the resumption workloads (SPEC section 8:
-#: resumed handshakes >= 3 x full ones per second), interleaved with the
-#: resumed ones in the same round, and the rows comparing their server CPU
-#: per handshake: handshakes per CPU-second, resumed over full.
-FULL_VARIANTS = (Variant("twisted-sock-full", "twisted-sock", "tls", label="twisted-sock, full handshakes"),
-                 Variant("bare-full", "bare", "tls", label="bare, full handshakes"))
+def full_variants(kind: str) -> tuple[Variant, Variant]:
+    """
+    The full-handshake servers of a resumption workload (SPEC section 8:
+    resumed handshakes >= 3 x full ones per second), interleaved with the
+    resumed ones in the same round: C{kind} is C{tls}, or C{tls-rsa} for
+    the RSA certificate. L{resumed_over_full} compares their server CPU
+    per handshake: handshakes per CPU-second, resumed over full.
+    """
+    return (Variant("twisted-sock-full", "twisted-sock", kind, label="twisted-sock, full handshakes"),
+            Variant("bare-full", "bare", kind, label="bare, full handshakes"))
+
+
+FULL_VARIANTS = full_variants("tls")
 RESUME_NOTE = "server CPU per full TLS 1.3 handshake over per resumed one, same run"
 
 
@@ -767,6 +776,53 @@ register(Workload(
         Row("tls12-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
             note=CPU_NOTE),
         *resumed_over_full("tls12-resume"),
+    ),
+    needs=("tlsgen",),
+))
+
+#: What the RSA resumption workloads add to their ECDSA counterparts.
+RSA_NOTE = ("with an RSA 2048 server certificate (bench.servers.write_pki: the same test CA, "
+            "server-rsa.pem) instead of the ECDSA P-256 one, for the resumed and the full handshakes "
+            "alike: the full handshake's RSA signature costs the server far more than an ECDSA one, "
+            "which is what resumption saves (python -m bench.tls_cost has OpenSSL's own figures).")
+
+register(Workload(
+    name="tls-rsa-resume",
+    title="tls-rsa-resume: resumed TLS connections, RSA 2048 certificate",
+    generator="C tlsgen -r (BoringSSL or libssl), 32 in flight",
+    description="As tls-resume (TLS 1.3 PSK with (EC)DHE), " + RSA_NOTE,
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "tls-rsa-resume"),
+        Variant("bare", "bare", "tls-rsa-resume", label="bare TLSMemoryBIOFactory"),
+        *full_variants("tls-rsa"),
+    ),
+    measure=measure_tls,
+    rows=(
+        Row("tls-rsa-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
+        Row("tls-rsa-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
+            note=CPU_NOTE),
+        *resumed_over_full("tls-rsa-resume"),
+    ),
+    needs=("tlsgen",),
+))
+
+register(Workload(
+    name="tls12-rsa-resume",
+    title="tls12-rsa-resume: resumed TLS 1.2 connections, RSA 2048 certificate",
+    generator="C tlsgen -r -2 (BoringSSL or libssl), 32 in flight",
+    description="As tls12-resume (an abbreviated TLS 1.2 handshake from the ticket, no key exchange), "
+                + RSA_NOTE,
+    variants=(
+        Variant("twisted-sock", "twisted-sock", "tls12-rsa-resume"),
+        Variant("bare", "bare", "tls12-rsa-resume", label="bare TLSMemoryBIOFactory"),
+        *full_variants("tls-rsa"),
+    ),
+    measure=measure_tls,
+    rows=(
+        Row("tls12-rsa-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
+        Row("tls12-rsa-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
+            note=CPU_NOTE),
+        *resumed_over_full("tls12-rsa-resume"),
     ),
     needs=("tlsgen",),
 ))

@@ -61,7 +61,7 @@ def test_list_names_every_workload() -> None:
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert {"accept", "refuse", "echo", "http", "many-ports", "idle", "tls", "tls-resume",
-            "tls12-resume", "udp", "udp-refused-flood"} <= names
+            "tls12-resume", "tls-rsa-resume", "tls12-rsa-resume", "udp", "udp-refused-flood"} <= names
 
 
 def _serve(argv: list[str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -134,20 +134,54 @@ def test_tlsgen_against_its_own_server(tmp_path: Path) -> None:
         _stop(server)
 
 
-@pytest.mark.parametrize("version_flags", [[], ["-2"]])
-def test_tlsgen_resumes_against_twisted_sock(tmp_path: Path, version_flags: list[str]) -> None:
+def _server_key_type(port: int) -> str:
     """
-    C{tlsgen connect -r} (the tls-resume and tls12-resume workloads)
-    against the twisted-sock tls-resume server: every connection that
-    offers a session is resumed, TLS 1.3 and (C{-2}) TLS 1.2.
+    The key type (C{"ecdsa"}, C{"rsa"}) of the certificate the TLS server
+    on C{port} presents (one handshake with Python's C{ssl}, no
+    verification).
     """
-    from twisted_sock.testing import make_pki
+    import socket
+    import ssl
 
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            context.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    key = x509.load_der_x509_certificate(der).public_key()
+    return "rsa" if isinstance(key, rsa.RSAPublicKey) else "ecdsa" if isinstance(
+        key, ec.EllipticCurvePublicKey) else type(key).__name__
+
+
+@pytest.mark.parametrize(("kind", "version_flags", "key_type"), [
+    ("tls-resume", [], "ecdsa"),
+    ("tls12-resume", ["-2"], "ecdsa"),
+    ("tls-rsa-resume", [], "rsa"),
+    ("tls12-rsa-resume", ["-2"], "rsa"),
+])
+def test_tlsgen_resumes_against_twisted_sock(tmp_path: Path, kind: str, version_flags: list[str],
+                                             key_type: str) -> None:
+    """
+    C{tlsgen connect -r} (the resumption workloads) against the
+    twisted-sock server of each resumption kind, on a PKI directory as the
+    runner writes it: the server presents the ECDSA or (C{-rsa} kinds) the
+    RSA certificate, and every connection that offers a session is
+    resumed, TLS 1.3 and (C{-2}) TLS 1.2.
+    """
+    from bench.servers import TLS_KINDS, write_pki
+
+    assert TLS_KINDS[kind].tls12 == bool(version_flags) and TLS_KINDS[kind].resume
     binary = _tlsgen()
-    make_pki(str(tmp_path))
-    server, port = _serve([sys.executable, "-m", "bench.servers", "twisted-sock", "tls-resume",
+    write_pki(str(tmp_path))
+    server, port = _serve([sys.executable, "-m", "bench.servers", "twisted-sock", kind,
                            "--pki", str(tmp_path), "--log", "none", "--max-seconds", "30"])
     try:
+        assert _server_key_type(port) == key_type
         res = _last_json([binary, "connect", "-p", str(port), "-c", "4", "-d", "0.5", "-w", "0.1", "-r",
                           *version_flags])
         assert res["ok"] > 0 and res["ok"] == res["completed"], res
@@ -155,6 +189,23 @@ def test_tlsgen_resumes_against_twisted_sock(tmp_path: Path, version_flags: list
         assert res["version"] == ("TLSv1.2" if version_flags else "TLSv1.3"), res
     finally:
         _stop(server)
+
+
+def test_bare_tls_server_uses_the_kinds_certificate(tmp_path: Path) -> None:
+    """
+    The bare Twisted server of an RSA kind presents the RSA certificate,
+    of an ECDSA kind the ECDSA one: both sides of a row use the same key.
+    """
+    from bench.servers import write_pki
+
+    write_pki(str(tmp_path))
+    for kind, key_type in (("tls-rsa", "rsa"), ("tls12-resume", "ecdsa")):
+        server, port = _serve([sys.executable, "-m", "bench.servers", "bare", kind,
+                               "--pki", str(tmp_path), "--log", "none", "--max-seconds", "30"])
+        try:
+            assert _server_key_type(port) == key_type
+        finally:
+            _stop(server)
 
 
 def test_tls_cost_resumes_what_it_should(tmp_path: Path) -> None:
