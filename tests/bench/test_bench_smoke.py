@@ -222,3 +222,22 @@ def test_tls_cost_resumes_what_it_should(tmp_path: Path) -> None:
     assert resumed == {
         label: (10 if label.startswith("resumed") else 0) for label in resumed}
     assert len(resumed) == 6
+
+
+def test_log_cost_measures_the_event_and_its_parts() -> None:
+    """
+    C{python -m bench.log_cost} with a few events a round: one line per
+    row, each with a positive time, and the whole event costs more than
+    its observer alone (the rows run what they name).
+    """
+    from bench.log_cost import ROWS
+
+    result = subprocess.run([sys.executable, "-m", "bench.log_cost", "--count", "1000"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    times = {}
+    for line in result.stdout.splitlines()[1:]:
+        label, _, figure = line.strip().rpartition("  ")
+        times[label.strip()] = float(figure.split()[0])
+    assert set(times) == set(ROWS) and all(t > 0 for t in times.values())
+    assert times["event"] > times["observer"] > times["text line"]
