@@ -141,7 +141,7 @@ def _watch_parent(reactor: Any) -> None:
 RSA_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-def write_pki(directory: str) -> str:
+def write_pki(directory: str) -> None:
     """
     Write the bench's PKI into C{directory}: L{twisted_sock.testing.make_pki}'s
     test CA and ECDSA P-256 server certificate (C{server.pem},
@@ -153,7 +153,6 @@ def write_pki(directory: str) -> str:
 
     pki = make_pki(directory)
     issue_server_certificate(pki, directory, "server-rsa", RSA_NAMES, use_rsa=True)
-    return directory
 
 
 def pki_files(pki: str | None, certificate: str = "ecdsa") -> tuple[str, str]:

@@ -542,7 +542,6 @@ def full_variants(kind: str) -> tuple[Variant, Variant]:
             Variant("bare-full", "bare", kind, label="bare, full handshakes"))
 
 
-FULL_VARIANTS = full_variants("tls")
 RESUME_NOTE = "server CPU per full TLS 1.3 handshake over per resumed one, same run"
 
 
@@ -731,54 +730,50 @@ register(Workload(
     needs=("tlsgen",),
 ))
 
-register(Workload(
-    name="tls-resume",
-    title="tls-resume: resumed TLS connections (session tickets)",
-    generator="C tlsgen -r (BoringSSL or libssl), 32 in flight",
-    description="As tls, but every connection offers the session ticket of the last one that "
-                "completed, so the server resumes instead of doing a full handshake (TLS 1.3 PSK with "
-                "(EC)DHE, as negotiated). twisted-sock: the same port with its defaults (session "
-                "tickets on); bare Twisted: the same CertificateOptions with enableSessions and "
-                "enableSessionTickets. Goal (SPEC section 8): at least 3 x the full "
-                "handshakes per second: each server also runs full TLS 1.3 handshakes in the same "
-                "round (the -full variants) and the resumed-over-full rows divide the server CPU per "
-                "full handshake by that per resumed one (python -m bench.tls_cost gives OpenSSL's "
-                "own share of both).",
-    variants=(
-        Variant("twisted-sock", "twisted-sock", "tls-resume"),
-        Variant("bare", "bare", "tls-resume", label="bare TLSMemoryBIOFactory"),
-        *FULL_VARIANTS,
-    ),
-    measure=measure_tls,
-    rows=(
-        Row("tls-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
-        Row("tls-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
-            note=CPU_NOTE),
-        *resumed_over_full("tls-resume"),
-    ),
-    needs=("tlsgen",),
-))
+def resume_workload(name: str, title: str, generator: str, description: str, full_kind: str) -> Workload:
+    """
+    A resumption workload: C{name}'s resumed handshakes against bare
+    Twisted's, each server's full handshakes (C{full_kind}) in the same
+    rounds, and the resumed-over-full rows (L{resumed_over_full}).
+    """
+    return Workload(
+        name=name, title=title, generator=generator, description=description,
+        variants=(
+            Variant("twisted-sock", "twisted-sock", name),
+            Variant("bare", "bare", name, label="bare TLSMemoryBIOFactory"),
+            *full_variants(full_kind),
+        ),
+        measure=measure_tls,
+        rows=(
+            Row(name, "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
+            Row(f"{name}: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
+                note=CPU_NOTE),
+            *resumed_over_full(name),
+        ),
+        needs=("tlsgen",),
+    )
 
-register(Workload(
-    name="tls12-resume",
-    title="tls12-resume: resumed TLS 1.2 connections (session tickets)",
-    generator="C tlsgen -r -2 (BoringSSL or libssl), 32 in flight",
-    description="As tls-resume with the client limited to TLS 1.2: a resumed TLS 1.2 handshake does "
-                "no key exchange at all (an abbreviated handshake from the ticket).",
-    variants=(
-        Variant("twisted-sock", "twisted-sock", "tls12-resume"),
-        Variant("bare", "bare", "tls12-resume", label="bare TLSMemoryBIOFactory"),
-        *FULL_VARIANTS,
-    ),
-    measure=measure_tls,
-    rows=(
-        Row("tls12-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
-        Row("tls12-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
-            note=CPU_NOTE),
-        *resumed_over_full("tls12-resume"),
-    ),
-    needs=("tlsgen",),
-))
+
+register(resume_workload(
+    "tls-resume", "tls-resume: resumed TLS connections (session tickets)",
+    "C tlsgen -r (BoringSSL or libssl), 32 in flight",
+    "As tls, but every connection offers the session ticket of the last one that "
+    "completed, so the server resumes instead of doing a full handshake (TLS 1.3 PSK with "
+    "(EC)DHE, as negotiated). twisted-sock: the same port with its defaults (session "
+    "tickets on); bare Twisted: the same CertificateOptions with enableSessions and "
+    "enableSessionTickets. Goal (SPEC section 8): at least 3 x the full "
+    "handshakes per second: each server also runs full TLS 1.3 handshakes in the same "
+    "round (the -full variants) and the resumed-over-full rows divide the server CPU per "
+    "full handshake by that per resumed one (python -m bench.tls_cost gives OpenSSL's "
+    "own share of both).",
+    "tls"))
+
+register(resume_workload(
+    "tls12-resume", "tls12-resume: resumed TLS 1.2 connections (session tickets)",
+    "C tlsgen -r -2 (BoringSSL or libssl), 32 in flight",
+    "As tls-resume with the client limited to TLS 1.2: a resumed TLS 1.2 handshake does "
+    "no key exchange at all (an abbreviated handshake from the ticket).",
+    "tls"))
 
 #: What the RSA resumption workloads add to their ECDSA counterparts.
 RSA_NOTE = ("with an RSA 2048 server certificate (bench.servers.write_pki: the same test CA, "
@@ -786,46 +781,17 @@ RSA_NOTE = ("with an RSA 2048 server certificate (bench.servers.write_pki: the s
             "alike: the full handshake's RSA signature costs the server far more than an ECDSA one, "
             "which is what resumption saves (python -m bench.tls_cost has OpenSSL's own figures).")
 
-register(Workload(
-    name="tls-rsa-resume",
-    title="tls-rsa-resume: resumed TLS connections, RSA 2048 certificate",
-    generator="C tlsgen -r (BoringSSL or libssl), 32 in flight",
-    description="As tls-resume (TLS 1.3 PSK with (EC)DHE), " + RSA_NOTE,
-    variants=(
-        Variant("twisted-sock", "twisted-sock", "tls-rsa-resume"),
-        Variant("bare", "bare", "tls-rsa-resume", label="bare TLSMemoryBIOFactory"),
-        *full_variants("tls-rsa"),
-    ),
-    measure=measure_tls,
-    rows=(
-        Row("tls-rsa-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
-        Row("tls-rsa-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
-            note=CPU_NOTE),
-        *resumed_over_full("tls-rsa-resume"),
-    ),
-    needs=("tlsgen",),
-))
+register(resume_workload(
+    "tls-rsa-resume", "tls-rsa-resume: resumed TLS connections, RSA 2048 certificate",
+    "C tlsgen -r (BoringSSL or libssl), 32 in flight",
+    "As tls-resume (TLS 1.3 PSK with (EC)DHE), " + RSA_NOTE,
+    "tls-rsa"))
 
-register(Workload(
-    name="tls12-rsa-resume",
-    title="tls12-rsa-resume: resumed TLS 1.2 connections, RSA 2048 certificate",
-    generator="C tlsgen -r -2 (BoringSSL or libssl), 32 in flight",
-    description="As tls12-resume (an abbreviated TLS 1.2 handshake from the ticket, no key exchange), "
-                + RSA_NOTE,
-    variants=(
-        Variant("twisted-sock", "twisted-sock", "tls12-rsa-resume"),
-        Variant("bare", "bare", "tls12-rsa-resume", label="bare TLSMemoryBIOFactory"),
-        *full_variants("tls-rsa"),
-    ),
-    measure=measure_tls,
-    rows=(
-        Row("tls12-rsa-resume", "rate", "resumed handshakes/s", target=Target(">=", 0.95)),
-        Row("tls12-rsa-resume: server CPU per handshake", "srv_us_per_op", COST, target=SAME_COST,
-            note=CPU_NOTE),
-        *resumed_over_full("tls12-rsa-resume"),
-    ),
-    needs=("tlsgen",),
-))
+register(resume_workload(
+    "tls12-rsa-resume", "tls12-rsa-resume: resumed TLS 1.2 connections, RSA 2048 certificate",
+    "C tlsgen -r -2 (BoringSSL or libssl), 32 in flight",
+    "As tls12-resume (an abbreviated TLS 1.2 handshake from the ticket, no key exchange), " + RSA_NOTE,
+    "tls-rsa"))
 
 register(Workload(
     name="udp",
