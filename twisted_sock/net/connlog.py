@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 log = Logger(namespace="twisted_sock")
 _INFO, _NAMESPACE = LogLevel.info, log.namespace
 # The publisher's __call__ as a bound method: calling the LogPublisher
-# instance goes through its type's __call__ slot, a tenth of this event's
-# cost (docs/performance.rst).
+# instance goes through its type's __call__ slot, some 700 instructions more
+# per event (docs/performance.rst).
 _publish = log.observer.__call__
 #: The text line's system for these events (what twistd's observer writes
 #: for an event without one), set so an observer need not build it per line.
@@ -94,20 +94,28 @@ EVENT_KEYS = ("socket", "peer", "peer_port", "local", "local_port", "mode", "tls
               "log_level", "log_namespace", "log_source", "log_format", "log_time", "log_system")
 
 
-def listener_log(name: str, local: Any, mode: Any) -> tuple[str, Any, str, dict[str, Any]]:
+class ListenerLog:
     """
-    What every connection-end event of one listener shares, made once per
-    listener (and again when it changes socket or mode): C{(name, mode,
-    text, template)}, the text the middle of its summary (C{" on NAME PORT
-    (MODE"}) and the template every event is a copy of (the per-connection
-    keys C{None} until set; a copy keeps the key order).
+    What every connection-end event of one listener (socket C{name}, on
+    C{local}: its port or path, in C{mode}) shares, made once per listener
+    and again when its socket's name or its mode changes: C{name} and
+    C{mode} are what it was made for.
+
+    @ivar text: the middle of the summary, C{" on NAME PORT (MODE"}.
+    @ivar template: the event every one is a copy of (the per-connection
+        keys C{None} until set; a copy keeps the key order).
     """
-    plain = getattr(mode, "_value_", mode)  # its plain string: formatting the member is two Python calls
-    template = dict.fromkeys(EVENT_KEYS)
-    template.update(socket=name, local=local, local_port=local, mode=plain, connection_ended=True,
-                    log_logger=log, log_level=_INFO, log_namespace=_NAMESPACE,
-                    log_format="{summary}", log_system=_SYSTEM)
-    return name, mode, f" on {name} {local} ({plain}", template
+
+    # Slots: its fields are read on every event.
+    __slots__ = ("name", "mode", "text", "template")
+
+    def __init__(self, name: str, local: Any, mode: Any) -> None:
+        plain = getattr(mode, "_value_", mode)  # its plain string: formatting the member is two Python calls
+        self.name, self.mode, self.text = name, mode, f" on {name} {local} ({plain}"
+        self.template = dict.fromkeys(EVENT_KEYS)
+        self.template.update(socket=name, local=local, local_port=local, mode=plain, connection_ended=True,
+                             log_logger=log, log_level=_INFO, log_namespace=_NAMESPACE,
+                             log_format="{summary}", log_system=_SYSTEM)
 
 
 def log_connection(transport: SockServer, traffic: tuple[int | None, int | None],
@@ -120,8 +128,8 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
     sock = transport.sock
     name = transport.sock_state.name
     shared = server.sock_log_cache
-    if shared is None or shared[0] is not name or shared[1] is not server.sock_mode:
-        shared = server.sock_log_cache = listener_log(name, server.sock_port, server.sock_mode)
+    if shared is None or shared.name is not name or shared.mode is not server.sock_mode:
+        shared = server.sock_log_cache = ListenerLog(name, server.sock_port, server.sock_mode)
     proxied = sock.proxy_peer
     if proxied is not None:
         peer, port = proxied.host, proxied.port
@@ -164,21 +172,21 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
         peer_text = f"{peer}:{port}"
     tls_text = "" if not tls else (f" TLS {alpn}" if alpn else " TLS")
     if bytes_in is None:
-        summary = f"connection {peer_text}{shared[2]}{tls_text}) ended {reason} after {seconds} s"
+        summary = f"connection {peer_text}{shared.text}{tls_text}) ended {reason} after {seconds} s"
     else:
-        summary = (f"connection {peer_text}{shared[2]}{tls_text}) ended {reason} after {seconds} s, "
+        summary = (f"connection {peer_text}{shared.text}{tls_text}) ended {reason} after {seconds} s, "
                    f"{bytes_in} B in, {bytes_out} B out")
     if ended is _FAILED or ended is _LOST:
         transport.sock_state.end_log.event(lambda: summary, {
             "socket": name, "peer": peer, "peer_port": port, "local": server.sock_port,
-            "local_port": server.sock_port, "mode": shared[3]["mode"], "tls": tls, "alpn": alpn,
+            "local_port": server.sock_port, "mode": shared.template["mode"], "tls": tls, "alpn": alpn,
             "reason": reason, "bytes_in": bytes_in, "bytes_out": bytes_out, "duration": duration,
             "connection_ended": True})
         return
     # The event emit(log, "{summary}", ...) builds (same keys, same order),
     # without its call, as a copy of the listener's template: one copy and
     # ten stores instead of a twenty-key dictionary built key by key.
-    event = shared[3].copy()
+    event = shared.template.copy()
     event["peer"] = peer
     event["peer_port"] = port
     event["tls"] = tls

@@ -41,7 +41,8 @@ class HandOver:
     socket's state from their listening socket's stand-in: serve another socket.
 
     @ivar sock_log_cache: what the connection-end events of this listener
-        share (L{twisted_sock.net.connlog.listener_log}), made on first use.
+        share (L{twisted_sock.net.connlog.ListenerLog}), made on first use and
+        again when the socket's name or the mode changes (a hand-over).
     """
 
     sock_log_cache: Any = None
@@ -56,7 +57,6 @@ class HandOver:
         port: Any = self
         old = port.factory
         port.sock_spec, port.sock_state, port.factory = spec, state, factory
-        port.sock_log_cache = None
         hand_over_state(port, state)
         factory.doStart()
         old.doStop()
