@@ -319,7 +319,7 @@ def machine_lines(m: dict[str, Any], settings: dict[str, Any]) -> list[tuple[str
                 f"(+ {settings['warmup']:g} s warm-up), variants interleaved in {settings['slice']:g} s "
                 f"slices; {settings['started']}, {settings.get('elapsed_seconds', '?')} s; load average "
                 f"{settings['loadavg_start']} at start, {settings.get('loadavg_end', '?')} at end"),
-        *[("Re-run", f"{', '.join(r['workloads'])} alone (disturbed by other load in the run above): "
+        *[("Re-run", f"{', '.join(r['workloads'])} alone (disturbed or skipped in the run above): "
                      f"{r['rounds']} round(s) × {r['duration']:g} s; {r['started']}, "
                      f"{r['elapsed_seconds']} s; "
                      f"load average {r['loadavg_start']} at start, {r['loadavg_end']} at end")

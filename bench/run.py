@@ -320,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
 def merge_results(path: Path, new: dict[str, Any], names: list[str]) -> tuple[dict[str, Any], bool]:
     """
     The results in C{path} with workloads C{names} replaced by those of
-    C{new} (a re-run of workloads that were disturbed), and whether the old
-    results were a full run (then the docs are rewritten too).
+    C{new} (a re-run of workloads that were disturbed or skipped), and
+    whether the old results were a full run (then the docs are rewritten
+    too).
     """
     try:
         old = json.loads(path.read_text())
@@ -347,6 +348,11 @@ def merge_results(path: Path, new: dict[str, Any], names: list[str]) -> tuple[di
     })
     merged = dict(old)
     merged["settings"] = settings
+    # A generator missing from the full run (its workloads skipped) and
+    # installed for the re-run: the machine lines name the one used.
+    found = {key: new["machine"][key] for key in ("wrk", "gcc", "tlsgen_library")
+             if not old["machine"].get(key) and new["machine"].get(key)}
+    merged["machine"] = {**old["machine"], **found}
     merged["rows"] = ordered(kept(old["rows"]) + new["rows"])
     merged["generators"] = ordered(kept(old["generators"]) + new["generators"])
     merged["problems"] = [p for p in old["problems"] if not mine(p)] + new["problems"]

@@ -241,3 +241,30 @@ def test_log_cost_measures_the_event_and_its_parts() -> None:
         times[label.strip()] = float(figure.split()[0])
     assert set(times) == set(ROWS) and all(t > 0 for t in times.values())
     assert times["event"] > times["observer"] > times["text line"]
+
+
+def test_merge_takes_a_generator_the_full_run_lacked(tmp_path: Path) -> None:
+    """
+    A workload skipped in a full run for a missing generator (wrk) and
+    re-run with --merge once it is installed: its rows replace the old
+    ones, its skip is no longer a problem, and the machine lines name the
+    generator the re-run used (and keep what the full run found).
+    """
+    from bench.run import merge_results
+    from bench.workloads import REGISTRY
+
+    def results(wrk: str | None, rows: list[dict[str, str]], problems: list[str]) -> dict[str, object]:
+        return {"machine": {"wrk": wrk, "gcc": "gcc 12", "tlsgen_library": None},
+                "settings": {"workloads": list(REGISTRY), "started": "then", "rounds": 1, "duration": 1.0,
+                             "loadavg_start": "0", "loadavg_end": "0", "elapsed_seconds": 1.0},
+                "rows": rows, "generators": [], "problems": problems, "workloads": {}, "profiles": {}}
+
+    old = results(None, [{"workload": "accept"}], ["http: skipped: wrk is not installed"])
+    path = tmp_path / "latest.json"
+    path.write_text(json.dumps(old))
+    merged, full = merge_results(path, results("wrk 4.1.0", [{"workload": "http"}], []), ["http"])
+    assert full
+    assert merged["machine"] == {"wrk": "wrk 4.1.0", "gcc": "gcc 12", "tlsgen_library": None}
+    assert merged["problems"] == []
+    assert [row["workload"] for row in merged["rows"]] == ["accept", "http"]
+    assert merged["settings"]["reruns"][0]["workloads"] == ["http"]
