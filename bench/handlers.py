@@ -12,6 +12,8 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.web.resource import Resource
 
+from bench.servers import TLS_KINDS
+
 
 class CloseAtOnce(Protocol):
     """
@@ -109,12 +111,7 @@ PROTOCOLS = {
     "refuse": CloseAtOnce,
     "echo": Echo,
     "idle": Echo,
-    "tls": EchoOnceAndClose,
-    "tls-resume": EchoOnceAndClose,
-    "tls12-resume": EchoOnceAndClose,
-    "tls-rsa": EchoOnceAndClose,
-    "tls-rsa-resume": EchoOnceAndClose,
-    "tls12-rsa-resume": EchoOnceAndClose,
+    **dict.fromkeys(TLS_KINDS, EchoOnceAndClose),
 }
 
 
