@@ -4,6 +4,7 @@ Fixtures for the loopback tests: services started in-process on port 0.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -133,11 +134,13 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 _HANDED_OUT: set[int] = set()
 
 
-def free_port() -> int:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """
-    A TCP port free now on every IPv4 address (for tests that must name a
-    port before listening or binding on it), never one it handed out before in this
-    process (C{a, b = free_port(), free_port()} are two ports).
+    A TCP port (with C{kind} C{SOCK_DGRAM}: a UDP port) free now on every
+    IPv4 address (for tests that must name a port before listening or
+    binding on it, or one nothing listens on), never one it handed out
+    before in this process (C{a, b = free_port(), free_port()} are two
+    ports).
 
     Taken below the kernel's ephemeral range (C{ip_local_port_range}): a
     port from C{bind(0)} is an ephemeral one, which the kernel may give to
@@ -146,14 +149,13 @@ def free_port() -> int:
     machine.
     """
     import random
-    import socket
 
     low = _ephemeral_low()
     for _ in range(1000):
         port = random.randrange(max(1024, low - 12000), low)
         if port in _HANDED_OUT:
             continue
-        with socket.socket() as s:
+        with socket.socket(socket.AF_INET, kind) as s:
             try:
                 # The wildcard address: free then on every IPv4 address, so
                 # a client binding ("", port) finds it free too (a socket
@@ -163,7 +165,7 @@ def free_port() -> int:
                 continue
         _HANDED_OUT.add(port)
         return port
-    raise AssertionError("no free TCP port below the ephemeral range")
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def _ephemeral_low() -> int:

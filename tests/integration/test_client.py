@@ -34,7 +34,7 @@ from zope.interface import implementer
 from tests.conftest import ipv6_loopback, require_tool
 from tests.integration import handlers_for_tests as rec
 from tests.integration.clients import last_words
-from tests.integration.conftest import port_of, tcp, until
+from tests.integration.conftest import free_port, port_of, tcp, until
 from tests.integration.test_twistd import LISTENING, TWISTED_SOCK, Twistd, parse_listening
 from twisted_sock import ConnectionFailed, ShutdownReason, SocketConfig, TLSConfig, open_socket
 from twisted_sock.testing import TestPKI
@@ -216,16 +216,6 @@ def one_error_line(done: subprocess.CompletedProcess[bytes]) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     return lines[0]
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """
-    A port nothing listens on: bound to learn its number, then released
-    (connecting to it is refused).
-    """
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -8,27 +8,15 @@ C{127.0.0.2} serves as a second source host (Linux routes all of
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import pytest_twisted
 from twisted.internet import threads
 
 from tests.conftest import ipv6_loopback
 from tests.integration.clients import connect, exchange, socat_exchange
-from tests.integration.conftest import port_of, tcp
+from tests.integration.conftest import free_port, port_of, tcp
 
 OTHER_HOST = ("127.0.0.2", 0)
-
-
-def free_source_port(host: str = "127.0.0.1") -> int:
-    """
-    A source port that is free now (the kernel picked it for a bound
-    socket that we then close).
-    """
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @pytest_twisted.ensureDeferred
@@ -99,7 +87,7 @@ async def test_specific_ip_port(serve):
     specific-ip-port: only the target address *and* source port is
     accepted; the right address from another port is reset.
     """
-    source_port = free_source_port()
+    source_port = free_port()
     service = serve(tcp(incoming="specific-ip-port", target_ip="127.0.0.1",
                         target_port=source_port))
     port = port_of(service)

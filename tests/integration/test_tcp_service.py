@@ -17,7 +17,7 @@ from twisted.internet.protocol import Factory, Protocol
 from tests.conftest import ipv6_loopback
 from tests.integration import handlers_for_tests
 from tests.integration.clients import connect, curl, exchange, wait_for_close
-from tests.integration.conftest import port_of, tcp, until
+from tests.integration.conftest import free_port, port_of, tcp, until
 from twisted_sock import BindError, ShutdownReason, SocketConfig, SockService
 
 
@@ -64,10 +64,7 @@ async def test_port_in_both_lists_is_http_and_custom_resource(serve):
     package.module:attr serves that resource, which can read
     connection_info(request.channel).
     """
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     service = serve(tcp(local_ports=[port], http_ports=[port],
                         http="tests.integration.handlers_for_tests:hello"))
     modes = {li.mode for li in service.sockets["sock0"].statistics().listeners}
@@ -278,10 +275,7 @@ async def test_bind_failure_leaves_nothing_listening():
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
     taken = busy.getsockname()[1]
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    first = free.getsockname()[1]
-    free.close()
+    first = free_port()
     try:
         service = SockService([SocketConfig(local_ports=[first, taken], interfaces="lo",
                                             incoming="any-ip-any-port")])

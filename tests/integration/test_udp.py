@@ -21,7 +21,7 @@ from twisted.internet import threads
 
 from tests.conftest import ipv6_loopback, require_tool
 from tests.integration.clients import TIMEOUT, curl
-from tests.integration.conftest import port_of, until
+from tests.integration.conftest import free_port, port_of, until
 from twisted_sock import SocketConfig
 from twisted_sock.net.udp import attached_filter_length
 
@@ -162,9 +162,7 @@ async def test_specific_ip_port_wrong_source_port(serve):
     specific-ip-port: the right address from the wrong source port gets no
     reply; from the target port it does.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        target_port = probe.getsockname()[1]
+    target_port = free_port(socket.SOCK_DGRAM)
     service = serve(udp(incoming="specific-ip-port", target_ip="127.0.0.1", target_port=target_port))
     port = port_of(service)
     reply, dropped = await threads.deferToThread(
@@ -252,9 +250,7 @@ async def test_handler_errors_icmp_and_big_datagrams_do_not_stop_the_socket(serv
     """
     service = serve(udp(handler="tests.integration.handlers_for_tests:FragileEcho"))
     port = port_of(service)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
-        closed.bind(("127.0.0.1", 0))
-        closed_port = closed.getsockname()[1]
+    closed_port = free_port(socket.SOCK_DGRAM)
 
     def scenario():
         with client() as s:
