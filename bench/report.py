@@ -120,6 +120,25 @@ def spread_pct(values: list[float]) -> float | None:
     return 100.0 * (max(values) - min(values)) / mid if mid else None
 
 
+def per_round_ratio(subject: list[dict[str, Any]], baseline: list[dict[str, Any]],
+                    metric: str) -> float | None:
+    """
+    The median over rounds of each round's ratio C{metric} of C{subject}
+    over C{baseline} (rounds matched by their C{round}, else by position),
+    or C{None} with fewer than two rounds on both sides.
+
+    Every round runs each variant in turn, so a round's ratio cancels a
+    change of the machine's speed between rounds, which the ratio of the
+    two medians does not.
+    """
+    def by_round(ms: list[dict[str, Any]]) -> dict[int, float | None]:
+        return {m.get("round", i): m.get(metric) for i, m in enumerate(ms)}
+
+    s, b = by_round(subject), by_round(baseline)
+    ratios = [value / b[r] for r, value in s.items() if value is not None and b.get(r)]
+    return median(ratios) if len(ratios) >= 2 else None
+
+
 def summarise(workload: Workload, rounds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """
     The table rows of one workload from its per-variant measurements.
@@ -143,6 +162,8 @@ def summarise(workload: Workload, rounds: dict[str, list[dict[str, Any]]]) -> li
             "subject_median": s_med,
             "baseline_median": b_med,
             "ratio": ratio,
+            "round_ratio": (per_round_ratio(rounds.get(row.subject, []), rounds.get(row.baseline, []),
+                                            row.metric) if row.baseline else None),
             "subject_spread_pct": spread_pct(subj),
             "baseline_spread_pct": spread_pct(base),
             "rounds": len([x for x in subj if x is not None]),
@@ -223,7 +244,8 @@ def fmt_met(met: bool | None) -> str:
     return {True: "yes", False: "NO", None: "–"}[met]
 
 
-COLUMNS = ["workload", "twisted-sock (median)", "baseline (median)", "ratio", "spread", "target", "met?"]
+COLUMNS = ["workload", "twisted-sock (median)", "baseline (median)", "ratio", "per round", "spread", "target",
+           "met?"]
 
 
 def table_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -240,6 +262,7 @@ def table_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
             subject,
             baseline,
             fmt_ratio(r["ratio"]),
+            fmt_ratio(r.get("round_ratio")),
             fmt_spread(r),
             r["target"] or "–",
             fmt_met(r["met"]),
@@ -348,8 +371,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     m, s = results["machine"], results["settings"]
     out = ["# twisted-sock benchmark results", ""]
     out += [f"- **{k}:** {v}" for k, v in machine_lines(m, s)]
-    out += ["", "Ratios are twisted-sock's median over the baseline's median (same run). Spread is each "
-            "side's (max − min) / median over the rounds.", ""]
+    out += ["", "Ratios are twisted-sock's median over the baseline's median (same run); per round: "
+            "the median of each round's ratio (the variants of a round run in turn, so it cancels a "
+            "change of the machine's speed between rounds). Spread is each side's (max − min) / median "
+            "over the rounds.", ""]
     out.append(markdown_table(COLUMNS, table_cells(results["rows"])))
     if results["problems"]:
         out += ["", "**Problems seen:**", ""] + [f"- {p}" for p in results["problems"]]
@@ -364,7 +389,7 @@ def render_rst(results: dict[str, Any]) -> str:
     m, s = results["machine"], results["settings"]
     out = [".. This file is written by ``python -m bench``; do not edit it by hand.", ""]
     out += [f":{k}: {v}" for k, v in machine_lines(m, s)]
-    out += ["", rst_table(COLUMNS, table_cells(results["rows"]), "22 16 26 8 10 9 6")]
+    out += ["", rst_table(COLUMNS, table_cells(results["rows"]), "20 15 24 7 7 10 9 6")]
     if results["problems"]:
         out += ["", "Problems seen in this run:", ""] + [f"* {p}" for p in results["problems"]]
     out += ["", "Load generator and server CPU use (each on its own core):", ""]

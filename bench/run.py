@@ -119,6 +119,7 @@ def run_workload(ctx: Context, workload: Workload, rounds: int, slice_seconds: f
                 measured = _measure_fresh(ctx, workload, variant, log_dir / f"{workload.name}-"
                                           f"{variant.key}-{r + 1}.log", tag, problems)
                 if measured is not None:
+                    measured["round"] = r
                     results[variant.key].append(measured)
                     log(f"  {tag}: {_brief(workload, variant.key, measured)}")
             continue
@@ -149,6 +150,7 @@ def run_workload(ctx: Context, workload: Workload, rounds: int, slice_seconds: f
         for variant in order:
             tag = f"{workload.name}/{variant.key} round {r + 1}/{rounds}"
             measured = _combine(sliced[variant.key])
+            measured["round"] = r
             for p in measured.get("problems", []):
                 problems.append(f"{tag}: {p}")
             results[variant.key].append(measured)
@@ -365,7 +367,8 @@ def merge_results(path: Path, new: dict[str, Any], names: list[str]) -> tuple[di
 
 def _medians(ms: list[dict[str, Any]]) -> dict[str, Any]:
     first = ms[0] if ms else {}
-    keys = [k for k, v in first.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    keys = [k for k, v in first.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "round"]
     return {k: report.median([m.get(k) for m in ms]) for k in keys}
 
 

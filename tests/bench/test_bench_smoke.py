@@ -268,3 +268,22 @@ def test_merge_takes_a_generator_the_full_run_lacked(tmp_path: Path) -> None:
     assert merged["problems"] == []
     assert [row["workload"] for row in merged["rows"]] == ["accept", "http"]
     assert merged["settings"]["reruns"][0]["workloads"] == ["http"]
+
+
+def test_per_round_ratio_cancels_the_machine_speeding_up() -> None:
+    """
+    The machine speeds up during the third round (the baseline measured
+    before the change, the subject after): every other round's ratio is
+    1.2, and so is the median of the rounds' ratios, while the two medians
+    come from different rounds (84 / 100 = 0.84). Rounds are matched by
+    number: a round one side lacks is left out.
+    """
+    from bench.report import per_round_ratio
+
+    def rounds(values: list[float | None]) -> list[dict[str, object]]:
+        return [{"round": r, "us": v} for r, v in enumerate(values)]
+
+    base, subject = rounds([100, 100, 100, 70, 70]), rounds([120, 120, 84, 84, 84])
+    assert per_round_ratio(subject, base, "us") == pytest.approx(1.2)
+    assert per_round_ratio([*subject[:1], *subject[2:]], base, "us") == pytest.approx(1.2)
+    assert per_round_ratio(rounds([120, None]), rounds([100, 100]), "us") is None
