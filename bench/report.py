@@ -125,7 +125,7 @@ def per_round_ratio(subject: list[dict[str, Any]], baseline: list[dict[str, Any]
     """
     The median over rounds of each round's ratio C{metric} of C{subject}
     over C{baseline} (rounds matched by their C{round}, else by position),
-    or C{None} with fewer than two rounds on both sides.
+    or C{None} when fewer than two rounds have both figures.
 
     Every round runs each variant in turn, so a round's ratio cancels a
     change of the machine's speed between rounds, which the ratio of the

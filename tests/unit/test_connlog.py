@@ -14,7 +14,7 @@ from twisted.logger import globalLogPublisher
 
 from twisted_sock.config.model import SocketConfig
 from twisted_sock.net.connection import ConnectionRecord
-from twisted_sock.net.connlog import EVENT_KEYS, log_connection
+from twisted_sock.net.connlog import EVENT_KEYS, FIELD_KEYS, log_connection
 from twisted_sock.net.kinds import ListenerMode
 from twisted_sock.net.state import MasterSwitch, SocketState
 from twisted_sock.reasons import ShutdownReason
@@ -103,3 +103,20 @@ def test_ipv6_and_local_peers():
     local = _ends(_transport(state, client=("", None)), 101.0, (None, None))
     assert local["summary"].startswith("connection local peer on web") and local["summary"].endswith(" s")
     assert local["peer_port"] is None and local["bytes_in"] is None
+
+
+def test_rate_limited_ends_carry_the_same_fields():
+    """
+    An end by a failed handshake goes through the socket's rate-limited
+    log (its first ones are logged each) with the same fields, in the same
+    order, as any other end of the same connection.
+    """
+    state = _state()
+    normal = _ends(_transport(state), 101.5)
+    failed = _transport(state)
+    failed.sock.reason = ShutdownReason.TLS_HANDSHAKE_FAILED
+    limited = _ends(failed, 101.5)
+    assert tuple(k for k in limited if k in EVENT_KEYS)[:len(FIELD_KEYS)] == FIELD_KEYS
+    assert {k: limited[k] for k in FIELD_KEYS} == {**{k: normal[k] for k in FIELD_KEYS},
+                                                   "reason": "TLS_HANDSHAKE_FAILED"}
+    assert limited["text"] == normal["summary"].replace("NORMAL", "TLS_HANDSHAKE_FAILED")

@@ -92,6 +92,9 @@ class EndBatch:
 EVENT_KEYS = ("socket", "peer", "peer_port", "local", "local_port", "mode", "tls", "alpn", "reason",
               "bytes_in", "bytes_out", "duration", "connection_ended", "summary", "log_logger",
               "log_level", "log_namespace", "log_source", "log_format", "log_time", "log_system")
+#: The event's own fields (what the rate-limited ends log), before the
+#: summary and Twisted's keys.
+FIELD_KEYS = EVENT_KEYS[:EVENT_KEYS.index("summary")]
 
 
 class ListenerLog:
@@ -176,13 +179,6 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
     else:
         summary = (f"connection {peer_text}{shared.text}{tls_text}) ended {reason} after {seconds} s, "
                    f"{bytes_in} B in, {bytes_out} B out")
-    if ended is _FAILED or ended is _LOST:
-        transport.sock_state.end_log.event(lambda: summary, {
-            "socket": name, "peer": peer, "peer_port": port, "local": server.sock_port,
-            "local_port": server.sock_port, "mode": shared.template["mode"], "tls": tls, "alpn": alpn,
-            "reason": reason, "bytes_in": bytes_in, "bytes_out": bytes_out, "duration": duration,
-            "connection_ended": True})
-        return
     # The event emit(log, "{summary}", ...) builds (same keys, same order),
     # without its call, as a copy of the listener's template: one copy and
     # ten stores instead of a twenty-key dictionary built key by key.
@@ -196,5 +192,8 @@ def log_connection(transport: SockServer, traffic: tuple[int | None, int | None]
     event["bytes_out"] = bytes_out
     event["duration"] = duration
     event["summary"] = summary
+    if ended is _FAILED or ended is _LOST:
+        transport.sock_state.end_log.event(lambda: summary, {key: event[key] for key in FIELD_KEYS})
+        return
     event["log_time"] = time()
     _publish(event)
