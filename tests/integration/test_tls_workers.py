@@ -1,10 +1,11 @@
 """
 TLS session resumption with workers (SPEC section 8, issue #15) against a
-real C{twistd -n sock --workers 2}: each worker has its own session-ticket
-keys (pyOpenSSL offers no way to give them keys), and one source address
-always reaches the same worker, so a client that reconnects from its
-address resumes; a ticket that reaches another worker, or a worker started
-after it was issued, costs one full handshake, never a failure.
+real C{twistd -n sock --workers 2}: every worker is forked from the fork
+server, which built the TLS contexts, so all of them share the
+session-ticket keys: a session resumes on any worker, and on a worker
+started in place of one that died. A reload that changes the TLS settings
+replaces every worker from a new fork server (new keys, shared again)
+without dropping a connection; one that does not keeps them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import os
 import re
 import signal
 import ssl
+from pathlib import Path
 
 import pytest
+from cryptography import x509
 
-from tests.integration.clients import tls_context, tls_echo
-from tests.integration.test_workers import FLAGS, workers
+from tests.integration.clients import ask, peer_fingerprint, tls_connect, tls_context, tls_echo
+from tests.integration.test_workers import FLAGS, alive, until, workers
+from tests.integration.test_workers_reload import reload
 from tests.unit.test_worker_affinity import expected
-from twisted_sock.testing import TestPKI
+from twisted_sock.config.tls import fingerprint
+from twisted_sock.testing import TestPKI, issue_server_certificate
 
 pytestmark = pytest.mark.integration
 
@@ -50,38 +55,32 @@ def context(pki: TestPKI, version: ssl.TLSVersion) -> ssl.SSLContext:
     return ctx
 
 
-def test_each_source_address_resumes_on_its_worker(pki):
+def test_a_session_resumes_on_every_worker(pki):
     """
     With two workers, for TLS 1.2 and 1.3 and every one of 8 source
-    addresses (both workers among them), the first connection is a full
-    handshake and the second, from the same address with the first's
-    session, is resumed. A session offered from an address of the other
-    worker is not resumed (that worker's ticket keys differ), and the
-    connection still works: one full handshake.
+    addresses (both workers among them, by the reuseport program): the
+    first connection is a full handshake, and its session resumes from
+    its own address and from an address the other worker serves.
     """
     assert {expected(source, 2) for source in SOURCES} == {0, 1}
+    elsewhere = {expected(source, 2): source for source in SOURCES}
     with workers(*tls_flags(pki)) as server:
         port = server.port("data+tls")
         for version in VERSIONS:
             ctx = context(pki, version)
-            sessions = {}
-            for source in SOURCES:
-                first, session = tls_echo(port, ctx, source=source)
-                second, sessions[source] = tls_echo(port, ctx, source=source, session=session)
-                assert (version, source, first, second) == (version, source, False, True)
-            elsewhere = {expected(source, 2): source for source in SOURCES}
             for source in SOURCES:
                 other = elsewhere[1 - expected(source, 2)]
-                reused, _ = tls_echo(port, ctx, source=other, session=sessions[source])
-                assert (version, source, other, reused) == (version, source, other, False)
+                first, session = tls_echo(port, ctx, source=source)
+                second, session = tls_echo(port, ctx, source=source, session=session)
+                third, _ = tls_echo(port, ctx, source=other, session=session)
+                assert (version, source, first, second, third) == (version, source, False, True, True)
 
 
-def test_tickets_of_a_replaced_worker_cost_one_full_handshake(pki):
+def test_a_worker_started_in_place_of_one_that_died_resumes_its_sessions(pki):
     """
-    After C{kill -9} of worker 0 and its replacement, a session that
-    worker issued is not resumed by the new one (new keys): the client
-    gets a full handshake and a working connection, and resumes again
-    from then on; worker 1's sessions still resume.
+    After C{kill -9} of worker 0 and its replacement (forked from the same
+    fork server, named C{sock worker 0}), a session the dead worker issued
+    resumes on the new one.
     """
     sources = {expected(source, 2): source for source in SOURCES}
     with workers(*tls_flags(pki)) as server:
@@ -92,7 +91,99 @@ def test_tickets_of_a_replaced_worker_cost_one_full_handshake(pki):
         os.kill(pid, signal.SIGKILL)
         replaced = READY_LINE.search(server.wait_for(READY_LINE, 60))
         assert replaced is not None and replaced.group(1) == "0" and int(replaced.group(2)) != pid
-        reused, fresh = tls_echo(port, ctx, source=sources[0], session=sessions[0])
-        assert not reused
-        assert tls_echo(port, ctx, source=sources[0], session=fresh)[0]
-        assert tls_echo(port, ctx, source=sources[1], session=sessions[1])[0]
+        with open(f"/proc/{replaced.group(2)}/comm") as f:
+            assert f.read() == "sock worker 0\n"  # as ps -o comm and pgrep show it
+        assert tls_echo(port, ctx, source=sources[0], session=sessions[0])[0]
+        assert tls_echo(port, ctx, source=sources[1], session=sessions[0])[0]
+        assert tls_echo(port, ctx, source=sources[0], session=sessions[1])[0]
+
+
+def tls_config(cert: str, key: str, extra: str = "") -> str:
+    """
+    A configuration file: two workers, one TLS port; C{extra}, socket keys.
+    """
+    return f"""
+[sock]
+workers = 2
+admin_socket = "admin.sock"
+drain_timeout = 30
+
+[[socket]]
+name = "s"
+local_ports = [0]
+interfaces = "lo"
+incoming = "any-ip-any-port"
+{extra}
+[socket.tls]
+certificate = "{cert}"
+private_key = "{key}"
+ports = [0]
+"""
+
+
+def ready_pids(log: list[str]) -> dict[int, int]:
+    """
+    The pid of each worker slot, from the last lines saying they are ready.
+    """
+    return {int(m.group(1)): int(m.group(2)) for m in map(READY_LINE.search, log) if m is not None}
+
+
+def test_a_reload_that_changes_tls_replaces_every_worker_without_a_drop(pki, tmp_path):
+    """
+    A reload that changes nothing of TLS keeps the workers and their keys
+    (a session still resumes on both). One that renews the certificate
+    replaces both workers from a new fork server: its line says so; the
+    new workers serve the new certificate and share new keys (a new
+    session resumes on both, the one from before the reload does not); a
+    TLS connection opened before the reload keeps working, then closes
+    cleanly, and the old workers exit once it has.
+    """
+    cert, key = issue_server_certificate(pki, str(tmp_path), "server", ("localhost",))
+    conf = tmp_path / "sock.toml"
+    conf.write_text(tls_config(cert, key))
+    sources = {expected(source, 2): source for source in SOURCES}
+    ctx = context(pki, ssl.TLSVersion.TLSv1_3)
+    with workers("--config", str(conf)) as server:
+        port = server.port("data+tls")
+        old = ready_pids(server.log)
+        session = tls_echo(port, ctx, source=sources[0])[1]
+
+        line = reload(server, conf, tls_config(cert, key, 'max_connections = 100'))
+        assert line.startswith("ok: reloaded") and "replaced" not in line
+        assert all(tls_echo(port, ctx, source=s, session=session)[0] for s in sources.values())
+        assert ready_pids(server.log) == old
+
+        held = tls_connect(port, ctx)
+        assert ask(held, b"before") == b"before"
+        renewed = issue_server_certificate(pki, str(tmp_path), "server", ("localhost",))
+        assert renewed == (cert, key)
+        line = reload(server, conf, tls_config(cert, key, 'max_connections = 100'))
+        assert line.startswith("ok: reloaded") and line.endswith("workers replaced for the new TLS settings")
+        until(lambda: not set(ready_pids(server.log).values()) & set(old.values()))
+        with open(cert, "rb") as f:
+            wanted = fingerprint(x509.load_pem_x509_certificate(f.read()))
+        with tls_connect(port, ctx) as s:
+            assert peer_fingerprint(s) == wanted
+        assert not tls_echo(port, ctx, source=sources[0], session=session)[0]
+        fresh = tls_echo(port, ctx, source=sources[1])[1]
+        assert all(tls_echo(port, ctx, source=s, session=fresh)[0] for s in sources.values())
+
+        assert ask(held, b"after") == b"after"  # the old worker drains it
+        assert any(alive(pid) for pid in old.values())
+        held.close()
+        until(lambda: not any(alive(pid) for pid in old.values()))
+
+
+def test_a_handler_that_imports_the_reactor_does_not_stop_the_sharing(pki, monkeypatch):
+    """
+    The handler's module imports the reactor at import time: the workers
+    still start (the fork server never imports it) and share their keys.
+    """
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    sources = {expected(source, 2): source for source in SOURCES}
+    with workers(*tls_flags(pki), "--handler", "tests.integration.reactor_handler:factory") as server:
+        port = server.port("data+tls")
+        ctx = context(pki, ssl.TLSVersion.TLSv1_3)
+        session = tls_echo(port, ctx, source=sources[0])[1]
+        assert tls_echo(port, ctx, source=sources[1], session=session)[0]
+        assert not any("fork server" in line for line in server.log)

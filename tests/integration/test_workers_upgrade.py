@@ -139,7 +139,7 @@ def test_new_generation_whose_worker_fails_leaves_the_old_intact(tmp_path, monke
     monkeypatch.setenv("TWISTED_SOCK_TEST_FAIL_WORKER", str(marker))
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
     config = write_config(tmp_path, drain_timeout=5, workers=2)
-    config.write_text(config.read_text() + 'handler = "tests.integration.worker_fails:Echo"\n')
+    config.write_text(config.read_text() + 'handler = "tests.integration.worker_fails:make"\n')
     server = Twistd("-c", str(config))
     try:
         server.wait_for(READY, 60)

@@ -19,16 +19,16 @@ from twisted_sock.net import tls_context
 from twisted_sock.testing import TestPKI
 
 
-def handshake(server: SSL.Context, client: ssl.SSLContext,
-              session: ssl.SSLSession | None) -> tuple[bool, ssl.SSLSession | None]:
+def handshake(server: SSL.Context, client: ssl.SSLContext, session: ssl.SSLSession | None,
+              name: str = "localhost") -> tuple[bool, ssl.SSLSession | None]:
     """
     One TLS connection in memory, a Python C{ssl} client offering
-    C{session} to a pyOpenSSL server on C{server}, a one-byte echo (a
-    TLS 1.3 client takes its tickets with it): C{(session_reused, the
-    client's session afterwards)}.
+    C{session} to a pyOpenSSL server on C{server} for server name
+    C{name}, a one-byte echo (a TLS 1.3 client takes its tickets with
+    it): C{(session_reused, the client's session afterwards)}.
     """
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    c = client.wrap_bio(incoming, outgoing, server_hostname="localhost", session=session)
+    c = client.wrap_bio(incoming, outgoing, server_hostname=name, session=session)
     s = SSL.Connection(server, None)
     s.set_accept_state()
     echoed = b""
@@ -79,3 +79,54 @@ def test_rotation_changes_the_ticket_keys(pki: TestPKI, version: ssl.TLSVersion)
     reused, fresh = handshake(contexts.getContext(), client, session)
     assert not reused
     assert handshake(contexts.getContext(), client, fresh)[0]
+
+
+@pytest.fixture
+def shared():
+    """
+    L{tls_context.SHARED}, emptied after the test.
+    """
+    yield tls_context.SHARED
+    tls_context.SHARED.clear()
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=["TLSv1.2", "TLSv1.3"])
+def test_contexts_built_after_the_prebuilt_one_share_its_keys(pki: TestPKI, version: ssl.TLSVersion,
+                                                              shared: dict, tmp_path) -> None:
+    """
+    What a fork server does for its workers: once the default context of
+    some settings is prebuilt, every L{ServerContexts} of the same
+    settings (each worker's, a reload's) starts its handshakes with it:
+    a session one issued resumes on the other, through an SNI
+    certificate's context too, and is kept past L{TICKET_KEY_LIFETIME}
+    (the main process rotates by new workers). Without it, two
+    L{ServerContexts} have their own keys.
+    """
+    from tests.integration.tls_certs import issue
+    from twisted_sock.net.tls_options import prebuild
+
+    cert, key = issue(pki, str(tmp_path), "a", ("a.example",))
+    table = {"certificate": pki.server_certificate, "private_key": pki.server_key, "ports": 443,
+             "sni": {"a.example": {"certificate": cert, "private_key": key}}}
+    tls = tls_from_mapping(table, "/")
+    client = ssl.create_default_context(cafile=pki.ca_certificate)
+    client.minimum_version = client.maximum_version = version
+    now = [0.0]
+
+    def contexts() -> tls_context.ServerContexts:
+        return tls_context.ServerContexts(tls_from_mapping(table, "/"), "data",
+                                          lambda conn, theirs: SSL.NO_OVERLAPPING_PROTOCOLS,
+                                          clock=lambda: now[0])
+
+    _, session = handshake(contexts().getContext(), client, None)
+    assert not handshake(contexts().getContext(), client, session)[0]
+    prebuild(tls, "data")
+    one, other = contexts(), contexts()
+    assert one.shared and other.shared and one.getContext() is other.getContext()
+    _, session = handshake(one.getContext(), client, None)
+    assert handshake(other.getContext(), client, session)[0]
+    now[0] += tls_context.TICKET_KEY_LIFETIME
+    assert handshake(other.getContext(), client, session)[0]
+    _, session = handshake(one.getContext(), client, None, "a.example")  # fails on another certificate
+    assert handshake(other.getContext(), client, session, "a.example")[0]

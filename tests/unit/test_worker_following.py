@@ -161,7 +161,7 @@ def test_a_worker_that_planned_otherwise_refuses_to_prepare():
     it prepared and closes the offered socket.
     """
     service = _WorkerService()
-    staged = StagedReload(service, None, 0)
+    staged = StagedReload(service, None, 0, 0)
     sock = socket.socket()
     spec = ListenerSpec("a", "10.77.0.1", 7001, "data", ListenerKind.PLAIN, "tcp")
     staged.offer(spec, sock)

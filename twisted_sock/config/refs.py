@@ -12,6 +12,19 @@ from typing import Any
 
 BUILTIN_HANDLERS = ("echo", "discard", "chat")
 BUILTIN_HTTP = ("status",)
+#: Whether checking a configuration imports the modules its references
+#: name (L{skip_imports}).
+_importing = [True]
+
+
+def skip_imports() -> None:
+    """
+    From now on, check references by their form only, without importing
+    the user's code: for the fork server, which reads the configuration
+    for its TLS settings and must not import the reactor (a module may,
+    and every worker forked after it would share its descriptors).
+    """
+    _importing[0] = False
 
 
 def resolve_reference(ref: str) -> Any:
@@ -48,7 +61,8 @@ def check_handler(value: Any) -> str:
     if ":" not in text:
         choices = ", ".join(BUILTIN_HANDLERS)
         raise ValueError(f"unknown handler {text!r} (built-in: {choices}; or package.module:attr)")
-    resolve_reference(text)
+    if _importing[0]:
+        resolve_reference(text)
     return text
 
 
@@ -71,5 +85,6 @@ def check_http(value: Any) -> str:
         return "static:" + os.path.abspath(directory)
     if ":" not in text:
         raise ValueError(f"unknown http resource {text!r} (status, static:DIR or package.module:attr)")
-    resolve_reference(text)
+    if _importing[0]:
+        resolve_reference(text)
     return text

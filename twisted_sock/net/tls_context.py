@@ -10,9 +10,16 @@ session ids). OpenSSL gives every new context random ticket keys, and
 pyOpenSSL offers no way to set them, so the keys are rotated by building
 the contexts again every L{TICKET_KEY_LIFETIME} seconds (at the first
 handshake after that): a ticket issued before a rotation, a reload or a
-restart is not resumed, the client does one full handshake. The keys are
-those of the process (shared by workers only once workers can be given
-keys).
+restart is not resumed, the client does one full handshake.
+
+With workers the keys are shared: the tickets are sealed and opened with
+the keys of the context a handshake starts with (OpenSSL's session
+context, which the switch to an SNI certificate's context leaves as it
+is), and that default context is built once, in the fork server every
+worker is forked from (L{SHARED}, filled by
+L{twisted_sock.net.tls_options.prebuild}). Such contexts are not rebuilt
+here: the main process starts every worker again from a new fork server
+to rotate them (L{twisted_sock.workers.replace}).
 """
 
 from __future__ import annotations
@@ -39,6 +46,10 @@ log = Logger(namespace="twisted_sock")
 TICKET_KEY_LIFETIME = 12 * 3600.0
 #: Seconds the server's TLS 1.2 session cache keeps a session.
 SESSION_TIMEOUT = 3600
+#: The default contexts built before the workers were forked, by mode and
+#: TLS settings: the ones every worker of this process's fork server
+#: starts its handshakes with (the same session-ticket keys).
+SHARED: dict[tuple[str, TLSConfig], SSL.Context] = {}
 
 
 def session_id_context(mode: str) -> bytes:
@@ -119,7 +130,13 @@ class ServerContexts:
 
     def _build(self) -> None:
         tls, mode, select = self.tls, self.mode, self._select_alpn
-        default = build_context(tls, mode, tls.material, select)
+        default = SHARED.get((mode, tls))
+        #: Whether the default context is the fork server's (never rebuilt here).
+        self.shared = default is not None
+        if default is None:
+            default = build_context(tls, mode, tls.material, select)
+        else:
+            default.set_alpn_select_callback(select)  # this socket's
         self._by_name = {e.name: build_context(tls, mode, e.material, select) for e in tls.sni}
         self._refusing = build_context(tls, mode, None, select) if tls.sni_strict else None
         if tls.sni or tls.sni_strict:  # no Python call per handshake otherwise
@@ -132,7 +149,8 @@ class ServerContexts:
         The context a new connection starts with (building new ones first
         when the ticket keys are due for rotation).
         """
-        if self.tls.session_tickets and self._clock() - self.built >= TICKET_KEY_LIFETIME:
+        if self.tls.session_tickets and not self.shared and \
+                self._clock() - self.built >= TICKET_KEY_LIFETIME:
             try:
                 self._build()
             except Exception as e:  # e.g. the client_ca file gone: keep the old keys

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from twisted_sock.config.tls import TLSConfig
-from twisted_sock.net.tls_context import ServerContexts
+from twisted_sock.net.tls_context import SHARED, ServerContexts, build_context
 from twisted_sock.net.tls_failures import record_handshake_failure
 from twisted_sock.twisted_internals.tls import raw_transport
 
@@ -50,6 +50,15 @@ def server_options(tls: TLSConfig, mode: str) -> ServerContexts:
     contexts are built once here and reused by every connection.
     """
     return ServerContexts(tls, mode, alpn_selector(tls.offered(mode)), _sni_refused)
+
+
+def prebuild(tls: TLSConfig, mode: str) -> None:
+    """
+    Build the default context of C{tls}'s C{mode} ports now, for every
+    L{ServerContexts} of the same settings built later in this process and
+    its forked children (L{SHARED}: the workers' shared session-ticket keys).
+    """
+    SHARED[(mode, tls)] = build_context(tls, mode, tls.material, alpn_selector(tls.offered(mode)))
 
 
 def _sni_refused(connection: SSL.Connection, requested: str | None) -> None:

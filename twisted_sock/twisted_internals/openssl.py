@@ -18,7 +18,9 @@ What pyOpenSSL does not offer at all, and so twisted-sock does without:
 C{SSL_CTX_set_tlsext_ticket_keys} / C{SSL_CTX_set_tlsext_ticket_key_cb}
 (setting session-ticket keys). OpenSSL gives every new C{SSL_CTX} random
 ticket keys; twisted-sock rotates them by building new contexts (see
-L{twisted_sock.net.tls_context}).
+L{twisted_sock.net.tls_context}), and workers share them by being forked
+from the process that built the contexts
+(L{twisted_sock.workers.forkserver}).
 """
 
 from __future__ import annotations

@@ -198,8 +198,9 @@ class WorkerReload:
 
     def restart_if_stale(self, worker: Any) -> bool:
         """
-        Restart (C{SIGTERM}: it drains, and is started again) a worker
-        that took no part in the last reload (or did not confirm it).
+        Replace (L{twisted_sock.workers.replace}: another starts, it
+        drains) a worker that took no part in the last reload (or did not
+        confirm it).
 
         @return: whether it did.
         """
@@ -208,8 +209,7 @@ class WorkerReload:
         log.warn("worker {index} (pid {pid}) may not run the configuration in force (it took no part "
                  "in the last reload, or did not confirm it): restarting it",
                  index=worker.index, pid=worker.pid)
-        worker.process.signalProcess("TERM")
-        return True
+        return bool(self.supervisor.replacements.replace(worker, "behind the last reload"))
 
     def _committed(self, results: list[tuple[bool, Any]], workers: list[Any], removed: Groups,
                    summary: str) -> str:

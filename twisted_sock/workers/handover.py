@@ -38,13 +38,10 @@ from twisted_sock.workers.activation import handed_over_fds, take_inherited
 from twisted_sock.workers.aggregate import statistics_from
 from twisted_sock.workers.control import HandOver
 from twisted_sock.workers.listen import Groups, open_groups
+from twisted_sock.workers.replace import HANDOVER_TIMEOUT
 
 log = Logger(namespace="twisted_sock")
 
-#: Seconds the old main process waits for each worker's L{HandOver}; one
-#: that does not answer is killed rather than stopped (its stop would
-#: filter the sockets the new workers serve).
-HANDOVER_TIMEOUT = 10.0
 #: Seconds between the answer to C{upgrade} and the old generation's stop.
 ANSWER_GRACE = 0.2
 #: Seconds between C{STATUS=} messages without a watchdog.

@@ -39,10 +39,11 @@ class StagedReload:
     @ivar offered: the listeners offered for the reload being prepared.
     """
 
-    def __init__(self, service: Any, counts: SharedCounts, index: int) -> None:
+    def __init__(self, service: Any, counts: SharedCounts, index: int, column: int) -> None:
         self.service = service
         self.counts = counts
         self.index = index
+        self.column = column  # of the shared counters
         self.staged: Any = None
         self.rows: dict[str, int] = {}
         self.offered: list[Any] = []
@@ -98,7 +99,7 @@ class StagedReload:
         inherit.withdraw()  # offered sockets no listener took
         self.counts.grow(rows_needed(self.rows))
         self.service.commit_config(staged)
-        self.service.share_limits(self.counts, self.rows, self.index)
+        self.service.share_limits(self.counts, self.rows, self.column)
         for port in staged.change.opened:
             paused = getattr(getattr(port, "sock_state", None), "paused", False)
             if not (port.sock_mode == ListenerMode.HTTP and paused):

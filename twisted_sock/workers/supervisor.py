@@ -1,27 +1,26 @@
 """
 The main process with workers (C{[sock] workers = N}, N > 1): opens every
-listener (all or none), starts N worker processes that serve them, restarts
-one that dies (backing off when one crash-loops), forwards reloads to all of
-them, gathers their statistics, and drains them all on stop.
+listener (all or none), starts N worker processes that serve them (forked
+by a fork server, L{twisted_sock.workers.forkserver}, so that they share
+the TLS session-ticket keys), restarts one that dies (backing off when one
+crash-loops), forwards reloads to all of them, replaces them all from a
+new fork server to rotate the keys (L{twisted_sock.workers.replace}),
+gathers their statistics, and drains them all on stop.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import socket
-import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.internet.protocol import Factory, ProcessProtocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols import amp
 
 from twisted_sock.admin import open_admin
 from twisted_sock.config.loader import load_config
@@ -29,13 +28,14 @@ from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.net.interfaces import ipv6_available, plan_service, system_broadcasts, system_interfaces
 from twisted_sock.net.listeners import close_now
-from twisted_sock.ops.activated import handover_environment, sockets_for
+from twisted_sock.ops.activated import sockets_for
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
 from twisted_sock.stats import process_start_time
-from twisted_sock.workers.aggregate import count_serving, pack, sum_statuses, unpack
-from twisted_sock.workers.control import Gather, Ready, Snapshot
+from twisted_sock.workers.aggregate import count_serving, sum_statuses, unpack
+from twisted_sock.workers.control import Snapshot
 from twisted_sock.workers.following import MainFollower, count_lost
+from twisted_sock.workers.forked import ForkedProcess
 from twisted_sock.workers.grow import WorkerReload
 from twisted_sock.workers.listen import (
     Groups,
@@ -46,20 +46,16 @@ from twisted_sock.workers.listen import (
     serves,
     where,
 )
+from twisted_sock.workers.replace import KILL_GRACE, Replacements, tls_settings
 from twisted_sock.workers.restart import restart_delay
 from twisted_sock.workers.shared import SharedCounts
+from twisted_sock.workers.slot import MainControl, WorkerSlot
 
 log = Logger(namespace="twisted_sock")
 
 #: Seconds the main process waits for one worker's statistics.
 SNAPSHOT_TIMEOUT = 5.0
-#: Seconds after C{drain_timeout} before a worker that has not exited is killed.
-KILL_GRACE = 10.0
 UPGRADE_REFUSED = "error: upgrade with workers > 1 needs the service run by twistd"
-#: Variables a worker must not inherit (socket activation, sd_notify and
-#: the upgrade channel are the main process's).
-_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC",
-                "WATCHDOG_PID", "TWISTED_SOCK_UPGRADE_FD")
 
 
 class Gathered(dict[str, Any]):
@@ -74,59 +70,6 @@ class Gathered(dict[str, Any]):
 def plan(config: ServiceConfig) -> list[Any]:
     return plan_service(list(config.sockets), system_interfaces(), ipv6_available(), system_broadcasts(),
                         sockets_for(config.sockets))
-
-
-@dataclasses.dataclass
-class _Worker:
-    """
-    One worker slot: the process running in it now.
-    """
-
-    index: int
-    process: Any = None
-    control: Any = None
-    pid: int | None = None
-    started: float = 0.0
-    delay: float = 0.0
-    ready: bool = False
-    generation: int = 0  # of the reloads it has (WorkerReload.generation)
-
-
-class _WorkerProcess(ProcessProtocol):
-    def __init__(self, ended: Callable[[Any], None]) -> None:
-        self._ended = ended
-
-    def processEnded(self, reason: Any) -> None:
-        self._ended(reason)
-
-
-class _MainControl(amp.AMP):
-    """
-    The main process's end of one worker's control connection.
-    """
-
-    def __init__(self, supervisor: Supervisor, worker: _Worker) -> None:
-        super().__init__()
-        self.supervisor = supervisor
-        self.worker = worker
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.worker.control = self
-
-    def connectionLost(self, reason: Any = None) -> None:
-        super().connectionLost(reason)
-        if self.worker.control is self:
-            self.worker.control = None
-
-    @Ready.responder
-    def ready(self, pid: int) -> dict[str, Any]:
-        self.supervisor.worker_ready(self.worker, pid)
-        return {}
-
-    @Gather.responder
-    def gather(self) -> defer.Deferred[dict[str, bytes]]:
-        return self.supervisor.gather().addCallback(lambda status: {"status": pack(status)})
 
 
 class Supervisor(MultiService):
@@ -150,13 +93,14 @@ class Supervisor(MultiService):
         self.specs = plan(config)
         check_distinct(self.specs)
         self.rows = {sock.name: row for row, sock in enumerate(config.sockets)}
-        self.workers = [_Worker(i) for i in range(config.workers)]
+        self.workers = [WorkerSlot(i, column=i) for i in range(config.workers)]
         self.groups = Groups()
         self.counts: SharedCounts | None = None
         self._admin: Any = None
         self._stopping: defer.Deferred[None] | None = None
         self._all_ready = False
         self.growing = WorkerReload(self, reactor)
+        self.replacements = Replacements(self, reactor)
         self.following = MainFollower(self, reactor, plan)  # follow_interfaces: here, not in workers
         #: Set once another generation serves the sockets: no worker starts.
         self.handing_over = False
@@ -193,11 +137,14 @@ class Supervisor(MultiService):
     def startService(self) -> None:
         super().startService()
         self._reactor.callWhenRunning(self._install_sigterm)
-        self.counts = SharedCounts.create(len(self.rows), len(self.workers))
+        # Two columns per slot: a replaced worker's while it drains.
+        self.counts = SharedCounts.create(len(self.rows), 2 * len(self.workers))
+        self.replacements.new_fork_server()
         log.info("starting {count} workers", count=len(self.workers))
         for worker in self.workers:
-            self._spawn(worker)
+            self.spawn(worker)
         self.following.start()
+        self.replacements.schedule_rotation()
 
     def _install_sigterm(self) -> None:
         """
@@ -207,38 +154,45 @@ class Supervisor(MultiService):
         reactor = self._reactor
         signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
 
-    def _spawn(self, worker: _Worker) -> None:
-        if self._stopping is not None or self.handing_over:
+    def starts_workers(self) -> bool:
+        return self._stopping is None and not self.handing_over
+
+    def other_column(self, column: int) -> int:
+        return (column + len(self.workers)) % (2 * len(self.workers))
+
+    def forget_column(self, column: int) -> None:
+        if self.counts is not None:
+            self.counts.forget_worker(column)
+
+    def spawn(self, worker: WorkerSlot) -> None:
+        if not self.starts_workers():
             return
-        assert self.counts is not None
+        forks = self.replacements.forks
+        assert self.counts is not None and forks is not None
+        self.replacements.waiting.pop(worker.index, None)  # it starts as the slot should
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        child_fds: dict[int, Any] = {1: 1, 2: 2, 3: child.fileno(), 4: self.counts.fd}
+        child_fds: dict[int, int] = {3: child.fileno(), 4: self.counts.fd}
         listeners = []
         served = [spec for spec in self.specs if serves(spec, worker.index)]  # the current listeners
         for number, spec in enumerate(served, start=5):
             child_fds[number] = self.groups[spec][worker.index].fileno()
             listeners.append([dataclasses.asdict(spec), number])
-        args = {"parent": os.getpid(), "index": worker.index, "workers": len(self.workers),
+        args = {"index": worker.index, "column": worker.column, "columns": 2 * len(self.workers),
                 "flags": self.flags, "log_format": self.config.log_format, "listeners": listeners,
                 "control": 3, "counts": 4, "rows": self.rows}
-        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env.update(handover_environment())  # what the workers' systemd: entries resolve against
-        worker.process = self._reactor.spawnProcess(
-            _WorkerProcess(lambda reason: self._ended(worker, reason)), sys.executable,
-            [sys.executable, "-m", "twisted_sock.workers.worker", json.dumps(args)],
-            env=env, childFDs=child_fds)
-        worker.pid, worker.started, worker.ready = worker.process.pid, time.monotonic(), False
+        worker.process = forks.fork(worker.index, args, child_fds)
+        worker.pid, worker.started, worker.ready = None, time.monotonic(), False
         worker.generation = self.growing.generation
         child.close()
-        factory = Factory.forProtocol(lambda: _MainControl(self, worker))
+        factory = Factory.forProtocol(lambda: MainControl(self, worker))
         self._reactor.adoptStreamConnection(parent.fileno(), socket.AF_UNIX, factory)
         parent.close()
 
-    def worker_ready(self, worker: _Worker, pid: int) -> None:
-        worker.ready = True
+    def worker_ready(self, worker: WorkerSlot, pid: int) -> None:
+        worker.ready, worker.pid = True, pid
         log.info("worker {index} ready (pid {pid})", index=worker.index, pid=pid)
-        self.growing.restart_if_stale(worker)
+        if not self.growing.restart_if_stale(worker):
+            self.replacements.ready(worker)
         if not self._all_ready and all(w.ready for w in self.workers):
             self._all_ready = True
             log.info("all {count} workers ready", count=len(self.workers))
@@ -250,13 +204,24 @@ class Supervisor(MultiService):
         and, in an upgrade, the old generation.
         """
 
-    def _ended(self, worker: _Worker, reason: Any) -> None:
-        pid, worker.process, worker.control, worker.ready = worker.pid, None, None, False
-        if self.counts is not None:
-            self.counts.forget_worker(worker.index)
+    def process_ended(self, process: ForkedProcess, reason: Any) -> None:
+        if not self.replacements.ended(process):
+            for worker in self.workers:
+                if worker.process is process:
+                    self._ended(worker, reason)
+        self._maybe_stopped()
+
+    def _maybe_stopped(self) -> None:
+        if self._stopping is not None and not self._stopping.called and \
+                all(w.process is None for w in self.workers) and not self.replacements.retiring:
+            self.replacements.retire_fork_server()
+            self._stopping.callback(None)
+
+    def _ended(self, worker: WorkerSlot, reason: Any) -> None:
+        pid = worker.process.pid if worker.process is not None else worker.pid
+        worker.process, worker.control, worker.ready = None, None, False
+        self.forget_column(worker.column)
         if self._stopping is not None:
-            if all(w.process is None for w in self.workers):
-                self._stopping.callback(None)
             return
         lived = time.monotonic() - worker.started
         worker.delay = restart_delay(lived, worker.delay)
@@ -264,7 +229,7 @@ class Supervisor(MultiService):
                  "starting another in {delay} s{loop}", index=worker.index, pid=pid,
                  why=reason.getErrorMessage(), delay=worker.delay,
                  loop=" (crash loop: backing off)" if worker.delay >= 1 else "")
-        self._reactor.callLater(worker.delay, self._spawn, worker)
+        self._reactor.callLater(worker.delay, self.spawn, worker)
         if not self._all_ready:
             self.ended_before_ready(worker.index, pid, reason.getErrorMessage())
 
@@ -276,7 +241,7 @@ class Supervisor(MultiService):
 
     # Forwarding ---------------------------------------------------------
 
-    def controls(self) -> list[tuple[_Worker, Any]]:
+    def controls(self) -> list[tuple[WorkerSlot, Any]]:
         return [(w, w.control) for w in self.workers if w.control is not None and w.ready]
 
     def reload(self) -> defer.Deferred[str]:
@@ -300,7 +265,18 @@ class Supervisor(MultiService):
             specs = plan(new)
         except SockError as e:
             return defer.succeed(self._said(f"error: reload refused, running configuration kept: {e}"))
-        return self.growing.reload(new, specs).addCallback(self._said)
+        return self.growing.reload(new, specs).addCallback(self._roll_if_tls_changed).addCallback(self._said)
+
+    def _roll_if_tls_changed(self, result: str) -> str:
+        """
+        After a reload that changed TLS settings, every worker is replaced
+        from a fork server built on them (the workers' own contexts for
+        them would have their own session-ticket keys).
+        """
+        if result.startswith("ok") and tls_settings(self.config) != self.replacements.forks_tls:
+            self.replacements.roll("the reload changed TLS settings")
+            return f"{result}; workers replaced for the new TLS settings"
+        return result
 
     def upgrade(self) -> defer.Deferred[str]:
         """
@@ -350,14 +326,14 @@ class Supervisor(MultiService):
         """
         super().stopService()
         self.following.stop()
+        self.replacements.stop()
         self._stopping = defer.Deferred()
         running = [w for w in self.workers if w.process is not None]
         for worker in running:
-            worker.process.signalProcess("TERM")
-        if not running:
-            self._stopping.callback(None)
-        else:
+            worker.process.signalProcess("TERM")  # the replaced ones drain already
+        if running:
             log.info("draining {count} workers", count=len(running))
+        self._maybe_stopped()
         killer = self._reactor.callLater(self.config.drain_timeout + KILL_GRACE, self._kill)
 
         def closed(_: Any) -> None:
@@ -376,6 +352,8 @@ class Supervisor(MultiService):
                 log.warn("worker {index} (pid {pid}) did not exit in time: killed",
                          index=worker.index, pid=worker.pid)
                 worker.process.signalProcess("KILL")
+        for process in self.replacements.processes():
+            process.signalProcess("KILL")
 
 
 def with_workers(config: ServiceConfig, value: Any) -> ServiceConfig:

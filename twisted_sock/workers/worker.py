@@ -1,7 +1,10 @@
 """
-A worker process: C{python -m twisted_sock.workers.worker ARGS}, started by
-the main process (L{twisted_sock.workers.supervisor}) with its listening
-sockets, the shared counters and its control connection as descriptors.
+A worker process: forked by the fork server
+(L{twisted_sock.workers.forkserver}) for the main process
+(L{twisted_sock.workers.supervisor}), which runs L{main} with the
+arguments C{python -m twisted_sock.workers.worker ARGS} would take, its
+listening sockets, the shared counters and its control connection as
+descriptors.
 
 It serves the configuration the main process serves, on the inherited
 sockets only; it drains and exits on C{SIGTERM}, and exits when the main
@@ -43,6 +46,7 @@ from twisted_sock.workers.staged import StagedReload, as_worker
 
 log = Logger(namespace="twisted_sock")
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 
 
 class WorkerService(SockService):
@@ -153,16 +157,25 @@ class WorkerControl(amp.AMP):
             self.reactor.stop()
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # the main process died before the prctl
         raise SystemExit(0)
 
 
+def name_process(name: str) -> None:
+    """
+    The process's name as C{ps -o comm}, C{top} and C{pgrep} show it (at
+    most 15 bytes): the workers share the fork server's command line.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, name.encode("ascii")[:15], 0, 0, 0)
+
+
 def main(argv: list[str]) -> int:
     args = json.loads(argv[0])
-    _die_with_parent(args["parent"])
+    die_with_parent(args["parent"])
     from twisted.internet import reactor
 
     # The main process's log format (its --log-format or [sock] log_format).
@@ -176,13 +189,16 @@ def main(argv: list[str]) -> int:
         config = as_worker(config_from_flags(args["flags"]), index)
         service = WorkerService.from_config(config)
         assert isinstance(service, WorkerService)
-        counts = SharedCounts(args["counts"], rows_needed(args["rows"]), args["workers"])
-        service.share_limits(counts, args["rows"], index)
+        # Two columns per worker slot: its worker's, and its replacement's
+        # while the old one drains (L{twisted_sock.workers.replace}).
+        column = args["column"]
+        counts = SharedCounts(args["counts"], rows_needed(args["rows"]), args["columns"])
+        service.share_limits(counts, args["rows"], column)
         service.startService()
     except SockError as e:
         sys.stderr.write(f"twistd sock: worker {index}: {e}\n")
         return 1
-    staged = StagedReload(service, counts, index)
+    staged = StagedReload(service, counts, index, column)
     factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor, staged))
     reactor.adoptStreamConnection(args["control"], socket.AF_UNIX, factory)  # type: ignore[attr-defined]
     os.close(args["control"])
