@@ -265,6 +265,22 @@ def test_a_killed_worker_is_replaced():
         assert all(served(server.port(), source) for source in SOURCES)
 
 
+def test_a_worker_stopped_by_sigterm_is_replaced_and_its_sources_served():
+    """
+    C{kill} (C{SIGTERM}) of a worker: it stops as a service stops, with a
+    SYN-dropping filter on its listening socket; the worker started in
+    its place on that same socket serves every address the reuseport
+    program gives the slot (the filter is gone).
+    """
+    with workers(*FLAGS, "--workers", "2") as server:
+        before = [w["pid"] for w in status(server)["workers"]]
+        os.kill(before[0], signal.SIGTERM)
+        server.wait_for("ended", 30)
+        server.wait_for("ready", 60)
+        until(lambda: len([w for w in status(server)["workers"] if w["pid"] not in before]) == 1)
+        assert all(served(server.port(), source) for source in SOURCES)
+
+
 def test_sigterm_drains_every_worker_and_exits_zero():
     """
     SIGTERM to the main process: exit status 0 and no worker left.

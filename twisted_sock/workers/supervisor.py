@@ -28,6 +28,7 @@ from twisted_sock.config.model import ServiceConfig
 from twisted_sock.errors import ConfigError, SockError
 from twisted_sock.net.interfaces import ipv6_available, plan_service, system_broadcasts, system_interfaces
 from twisted_sock.net.listeners import close_now
+from twisted_sock.net.udp import detach_filter
 from twisted_sock.ops.activated import sockets_for
 from twisted_sock.service.planner import validate_change
 from twisted_sock.service.sockservice import SockService
@@ -175,7 +176,12 @@ class Supervisor(MultiService):
         listeners = []
         served = [spec for spec in self.specs if serves(spec, worker.index)]  # the current listeners
         for number, spec in enumerate(served, start=5):
-            child_fds[number] = self.groups[spec][worker.index].fileno()
+            sock = self.groups[spec][worker.index]
+            if spec.protocol == "tcp":
+                # A worker that stopped on its own SIGTERM (a kill) left its
+                # SYN-dropping filter on the socket this one inherits.
+                detach_filter(sock)
+            child_fds[number] = sock.fileno()
             listeners.append([dataclasses.asdict(spec), number])
         args = {"index": worker.index, "column": worker.column, "columns": 2 * len(self.workers),
                 "flags": self.flags, "log_format": self.config.log_format, "listeners": listeners,
