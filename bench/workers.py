@@ -54,13 +54,14 @@ handler = "{handler}"
 
 def tree(pid: int) -> list[int]:
     """
-    C{pid} and its children (the workers).
+    C{pid} and its descendants: the fork server and the workers it forked.
     """
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [pid, *(int(p) for p in f.read().split())]
+            children = [int(p) for p in f.read().split()]
     except OSError:
         return [pid]
+    return [pid, *(d for child in children for d in tree(child))]
 
 
 def start(workers: int, handler: str, directory: Path) -> tuple[subprocess.Popen[str], int, list[str]]:
