@@ -281,6 +281,49 @@ def test_a_worker_stopped_by_sigterm_is_replaced_and_its_sources_served():
         assert all(served(server.port(), source) for source in SOURCES)
 
 
+def test_sigterm_to_the_whole_process_group_drains_once_and_exits_zero():
+    """
+    C{SIGTERM} to every process of the service at once (as systemd's
+    C{KillMode=control-group}, C{Ctrl-C} or C{timeout} send it): each
+    worker stops once although the main process signals it again (no
+    traceback), the fork server outlives them to report their ends, a
+    connection open meanwhile is drained (it still echoes, then the
+    service waits for it to close) and the main process exits 0.
+    """
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "sock", *FLAGS, "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if READY in line:
+                break
+        port = next(parse_listening(line)[1][("127.0.0.1", "data")] for line in lines
+                    if "listening on" in line and "(data)" in line)
+        held = connect("127.0.0.1", port)
+        held.sendall(b"hi")
+        assert held.recv(2) == b"hi"
+        os.killpg(proc.pid, signal.SIGTERM)
+        for line in proc.stdout:  # both workers are stopping: draining
+            lines.append(line)
+            if sum(": SIGTERM: stopping" in seen for seen in lines) == 2:
+                break
+        assert proc.poll() is None
+        held.sendall(b"yo")
+        assert held.recv(2) == b"yo"
+        held.close()
+        out = "".join(lines) + proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "ReactorNotRunning" not in out, out
+    assert out.count(": SIGTERM: stopping") == 2, out
+
+
 def test_sigterm_drains_every_worker_and_exits_zero():
     """
     SIGTERM to the main process: exit status 0 and no worker left.

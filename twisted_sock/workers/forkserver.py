@@ -16,8 +16,7 @@ one message of JSON per worker, then its descriptors in messages of at
 most L{FDS_PER_MESSAGE}) and reports on descriptor 4, one line each:
 C{started SLOT PID} and C{ended PID STATUS} (the wait status). It exits
 once the main process has closed descriptor 3 and its last worker has
-ended; with the main process gone it is terminated (C{PR_SET_PDEATHSIG}),
-and its workers with it (theirs).
+ended, also when the main process is gone (L{serve}).
 
 Its messages are checked by L{twisted_sock.workers.forked}, the main
 process's end.
@@ -91,7 +90,8 @@ def run_worker(request: dict[str, Any], fds: list[int], requests: socket.socket)
     """
     requests.detach()  # its number is the worker's now: never closed by this object
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_DFL)
     place(fds, request["targets"])
     args = json.dumps(dict(request["args"], parent=os.getppid()))
     from twisted_sock.workers import worker
@@ -138,7 +138,16 @@ def serve(requests: socket.socket, reports: int) -> None:
     """
     Fork a worker for each request until the main process closes
     C{requests}; then wait for the last worker to end.
+
+    C{SIGTERM} and C{SIGINT} are ignored: sent to the whole process group
+    (C{Ctrl-C}, C{timeout}, systemd's C{KillMode=control-group}) they
+    reach the workers themselves, which drain; this process must outlive
+    them to report their ends. With the main process gone (the end of
+    C{requests}) it waits for them too (they stop: their control
+    connection ended).
     """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)

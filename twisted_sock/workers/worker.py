@@ -157,6 +157,24 @@ class WorkerControl(amp.AMP):
             self.reactor.stop()
 
 
+def stop_once(reactor: Any) -> None:
+    """
+    C{SIGTERM} or C{SIGINT} stops the worker once: the main process sends
+    one, and a signal to the whole process group (C{Ctrl-C}, C{timeout},
+    systemd's C{KillMode=control-group}) another, which Twisted's own
+    handler would answer with a traceback (the reactor already stopping).
+    """
+
+    def stop(number: int, frame: Any) -> None:
+        for ignored in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(ignored, signal.SIG_IGN)
+        log.info("worker {pid}: {name}: stopping", pid=os.getpid(), name=signal.Signals(number).name)
+        reactor.callFromThread(reactor.stop)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, stop)
+
+
 def die_with_parent(parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -202,6 +220,7 @@ def main(argv: list[str]) -> int:
     factory = Factory.forProtocol(lambda: WorkerControl(service, started, reactor, staged))
     reactor.adoptStreamConnection(args["control"], socket.AF_UNIX, factory)  # type: ignore[attr-defined]
     os.close(args["control"])
+    reactor.callWhenRunning(stop_once, reactor)  # after Twisted's handlers are in place
     reactor.addSystemEventTrigger("before", "shutdown", service.stop_orphaned, args["parent"])
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
