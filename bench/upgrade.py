@@ -11,6 +11,11 @@ connection but stalls every one in flight) and the slowest connection.
     python -m bench.upgrade --upgrades 5 --duration 20 --docs
     python -m bench.upgrade --restart        # the same with plain restarts
     python -m bench.upgrade --workers 2      # a main process with 2 workers
+    python -m bench.upgrade --workers 2 --roll   # every worker replaced instead
+
+C{--roll} replaces every worker from a new fork server (what the
+session-ticket key rotation does) by reloading a change of TLS settings
+of a second socket (the load goes to the first, which has no TLS).
 
 C{--docs} also measures plain restarts for comparison and rewrites the
 C{upgrade} section at the end of C{docs/performance-results.rst} (between
@@ -48,9 +53,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def config(directory: Path, port: int = 0, workers: int = 1) -> Path:
+def config(directory: Path, port: int = 0, workers: int = 1, tls: int = 0) -> Path:
+    """
+    The server's configuration file; with C{tls}, a second socket with a
+    TLS port whose C{sniff_timeout} is C{tls} seconds (a change of TLS
+    settings for each reload of C{--roll}).
+    """
     path = directory / "sock.toml"
-    path.write_text(f"""
+    second = "" if not tls else f"""
+[[socket]]
+name = "tls"
+interfaces = "lo"
+local_ports = "0"
+[socket.tls]
+certificate = "{directory / 'server.pem'}"
+private_key = "{directory / 'server.key'}"
+ports = "0"
+sniff_timeout = {tls}
+"""
+    path.write_text(second + f"""
 [sock]
 workers = {workers}
 admin_socket = "{directory / 'admin.sock'}"
@@ -89,27 +110,41 @@ def start(bindir: Path, conf: Path, workers: int = 1) -> tuple[subprocess.Popen[
 
 
 def measure(duration: float, upgrades: int, inflight: int, restart: bool = False,
-            workers: int = 1) -> dict[str, Any]:
+            workers: int = 1, roll: bool = False) -> dict[str, Any]:
     """
     Run the connect load for C{duration} s and, spread over it, C{upgrades}
     upgrades (or, with C{restart}, as many plain restarts: SIGTERM, then a
-    new twistd binding the port again -- the figure upgrades are for).
+    new twistd binding the port again -- the figure upgrades are for; with
+    C{roll}, as many replacements of every worker).
     """
     bindir = Path(sys.executable).parent
     generator = loadgen()
     with tempfile.TemporaryDirectory(prefix="bench-upgrade-") as tmp:
-        conf = config(Path(tmp), free_port(), workers)
+        port = free_port()
+        if roll:
+            from twisted_sock.testing import make_pki
+
+            make_pki(tmp)
+        conf = config(Path(tmp), port, workers, tls=1 if roll else 0)
         server, port = start(bindir, conf, workers)
         load = subprocess.Popen(pinned(CLIENT_CORE, [str(generator), "connect", "-p", str(port),
                                                      "-c", str(inflight), "-d", f"{duration:g}", "-w", "0"]),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         servers = [server]
         pids: list[int] = []
+        rolled = 0
         answers = []
         try:
             admin = str(Path(tmp) / "admin.sock")
-            for _ in range(upgrades):
+            for step in range(upgrades):
                 time.sleep(duration / (upgrades + 1))  # spread over the load run
+                if roll:
+                    config(Path(tmp), port, workers, tls=step + 2)
+                    done = subprocess.run([str(bindir / "twisted-sock"), "reload", admin],
+                                          capture_output=True, text=True, timeout=120)
+                    answers.append(done.stdout.strip() or done.stderr.strip())
+                    rolled += answers[-1].endswith("workers replaced for the new TLS settings")
+                    continue
                 if restart:
                     servers[-1].terminate()
                     servers[-1].wait(60)
@@ -137,7 +172,7 @@ def measure(duration: float, upgrades: int, inflight: int, restart: bool = False
             raise SystemExit(f"bench upgrade: loadgen failed: {err.strip()}")
         res = results[-1]
     failed = res["reset"] + res["refused"] + res["other"] + res["timeout"]
-    succeeded = len(servers) - 1 if restart else len(pids)
+    succeeded = len(servers) - 1 if restart else rolled if roll else len(pids)
     return {"upgrades": upgrades, "workers": workers, "succeeded": succeeded, "attempted": res["total"],
             "completed": res["completed"], "failed": failed, "rate": res["rate"],
             "slow": res["slow"], "slowest": res["max_latency"],
@@ -208,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", action="store_true", help="rewrite the row in docs/performance-results.rst")
     parser.add_argument("--restart", action="store_true",
                         help="plain restarts (SIGTERM, start again) instead of upgrades: the comparison")
+    parser.add_argument("--roll", action="store_true",
+                        help="replace every worker (a TLS settings reload) instead of upgrades "
+                             "(--workers 2 or more)")
     args = parser.parse_args(argv)
-    result = measure(args.duration, args.upgrades, args.inflight, args.restart, args.workers)
-    what = ("restart" if args.restart else "upgrade") + with_workers(args.workers).replace("``", "")
+    if args.roll and (args.workers < 2 or args.restart or args.docs):
+        parser.error("--roll needs --workers 2 or more, without --restart and --docs")
+    result = measure(args.duration, args.upgrades, args.inflight, args.restart, args.workers, args.roll)
+    what = ("restart" if args.restart else "roll" if args.roll else "upgrade") + \
+        with_workers(args.workers).replace("``", "")
     print(f"{what}: {result['upgrades']} times ({result['succeeded']} succeeded), "
           f"{result['attempted']} connections attempted, {result['failed']} failed, "
           f"{result['slow']} over 1 s, slowest {result['slowest'] * 1000:.0f} ms "

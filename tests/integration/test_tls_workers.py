@@ -10,11 +10,15 @@ without dropping a connection; one that does not keeps them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import ssl
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -128,6 +132,35 @@ def ready_pids(log: list[str]) -> dict[int, int]:
     return {int(m.group(1)): int(m.group(2)) for m in map(READY_LINE.search, log) if m is not None}
 
 
+@contextlib.contextmanager
+def meanwhile(step: Callable[[], Any]) -> Iterator[list[int]]:
+    """
+    Run C{step} over and over in a thread while the block runs; yields a
+    list whose item counts the steps done. The first exception a step
+    raises is raised at the end of the block.
+    """
+    done, failed, stop = [0], [], threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - reported below
+                failed.append(e)
+                return
+            done[0] += 1
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        thread.join(60)
+    if failed:
+        raise failed[0]
+
+
 def test_a_reload_that_changes_tls_replaces_every_worker_without_a_drop(pki, tmp_path):
     """
     A reload that changes nothing of TLS keeps the workers and their keys
@@ -136,7 +169,8 @@ def test_a_reload_that_changes_tls_replaces_every_worker_without_a_drop(pki, tmp
     new workers serve the new certificate and share new keys (a new
     session resumes on both, the one from before the reload does not); a
     TLS connection opened before the reload keeps working, then closes
-    cleanly, and the old workers exit once it has.
+    cleanly, and the old workers exit once it has; connections made to
+    both workers all through the replacement never fail.
     """
     cert, key = issue_server_certificate(pki, str(tmp_path), "server", ("localhost",))
     conf = tmp_path / "sock.toml"
@@ -157,9 +191,12 @@ def test_a_reload_that_changes_tls_replaces_every_worker_without_a_drop(pki, tmp
         assert ask(held, b"before") == b"before"
         renewed = issue_server_certificate(pki, str(tmp_path), "server", ("localhost",))
         assert renewed == (cert, key)
-        line = reload(server, conf, tls_config(cert, key, 'max_connections = 100'))
-        assert line.startswith("ok: reloaded") and line.endswith("workers replaced for the new TLS settings")
-        until(lambda: not set(ready_pids(server.log).values()) & set(old.values()))
+        with meanwhile(lambda: [tls_echo(port, ctx, source=s) for s in sources.values()]) as made:
+            line = reload(server, conf, tls_config(cert, key, 'max_connections = 100'))
+            assert line.startswith("ok: reloaded")
+            assert line.endswith("workers replaced for the new TLS settings")
+            until(lambda: not set(ready_pids(server.log).values()) & set(old.values()))
+        assert made[0] > 2  # connections made to both workers all along, none failed
         with open(cert, "rb") as f:
             wanted = fingerprint(x509.load_pem_x509_certificate(f.read()))
         with tls_connect(port, ctx) as s:

@@ -1,8 +1,9 @@
 """
 Replacing workers (L{twisted_sock.workers.replace}) as plain decisions
 over a stand-in main process and fork server: another worker starts at
-once in the slot's other column, the old one is told to stop accepting
-and then to drain (or killed when it does not answer); a slot waits while
+once in the slot's other column; once it is ready the old one is told to
+stop accepting and then to drain (or killed when it does not answer),
+and not before; a slot waits while
 its other column is taken or its worker is still starting; a roll starts
 a new fork server and replaces every worker, and comes again every
 L{TICKET_KEY_LIFETIME} seconds when a socket issues tickets.
@@ -111,12 +112,22 @@ def replacing(config: Config | None = None) -> tuple[Replacements, Supervisor, C
     return replacements, sup, clock
 
 
-def test_a_replaced_worker_hands_over_then_drains_while_another_starts_in_the_other_column():
+def now_ready(replacements: Replacements, worker: Slot) -> None:
+    """
+    The worker started in C{worker}'s slot says it is ready.
+    """
+    worker.ready, worker.control = True, Control({})
+    replacements.ready(worker)
+
+
+def test_a_replaced_worker_serves_until_the_new_one_is_ready_then_hands_over_and_drains():
     replacements, sup, clock = replacing()
     worker = sup.workers[0]
     old, control = worker.process, worker.control
     assert replacements.replace(worker, "test")
     assert sup.spawned == [(0, 2)] and worker.column == 2 and worker.process is not old
+    assert control.calls == [] and old.signals == []  # still accepting
+    now_ready(replacements, worker)
     assert control.calls == [HandOver] and old.signals == ["TERM"]
     assert [r.column for r in replacements.retiring] == [0]
     assert replacements.ended(old) and sup.forgotten == [0] and not replacements.retiring
@@ -128,8 +139,20 @@ def test_a_worker_that_does_not_hand_over_is_killed():
     worker = sup.workers[1]
     old, worker.control = worker.process, Control(None)
     replacements.replace(worker, "test")
+    now_ready(replacements, worker)
     clock.advance(HANDOVER_TIMEOUT)
     assert old.signals == ["KILL"]
+
+
+def test_a_replaced_worker_still_serving_when_the_service_stops_stops_as_the_others():
+    replacements, sup, clock = replacing()
+    worker = sup.workers[0]
+    old = worker.process
+    replacements.replace(worker, "test")
+    replacements.stop()
+    assert old.signals == ["TERM"]
+    now_ready(replacements, worker)
+    assert old.signals == ["TERM"]
 
 
 def test_a_replaced_worker_still_running_after_the_drain_is_killed():
@@ -137,6 +160,7 @@ def test_a_replaced_worker_still_running_after_the_drain_is_killed():
     worker = sup.workers[0]
     old = worker.process
     replacements.replace(worker, "test")
+    now_ready(replacements, worker)
     clock.advance(sup.config.drain_timeout + HANDOVER_TIMEOUT + KILL_GRACE - 0.1)
     assert old.signals == ["TERM"]
     clock.advance(0.2)
@@ -152,12 +176,14 @@ def test_a_slot_waits_while_its_other_column_drains():
     worker = sup.workers[0]
     first = worker.process
     replacements.replace(worker, "first")
-    worker.ready, worker.control = True, Control({})
+    now_ready(replacements, worker)
     second = worker.process
     assert replacements.replace(worker, "second")
     assert sup.spawned == [(0, 2)] and second.signals == [] and replacements.waiting == {0: "second"}
     replacements.ended(first)
-    assert sup.spawned == [(0, 2), (0, 0)] and second.signals == ["TERM"] and worker.column == 0
+    assert sup.spawned == [(0, 2), (0, 0)] and worker.column == 0
+    now_ready(replacements, worker)
+    assert second.signals == ["TERM"]
 
 
 def test_a_starting_worker_is_replaced_once_ready():
@@ -192,7 +218,7 @@ def test_a_roll_replaces_every_worker_from_a_new_fork_server_and_comes_again_for
     assert replacements.forks is not first and first.retired and replacements.forks.started
     assert sup.spawned == [(0, 2), (1, 3)]
     for w in sup.workers:
-        w.ready, w.control = True, Control({})
+        now_ready(replacements, w)
     for r in list(replacements.retiring):
         replacements.ended(r.process)
     clock.advance(TICKET_KEY_LIFETIME)

@@ -73,6 +73,7 @@ class OperatedSupervisor:
     workers: list[Any]
     groups: Groups
     handing_over: bool
+    replacements: Any
     _upgrading = False
     _announced = False
     _watchdog: Any = None
@@ -216,15 +217,17 @@ class OperatedSupervisor:
         self.notifier().send(MAINPID=pid)
         live = [w for w in self.workers if w.control is not None]
         calls = [w.control.callRemote(HandOver).addTimeout(HANDOVER_TIMEOUT, self._reactor) for w in live]
+        replaced = self.replacements.hand_over()  # replaced workers still serving: drain once they answer
 
         def stop(results: list[tuple[bool, Any]]) -> str:
+            results = results[:len(live)]
             self._handed_over = {w.index for w, (ok, _) in zip(live, results, strict=True) if ok}
             # A moment later, once the admin socket's answer is out.
             self._reactor.callLater(ANSWER_GRACE, self._reactor.stop)
             return self._logged(f"ok: upgraded: new main process {pid}; process {os.getpid()} "
                                 f"and its {len(self.workers)} workers drain and exit")
 
-        return defer.DeferredList(calls, consumeErrors=True).addCallback(stop)
+        return defer.DeferredList(calls + replaced, consumeErrors=True).addCallback(stop)
 
     @staticmethod
     def _logged(line: str) -> str:

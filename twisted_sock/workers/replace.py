@@ -2,10 +2,11 @@
 Replacing a running worker without a dropped connection: another worker
 starts in its slot at once (from the current fork server, on the slot's
 listening sockets, counting its connections in the slot's other column of
-the shared counters); the old one stops accepting (L{HandOver}: its
-sockets are closed there, never shut down or filtered, since the new one
-accepts from them) and drains, and is killed if it has not exited
-C{drain_timeout} + L{KILL_GRACE} seconds later.
+the shared counters); once it is ready, the old one stops accepting
+(L{HandOver}: its sockets are closed there, never shut down or filtered,
+since the new one accepts from them) and drains, and is killed if it has
+not exited C{drain_timeout} + L{KILL_GRACE} seconds later. Until then the
+old one serves: the slot's sockets are never without a worker accepting.
 
 A I{roll} replaces every worker from a new fork server: new TLS contexts,
 so new session-ticket keys shared by all the new workers. The main
@@ -75,13 +76,15 @@ def rotates(config: Any) -> bool:
 @dataclass
 class Retiring:
     """
-    A worker that was replaced, draining.
+    A worker that was replaced: serving until its replacement is ready
+    (C{control} set), then draining.
     """
 
     index: int
     process: Any
     column: int
     pid: int | None
+    control: Any = None
     killer: Any = None
 
 
@@ -154,24 +157,36 @@ class Replacements:
             self.waiting[worker.index] = why
             return True
         self.waiting.pop(worker.index, None)
-        old = Retiring(worker.index, worker.process, worker.column, worker.pid)
-        control = worker.control
+        old = Retiring(worker.index, worker.process, worker.column, worker.pid, worker.control)
         self.retiring.append(old)
-        log.info("worker {index} (pid {pid}) replaced ({why}): it stops accepting and drains",
-                 index=worker.index, pid=worker.pid, why=why)
+        log.info("worker {index} (pid {pid}) replaced ({why}): it serves until the new one is ready, "
+                 "then drains", index=worker.index, pid=worker.pid, why=why)
         worker.process = worker.control = None
         worker.ready = False
         worker.column = other
         sup.spawn(worker)
-        if control is not None:
-            d = control.callRemote(HandOver).addTimeout(HANDOVER_TIMEOUT, self.reactor)
-            d.addCallbacks(lambda _: old.process.signalProcess("TERM"),
-                           lambda _: old.process.signalProcess("KILL"))
-        else:
-            old.process.signalProcess("KILL")
-        old.killer = self.reactor.callLater(sup.config.drain_timeout + HANDOVER_TIMEOUT + KILL_GRACE,
-                                            self._kill, old)
         return True
+
+    def hand_over(self, index: int | None = None) -> list[Any]:
+        """
+        The replaced workers of slot C{index} (C{None}: of every slot)
+        still serving stop accepting (L{HandOver}), then drain
+        (C{SIGTERM}); one that does not answer is killed.
+
+        @return: a Deferred for each, firing once it has answered.
+        """
+        answers = []
+        for old in self.retiring:
+            if old.control is None or (index is not None and old.index != index):
+                continue
+            control, old.control = old.control, None
+            d = control.callRemote(HandOver).addTimeout(HANDOVER_TIMEOUT, self.reactor)
+            d.addCallbacks(lambda _, p=old.process: p.signalProcess("TERM"),
+                           lambda failure, p=old.process: (p.signalProcess("KILL"), failure)[1])
+            old.killer = self.reactor.callLater(
+                self.supervisor.config.drain_timeout + HANDOVER_TIMEOUT + KILL_GRACE, self._kill, old)
+            answers.append(d)
+        return answers
 
     def _kill(self, old: Retiring) -> None:
         log.warn("worker {index} (pid {pid}), replaced, did not exit in time: killed",
@@ -180,8 +195,11 @@ class Replacements:
 
     def ready(self, worker: Any) -> None:
         """
-        C{worker} is ready: replaced now if it is waiting for that.
+        C{worker} is ready: the worker it replaces hands over; it is
+        replaced in turn now if it is waiting for that.
         """
+        for d in self.hand_over(worker.index):
+            d.addErrback(lambda _: None)
         if worker.index in self.waiting:
             self.replace(worker, self.waiting[worker.index])
 
@@ -234,6 +252,14 @@ class Replacements:
                 TICKET_KEY_LIFETIME, self.roll, "session-ticket keys rotated")
 
     def stop(self) -> None:
+        """
+        The service stops: no more rolls; a replaced worker still serving
+        stops as the others do (C{SIGTERM}).
+        """
         if self._rotation is not None and self._rotation.active():
             self._rotation.cancel()
         self.waiting.clear()
+        for old in self.retiring:
+            if old.control is not None:
+                old.control = None
+                old.process.signalProcess("TERM")
