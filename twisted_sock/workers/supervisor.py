@@ -279,7 +279,7 @@ class Supervisor(MultiService):
         from a fork server built on them (the workers' own contexts for
         them would have their own session-ticket keys).
         """
-        if result.startswith("ok") and tls_settings(self.config) != self.replacements.forks_tls:
+        if tls_settings(self.config) != self.replacements.forks_tls:  # in force, in some workers at least
             self.replacements.roll("the reload changed TLS settings")
             return f"{result}; workers replaced for the new TLS settings"
         return result
