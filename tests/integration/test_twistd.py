@@ -116,6 +116,16 @@ class Twistd:
                                          + "".join(self.log[-20:]))
                 self._changed.wait(remaining)
 
+    def output_end(self, timeout: float = 30.0) -> str:
+        """
+        The whole log, once every process writing it (twistd and what it
+        started) has closed it; fails after C{timeout} seconds.
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._ended, timeout):
+                raise AssertionError(f"output still open after {timeout} s:\n" + "".join(self.log[-20:]))
+            return "".join(self.log)
+
     def port(self, mode: str = "data", host: str = "127.0.0.1") -> int:
         return self.listeners[(host, mode)]
 

@@ -337,13 +337,19 @@ def test_sigterm_drains_every_worker_and_exits_zero():
 
 def test_workers_exit_when_the_main_process_is_killed():
     """
-    C{kill -9} of the main process: the workers exit within seconds.
+    C{kill -9} of the main process: the workers exit within seconds, and
+    the fork server after them, without a traceback (it can no longer
+    report their ends).
     """
     with workers(*FLAGS, "--workers", "2") as server:
         pids = [w["pid"] for w in status(server)["workers"]]
+        with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as f:
+            pids += [int(pid) for pid in f.read().split()]  # the fork server
+        assert len(pids) == 3
         server.proc.kill()
         server.proc.wait(30)
         until(lambda: not any(alive(pid) for pid in pids), 10)
+        assert "Traceback" not in server.output_end()
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])

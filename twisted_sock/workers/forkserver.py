@@ -107,6 +107,8 @@ def fork(request: dict[str, Any], fds: list[int], requests: socket.socket, repor
         code = 1
         try:
             code = run_worker(request, fds, requests)
+        except SystemExit as e:  # e.g. the main process gone before the worker started
+            code = e.code if isinstance(e.code, int) else 1
         except BaseException:  # the child must never return into this loop
             traceback.print_exc()
         finally:
@@ -115,7 +117,18 @@ def fork(request: dict[str, Any], fds: list[int], requests: socket.socket, repor
             os._exit(code)
     for fd in fds:
         os.close(fd)
-    os.write(reports, f"started {request['slot']} {pid}\n".encode("ascii"))
+    report(reports, f"started {request['slot']} {pid}")
+
+
+def report(reports: int, line: str) -> None:
+    """
+    One line to the main process (none once it is gone: the workers are
+    still waited for).
+    """
+    try:
+        os.write(reports, f"{line}\n".encode("ascii"))
+    except OSError:
+        pass
 
 
 def reap(reports: int) -> int:
@@ -131,7 +144,7 @@ def reap(reports: int) -> int:
         if pid == 0:
             return count
         count += 1
-        os.write(reports, f"ended {pid} {status}\n".encode("ascii"))
+        report(reports, f"ended {pid} {status}")
 
 
 def serve(requests: socket.socket, reports: int) -> None:
