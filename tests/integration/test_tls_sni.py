@@ -144,6 +144,35 @@ async def test_session_resumption(serve, pki):
         assert await threads.deferToThread(resumed, pki, port_of(service, "off"), version) == (False, False)
 
 
+def resumed_by_session_id(pki: TestPKI, port: int) -> tuple[bool, bool, bool]:
+    """
+    Three TLS 1.2 connections of a client that takes no tickets (so the
+    server's session cache, by session id), each offering the session of
+    the one before and closed without C{close_notify} (as Python's C{ssl},
+    many clients and sslyze close): whether each was resumed.
+    """
+    ctx = tls_context(pki.ca_certificate)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_TICKET
+    first, session = tls_echo(port, ctx)
+    second, session = tls_echo(port, ctx, session=session)
+    third, _ = tls_echo(port, ctx, session=session)
+    return first, second, third
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_session_id_resumes_after_a_close_without_close_notify(serve, pki):
+    """
+    TLS 1.2 session ids: a client that closed its connection without
+    C{close_notify} resumes its session on the next one (OpenSSL 3 would
+    take an unexpected end as a fatal error and drop the session from the
+    cache; sslyze then reports "With Session IDs: NOT SUPPORTED").
+    """
+    tls = TLSConfig(certificate=pki.server_certificate, private_key=pki.server_key, ports=[0])
+    port = port_of(serve(tcp(tls=tls)))
+    assert await threads.deferToThread(resumed_by_session_id, pki, port) == (False, True, True)
+
+
 @pytest.mark.parametrize("profile", ["intermediate", "modern"])
 @pytest_twisted.ensureDeferred
 async def test_sslyze_mozilla_config(serve, pki, profile):
@@ -170,3 +199,22 @@ async def test_sslyze_mozilla_config(serve, pki, profile):
     problems = [line.strip() for line in verdict.splitlines() if line.strip().startswith("*")]
     assert problems == ["* certificate_path_validation: Certificate path validation failed "
                         "for CN=localhost."], verdict
+
+
+@pytest_twisted.ensureDeferred
+async def test_sslyze_finds_tls12_resumption_by_session_id_and_by_ticket(serve, pki):
+    """
+    sslyze C{--resum}: TLS 1.2 sessions resume by session id and by
+    ticket, every attempt (its clients close without C{close_notify}).
+    """
+    sslyze = require_tool("sslyze")
+    tls = TLSConfig(certificate=pki.server_certificate, private_key=pki.server_key, ports=[0])
+    port = port_of(serve(tcp(tls=tls)))
+
+    def run():
+        return subprocess.run([sslyze, "--resum", "--resum_attempts", "10", f"localhost:{port}{{127.0.0.1}}"],
+                              capture_output=True, text=True, timeout=300)
+
+    out = (await threads.deferToThread(run)).stdout
+    assert "With Session IDs: OK - Supported (10 successful resumptions out of 10 attempts)" in out, out
+    assert "With TLS Tickets: OK - Supported (10 successful resumptions out of 10 attempts)" in out, out

@@ -76,6 +76,11 @@ def build_context(tls: TLSConfig, mode: str, material: KeyMaterial | None,
     options = CertificateOptions(raiseMinimumTo=minimum, enableSessions=tls.session_tickets,
                                  enableSessionTickets=tls.session_tickets, **keys)
     context = options.getContext()
+    # A peer that closes without close_notify (most do) ends its connection
+    # as a clean close would: OpenSSL 3 otherwise takes it for a fatal
+    # error and drops the session from the cache (no TLS 1.2 session-id
+    # resumption after it). Unbound sets it too (s_server: -ignore_unexpected_eof).
+    context.set_options(SSL.OP_IGNORE_UNEXPECTED_EOF)
     context.set_cipher_list(policy.ciphers.encode("ascii"))
     set_curves(context, policy.curves)
     context.set_session_id(session_id_context(mode))
