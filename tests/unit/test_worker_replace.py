@@ -11,6 +11,7 @@ L{TICKET_KEY_LIFETIME} seconds when a socket issues tickets.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -259,3 +260,21 @@ def test_a_roll_waits_for_the_reload_under_way():
     sup.growing.busy = False
     clock.advance(1)
     assert sup.spawned == [(0, 2), (1, 3)]
+
+
+def test_a_stale_replacement_still_has_the_worker_it_replaces_hand_over():
+    """
+    The real main process: a worker that says it is ready first has the
+    worker it replaced hand over, then is itself replaced if it missed a
+    reload (the other way round, the old one would serve on, never told).
+    """
+    from twisted_sock.config.flags import config_from_flags
+    from twisted_sock.workers.supervisor import Supervisor as Main
+
+    config = dataclasses.replace(config_from_flags({"tcp": "0", "interfaces": "lo"}), workers=2)
+    main = Main(config, {}, Clock())
+    calls: list[str] = []
+    main.replacements.ready = lambda worker: calls.append("hand over")  # type: ignore[method-assign]
+    main.growing.restart_if_stale = lambda worker: calls.append("stale") or True  # type: ignore[method-assign]
+    main.worker_ready(main.workers[0], 4242)
+    assert calls == ["hand over", "stale"] and main.workers[0].pid == 4242

@@ -197,8 +197,8 @@ class Supervisor(MultiService):
     def worker_ready(self, worker: WorkerSlot, pid: int) -> None:
         worker.ready, worker.pid = True, pid
         log.info("worker {index} ready (pid {pid})", index=worker.index, pid=pid)
-        if not self.growing.restart_if_stale(worker):
-            self.replacements.ready(worker)
+        self.replacements.ready(worker)  # the worker it replaces hands over
+        self.growing.restart_if_stale(worker)
         if not self._all_ready and all(w.ready for w in self.workers):
             self._all_ready = True
             log.info("all {count} workers ready", count=len(self.workers))
