@@ -11,6 +11,7 @@ without dropping a connection; one that does not keeps them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ import pytest
 from cryptography import x509
 
 from tests.integration.clients import ask, peer_fingerprint, tls_connect, tls_context, tls_echo
+from tests.integration.test_twistd import TWISTED_SOCK, run
 from tests.integration.test_workers import FLAGS, alive, until, workers
 from tests.integration.test_workers_reload import reload
 from tests.unit.test_worker_affinity import expected
@@ -169,8 +171,9 @@ def test_a_reload_that_changes_tls_replaces_every_worker_without_a_drop(pki, tmp
     new workers serve the new certificate and share new keys (a new
     session resumes on both, the one from before the reload does not); a
     TLS connection opened before the reload keeps working, then closes
-    cleanly, and the old workers exit once it has; connections made to
-    both workers all through the replacement never fail.
+    cleanly, and the old workers exit once it has (the status counts its
+    connection meanwhile); connections made to both workers all through
+    the replacement never fail.
     """
     cert, key = issue_server_certificate(pki, str(tmp_path), "server", ("localhost",))
     conf = tmp_path / "sock.toml"
@@ -197,6 +200,15 @@ def test_a_reload_that_changes_tls_replaces_every_worker_without_a_drop(pki, tmp
             assert line.endswith("workers replaced for the new TLS settings")
             until(lambda: not set(ready_pids(server.log).values()) & set(old.values()))
         assert made[0] > 2  # connections made to both workers all along, none failed
+        def settled() -> dict[str, Any] | None:  # the connections made meanwhile have ended
+            got = json.loads(run(TWISTED_SOCK, "status", str(conf)).stdout)  # through the admin socket
+            return got if sum(row["connections"] for row in got["workers"]) == 1 else None
+
+        got = until(settled)
+        rows = got["workers"]  # the old worker that holds a connection drains, and is counted
+        assert [row["connections"] for row in rows if row.get("replaced") and row["connections"]] == [1]
+        sock = next(s for s in got["sockets"] if s["name"] == "s")
+        assert sock["connections"] == 1 and sock["workers"] == 2
         with open(cert, "rb") as f:
             wanted = fingerprint(x509.load_pem_x509_certificate(f.read()))
         with tls_connect(port, ctx) as s:

@@ -86,6 +86,8 @@ class Retiring:
     pid: int | None
     control: Any = None
     killer: Any = None
+    #: Its control connection, asked for its figures until it exits.
+    link: Any = None
 
 
 class Replacements:
@@ -142,6 +144,13 @@ class Replacements:
     def processes(self) -> Iterable[Any]:
         return [r.process for r in self.retiring]
 
+    def links(self) -> list[Any]:
+        """
+        The control connections of the replaced workers still running
+        (their connections are still open: the status counts them).
+        """
+        return [r.link for r in self.retiring if r.link is not None]
+
     def replace(self, worker: Any, why: str) -> bool:
         """
         Replace C{worker} now, or as soon as it is ready and its slot's
@@ -157,7 +166,8 @@ class Replacements:
             self.waiting[worker.index] = why
             return True
         self.waiting.pop(worker.index, None)
-        old = Retiring(worker.index, worker.process, worker.column, worker.pid, worker.control)
+        old = Retiring(worker.index, worker.process, worker.column, worker.pid, worker.control,
+                       link=worker.control)
         self.retiring.append(old)
         log.info("worker {index} (pid {pid}) replaced ({why}): it serves until the new one is ready, "
                  "then drains", index=worker.index, pid=worker.pid, why=why)

@@ -300,17 +300,21 @@ class Supervisor(MultiService):
         """
         The whole service's status: every worker's, summed, with the
         C{workers} list (a worker that does not answer in time is left out).
+        A replaced worker still draining is in the sums and the list
+        (C{"replaced": true}), not among the workers serving a socket.
         """
+        current = [control for _, control in self.controls()]
         calls = [control.callRemote(Snapshot).addTimeout(SNAPSHOT_TIMEOUT, self._reactor)
-                 for _, control in self.controls()]
+                 for control in current + self.replacements.links()]
 
         def summed(results: list[tuple[bool, Any]]) -> dict[str, Any]:
-            parts = [unpack(r["status"]) for ok, r in results if ok]
-            status = sum_statuses([p["status"] for p in parts])
-            count_serving(status, [p["status"] for p in parts])
+            parts = [(i >= len(current), unpack(r["status"])) for i, (ok, r) in enumerate(results) if ok]
+            status = sum_statuses([p["status"] for _, p in parts])
+            count_serving(status, [p["status"] for replaced, p in parts if not replaced])
             status["pid"] = os.getpid()
             status["uptime"] = round(time.time() - process_start_time(), 3)
-            status["workers"] = [p["row"] for p in parts]
+            status["workers"] = [dict(p["row"], replaced=True) if replaced else p["row"]
+                                 for replaced, p in parts]
             count_lost(status, self.following.lost)
             return status
 
