@@ -558,3 +558,25 @@ receive_buffer = 98304
         for source in sources:
             pattern = rf"{re.escape(source)}:\d+ timer:\(keepalive,[^\n]*\n\s*skmem:\(r\d+,rb196608,"
             assert re.search(pattern, shown), shown
+
+
+def test_a_fork_server_killed_from_outside_is_started_again_with_its_workers():
+    """
+    C{kill -9} of the fork server: its workers are ended too (killed: they
+    could not be followed any more), a new fork server starts and forks
+    new workers, and every address is served again.
+    """
+    with workers(*FLAGS, "--workers", "2") as server:
+        before = [w["pid"] for w in status(server)["workers"]]
+        with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as f:
+            (fork_server,) = [int(pid) for pid in f.read().split()]
+        os.kill(fork_server, signal.SIGKILL)
+        server.wait_for("the fork server ended", 30)
+
+        def new_workers() -> list[int]:
+            pids = [w["pid"] for w in status(server)["workers"]]
+            return pids if len(pids) == 2 and not set(pids) & set(before) else []
+
+        until(new_workers)
+        assert not any(alive(pid) for pid in [fork_server, *before])
+        assert all(served(server.port(), source) for source in SOURCES)
