@@ -145,6 +145,16 @@ def test_a_worker_that_does_not_hand_over_is_killed():
     assert old.signals == ["KILL"]
 
 
+def test_a_replaced_worker_without_a_control_connection_is_killed_at_the_hand_over():
+    replacements, sup, clock = replacing()
+    worker = sup.workers[0]
+    old, worker.control = worker.process, None  # its connection ended: it stops by itself
+    replacements.replace(worker, "test")
+    assert old.signals == []
+    now_ready(replacements, worker)
+    assert old.signals == ["KILL"]
+
+
 def test_a_replaced_worker_still_serving_when_the_service_stops_stops_as_the_others():
     replacements, sup, clock = replacing()
     worker = sup.workers[0]

@@ -156,6 +156,7 @@ class Control:
 @dataclass
 class Process:
     signals: list[str] = field(default_factory=list)
+    pid: int = 4242
 
     def signalProcess(self, name: str) -> None:
         self.signals.append(name)

@@ -8,7 +8,7 @@ reads them again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +182,13 @@ class TLSConfig:
             chosen = tuple(p for p in self.alpn if p in HTTP_ALPN)
             return chosen or HTTP_ALPN
         return self.alpn
+
+
+def tls_of(sockets: Iterable[Any]) -> list[tuple[str, TLSConfig]]:
+    """
+    C{(name, TLS settings)} of every socket of C{sockets} that has TLS.
+    """
+    return [(sock.name, sock.tls) for sock in sockets if isinstance(sock.tls, TLSConfig)]
 
 
 def file_path(value: Any, what: str) -> str:

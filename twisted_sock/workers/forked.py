@@ -60,8 +60,7 @@ class ForkedProcess:
     before the pid is known is sent when it is) until its end is reported.
     """
 
-    def __init__(self, server: ForkServer) -> None:
-        self.server = server
+    def __init__(self) -> None:
         self.pid: int | None = None
         self.ended = False
         self._pending: list[str] = []
@@ -109,7 +108,7 @@ class ForkServer(ProcessProtocol):
         self._buffer = b""
         self.started = 0.0
         self._slots: dict[int, list[ForkedProcess]] = {}
-        self.running: dict[int, ForkedProcess] = {}
+        self._running: dict[int, ForkedProcess] = {}
         self.process: Any = None
 
     def start(self) -> None:
@@ -137,7 +136,7 @@ class ForkServer(ProcessProtocol):
         Ask for a worker in C{slot} with C{args} and descriptors C{fds}
         (number in the worker: descriptor here).
         """
-        process = ForkedProcess(self)
+        process = ForkedProcess()
         self._slots.setdefault(slot, []).append(process)
         header = json.dumps({"slot": slot, "args": args, "targets": list(fds), "fds": len(fds)}).encode()
         if self._requests is not None:
@@ -200,10 +199,10 @@ class ForkServer(ProcessProtocol):
                 waiting = self._slots.get(int(first))
                 if waiting:
                     process = waiting.pop(0)
-                    self.running[int(second)] = process
+                    self._running[int(second)] = process
                     process.started(int(second))
             elif what == "ended":
-                ended = self.running.pop(int(first), None)
+                ended = self._running.pop(int(first), None)
                 if ended is not None:
                     self._report_end(ended, ending(int(second)))
 
@@ -217,9 +216,9 @@ class ForkServer(ProcessProtocol):
         end left them running), and those it never started.
         """
         self.retire()
-        left = [p for waiting in self._slots.values() for p in waiting] + list(self.running.values())
+        left = [p for waiting in self._slots.values() for p in waiting] + list(self._running.values())
         self._slots.clear()
-        self.running.clear()
+        self._running.clear()
         for process in left:
             process.signalProcess("KILL")
             self._report_end(process, Failure(ProcessTerminated(None, signal.SIGKILL, None)))

@@ -184,25 +184,20 @@ def serve(requests: socket.socket, reports: int) -> None:
                 children += 1
 
 
-def build(flags: dict[str, Any]) -> int:
+def build(flags: dict[str, Any]) -> None:
     """
-    The server contexts of every socket the workers serve; their number.
+    The server contexts of every socket the workers serve, for both modes.
     The user's code is not imported (L{skip_imports}).
     """
     from twisted_sock.config.flags import config_from_flags
     from twisted_sock.config.refs import skip_imports
-    from twisted_sock.config.tls import TLSConfig
+    from twisted_sock.config.tls import tls_of
     from twisted_sock.net.tls_options import prebuild
 
     skip_imports()
-    config = config_from_flags(flags)
-    built = 0
-    for sock in config.sockets:
-        if isinstance(sock.tls, TLSConfig):
-            for mode in ("data", "http"):
-                prebuild(sock.tls, mode)
-                built += 1
-    return built
+    for _, tls in tls_of(config_from_flags(flags).sockets):
+        for mode in ("data", "http"):
+            prebuild(tls, mode)
 
 
 def main(argv: list[str]) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from twisted_sock.config.tls import tls_of
 from twisted_sock.net.tls_context import TICKET_KEY_LIFETIME
 from twisted_sock.ops.activated import handover_environment
 from twisted_sock.workers.control import HandOver
@@ -63,7 +64,7 @@ def tls_settings(config: Any) -> frozenset[tuple[str, Any]]:
     """
     What a fork server builds TLS contexts from: every socket's TLS settings.
     """
-    return frozenset((sock.name, sock.tls) for sock in config.sockets if getattr(sock, "tls", None))
+    return frozenset(tls_of(config.sockets))
 
 
 def rotates(config: Any) -> bool:
@@ -76,18 +77,19 @@ def rotates(config: Any) -> bool:
 @dataclass
 class Retiring:
     """
-    A worker that was replaced: serving until its replacement is ready
-    (C{control} set), then draining.
+    A worker that was replaced: serving until its replacement is ready,
+    then draining.
+
+    @ivar link: its control connection (C{None}: it had none), asked for
+        its figures until it exits.
     """
 
     index: int
     process: Any
     column: int
-    pid: int | None
-    control: Any = None
+    link: Any
+    serving: bool = True
     killer: Any = None
-    #: Its control connection, asked for its figures until it exits.
-    link: Any = None
 
 
 class Replacements:
@@ -166,8 +168,7 @@ class Replacements:
             self.waiting[worker.index] = why
             return True
         self.waiting.pop(worker.index, None)
-        old = Retiring(worker.index, worker.process, worker.column, worker.pid, worker.control,
-                       link=worker.control)
+        old = Retiring(worker.index, worker.process, worker.column, worker.control)
         self.retiring.append(old)
         log.info("worker {index} (pid {pid}) replaced ({why}): it serves until the new one is ready, "
                  "then drains", index=worker.index, pid=worker.pid, why=why)
@@ -187,10 +188,13 @@ class Replacements:
         """
         answers = []
         for old in self.retiring:
-            if old.control is None or (index is not None and old.index != index):
+            if not old.serving or (index is not None and old.index != index):
                 continue
-            control, old.control = old.control, None
-            d = control.callRemote(HandOver).addTimeout(HANDOVER_TIMEOUT, self.reactor)
+            old.serving = False
+            if old.link is None:  # no control connection: it never said it was ready
+                old.process.signalProcess("KILL")
+                continue
+            d = old.link.callRemote(HandOver).addTimeout(HANDOVER_TIMEOUT, self.reactor)
             d.addCallbacks(lambda _, p=old.process: p.signalProcess("TERM"),
                            lambda failure, p=old.process: (p.signalProcess("KILL"), failure)[1])
             old.killer = self.reactor.callLater(
@@ -200,7 +204,7 @@ class Replacements:
 
     def _kill(self, old: Retiring) -> None:
         log.warn("worker {index} (pid {pid}), replaced, did not exit in time: killed",
-                 index=old.index, pid=old.pid)
+                 index=old.index, pid=old.process.pid)
         old.process.signalProcess("KILL")
 
     def ready(self, worker: Any) -> None:
@@ -270,6 +274,6 @@ class Replacements:
             self._rotation.cancel()
         self.waiting.clear()
         for old in self.retiring:
-            if old.control is not None:
-                old.control = None
+            if old.serving:
+                old.serving = False
                 old.process.signalProcess("TERM")
